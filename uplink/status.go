@@ -42,7 +42,7 @@ func (s *State) UnmarshalText(b []byte) error {
 // TargetStatus is what one probe target has shown over the sliding window.
 type TargetStatus struct {
 	Address string        `json:"address"`
-	RTT     time.Duration `json:"rtt_ns"`  // mean RTT of the answered probes in the window
+	RTT     time.Duration `json:"rtt_ns"`   // mean RTT of the answered probes in the window
 	Loss    float64       `json:"loss_pct"` // 0..100
 	Samples int           `json:"samples"`
 }
