@@ -1,0 +1,131 @@
+package uplink
+
+import (
+	"bufio"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestValidConfigFillsDefaultsAndKeepsOverrides(t *testing.T) {
+	cfg, err := LoadConfig("testdata/valid.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cfg.Uplinks) != 2 {
+		t.Fatalf("got %d uplinks, want 2", len(cfg.Uplinks))
+	}
+	isp1, isp2 := cfg.Uplinks[0], cfg.Uplinks[1]
+	if isp1.ID != 1 || isp2.ID != 2 || isp1.Mark() != 0x100 || isp2.Table(cfg.Daemon) != 202 {
+		t.Errorf("ids/marks/tables: %d %d %#x %d", isp1.ID, isp2.ID, isp1.Mark(), isp2.Table(cfg.Daemon))
+	}
+	if isp1.Weight != 3 || isp1.Priority != 1 || isp2.Weight != 1 || isp2.Priority != 2 {
+		t.Errorf("weights/priorities: %+v %+v", isp1, isp2)
+	}
+	if isp1.Probe.Quorum != 2 || isp1.Probe.DownAfter != 3 || isp1.Probe.UpAfter != 10 || isp1.Probe.Interval != 500*time.Millisecond {
+		t.Errorf("isp1 should get the defaults, got %+v", isp1.Probe)
+	}
+	if isp2.Probe.Interval != 200*time.Millisecond || len(isp2.Probe.Targets) != 2 || isp2.Probe.Quorum != 2 {
+		t.Errorf("isp2 should keep its overrides, got %+v", isp2.Probe)
+	}
+	if isp2.Gateway != netip.MustParseAddr("198.51.100.65") || isp2.Gateway6 != netip.MustParseAddr("2001:db8:12::1") {
+		t.Errorf("gateways: %v %v", isp2.Gateway, isp2.Gateway6)
+	}
+	if isp1.Gateway.IsValid() {
+		t.Errorf("isp1 has no gateway in the file and should learn it, got %v", isp1.Gateway)
+	}
+	if cfg.Daemon.TableBase != 200 || cfg.Daemon.RulePriority != 1000 || cfg.Daemon.CleanupOnExit {
+		t.Errorf("daemon defaults: %+v", cfg.Daemon)
+	}
+}
+
+func TestDefaultsDetectASilentFailureInAboutTwoSeconds(t *testing.T) {
+	p := DefaultConfig().Defaults
+	detect := time.Duration(p.DownAfter-1)*p.Interval + p.Timeout
+	if detect > 2500*time.Millisecond {
+		t.Errorf("default detection takes %s", detect)
+	}
+}
+
+// Each testdata/invalid-*.toml starts with "# error: <the exact message>".
+func TestEveryInvalidConfigFailsWithItsExactMessage(t *testing.T) {
+	files, _ := filepath.Glob("testdata/invalid-*.toml")
+	if len(files) < 15 {
+		t.Fatalf("found only %d invalid configs", len(files))
+	}
+	for _, f := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".toml"), func(t *testing.T) {
+			want := firstLineAfter(t, f, "# error: ")
+			_, err := LoadConfig(f)
+			if err == nil {
+				t.Fatalf("accepted; want %q", want)
+			}
+			if err.Error() != want {
+				t.Errorf("got  %q\nwant %q", err.Error(), want)
+			}
+		})
+	}
+}
+
+func TestAMissingFileIsAnError(t *testing.T) {
+	_, err := LoadConfig("testdata/nonexistent.toml")
+	if err == nil || !strings.Contains(err.Error(), "nonexistent.toml") {
+		t.Errorf("got %v", err)
+	}
+}
+
+func TestSeveralMistakesAreReportedTogether(t *testing.T) {
+	src := `
+[defaults]
+targets = ["192.0.2.53"]
+[[uplink]]
+name = "isp1"
+interface = "wan1"
+weight = 0
+[[uplink]]
+name = "isp1"
+interface = "wan2"
+`
+	_, err := ParseConfig("x.toml", []byte(src))
+	if err == nil || !strings.Contains(err.Error(), "x.toml:7: uplink[1].weight") || !strings.Contains(err.Error(), "x.toml:9: uplink[2].name") {
+		t.Errorf("got %v", err)
+	}
+}
+
+func TestAnUplinkWithItsOwnTargetsGetsAQuorumForThem(t *testing.T) {
+	src := `
+[defaults]
+targets = ["192.0.2.53", "198.51.100.53", "203.0.113.53"]
+quorum = 3
+[[uplink]]
+name = "isp1"
+interface = "wan1"
+targets = ["192.0.2.1"]
+quorum = 1
+`
+	cfg, err := ParseConfig("x.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q := cfg.Uplinks[0].Probe.Quorum; q != 1 {
+		t.Errorf("quorum %d", q)
+	}
+}
+
+func firstLineAfter(t *testing.T, path, prefix string) string {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	if sc.Scan() && strings.HasPrefix(sc.Text(), prefix) {
+		return strings.TrimPrefix(sc.Text(), prefix)
+	}
+	t.Fatalf("%s does not start with %q", path, prefix)
+	return ""
+}
