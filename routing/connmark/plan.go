@@ -1,0 +1,188 @@
+// Package connmark pins every connection to the uplink it started on and
+// balances new connections across uplinks by weight, with connection marks in
+// one nftables table the daemon owns (family inet, name "uplinkd").
+//
+// The policy rules that route a mark to its uplink's table (fwmark M/0xff00
+// lookup T) belong to the routing package; this package only decides which
+// mark a connection carries.
+package connmark
+
+import (
+	"fmt"
+	"net/netip"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+const (
+	// TableName is the one nftables table (family inet) this package owns.
+	TableName = "uplinkd"
+	// MarkMask selects the bits of the packet and connection marks that name
+	// an uplink; other bits belong to other software and are preserved.
+	MarkMask uint32 = 0xff00
+)
+
+// Uplink is one uplink as the balancer sees it.
+type Uplink struct {
+	Name      string // for comments and logs
+	Interface string // traffic arriving here is pinned to this uplink; replies from here are never marked
+	Mark      uint32 // id<<8, within MarkMask
+	Weight    int    // share of new connections among the eligible uplinks; 0 takes none
+	// Live: may keep its connections (Up/Degraded, not drained --now).
+	Live bool
+	// Eligible: may take new connections (in the active set). Implies Live.
+	Eligible bool
+}
+
+// PortRange is an inclusive range of destination ports; From == To for one port.
+type PortRange struct{ From, To uint16 }
+
+// Service is a per-service rule: new connections that match go to Mark.
+// The daemon resolves the rule's ordered uplink list to Mark (the first
+// eligible one). Mark 0 means none is available: Block rejects the
+// connection, otherwise it falls through to weighted balancing.
+type Service struct {
+	Name    string
+	Src     []netip.Prefix // empty: any
+	Dst     []netip.Prefix // empty: any
+	Proto   string         // "", "tcp", "udp" or "icmp" (ICMPv6 for IPv6)
+	DPorts  []PortRange    // needs Proto tcp, udp or "" (then tcp and udp)
+	InIface string         // "": any; never matches the gateway's own traffic
+	Mark    uint32
+	Block   bool
+}
+
+// Plan is the whole desired state of the table.
+type Plan struct {
+	// LANInterfaces limits forwarded traffic that is balanced to these
+	// incoming interfaces; empty means every interface that is not an uplink.
+	LANInterfaces []string
+	Uplinks       []Uplink
+	Services      []Service // first match wins
+	// Affinity picks by a hash of the source address instead of at random,
+	// so one client keeps using one uplink for all its new connections.
+	Affinity bool
+}
+
+var nameRE = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
+
+func validIfname(s string) bool {
+	return len(s) > 0 && len(s) < 16 && !strings.ContainsAny(s, "\"\\/ \t\n\x00")
+}
+
+// Validate reports the first thing in p that cannot be turned into a table.
+func (p Plan) Validate() error {
+	marks := map[uint32]string{}
+	ifaces := map[string]string{}
+	for _, u := range p.Uplinks {
+		if !nameRE.MatchString(u.Name) {
+			return fmt.Errorf("connmark: uplink %q: name must be 1-64 of A-Z a-z 0-9 _ . : -", u.Name)
+		}
+		if u.Mark == 0 || u.Mark&^MarkMask != 0 {
+			return fmt.Errorf("connmark: uplink %s: mark %#x is not a nonzero value within mask %#x", u.Name, u.Mark, MarkMask)
+		}
+		if other, ok := marks[u.Mark]; ok {
+			return fmt.Errorf("connmark: uplink %s: mark %#x already used by uplink %s", u.Name, u.Mark, other)
+		}
+		marks[u.Mark] = u.Name
+		if !validIfname(u.Interface) {
+			return fmt.Errorf("connmark: uplink %s: bad interface name %q", u.Name, u.Interface)
+		}
+		if other, ok := ifaces[u.Interface]; ok {
+			return fmt.Errorf("connmark: uplink %s: interface %s already used by uplink %s", u.Name, u.Interface, other)
+		}
+		ifaces[u.Interface] = u.Name
+		if u.Weight < 0 || u.Weight > 1000 {
+			return fmt.Errorf("connmark: uplink %s: weight %d is outside 0..1000", u.Name, u.Weight)
+		}
+		if u.Eligible && !u.Live {
+			return fmt.Errorf("connmark: uplink %s: eligible but not live", u.Name)
+		}
+	}
+	for _, l := range p.LANInterfaces {
+		if !validIfname(l) {
+			return fmt.Errorf("connmark: bad LAN interface name %q", l)
+		}
+		if u, ok := ifaces[l]; ok {
+			return fmt.Errorf("connmark: LAN interface %s is uplink %s's interface", l, u)
+		}
+	}
+	seen := map[string]bool{}
+	for _, s := range p.Services {
+		if err := s.validate(marks); err != nil {
+			return err
+		}
+		if seen[s.Name] {
+			return fmt.Errorf("connmark: service %s: duplicate name", s.Name)
+		}
+		seen[s.Name] = true
+	}
+	return nil
+}
+
+func (s Service) validate(marks map[uint32]string) error {
+	if !nameRE.MatchString(s.Name) {
+		return fmt.Errorf("connmark: service %q: name must be 1-64 of A-Z a-z 0-9 _ . : -", s.Name)
+	}
+	if s.Mark != 0 {
+		if _, ok := marks[s.Mark]; !ok {
+			return fmt.Errorf("connmark: service %s: mark %#x belongs to no uplink", s.Name, s.Mark)
+		}
+	}
+	switch s.Proto {
+	case "", "tcp", "udp":
+	case "icmp":
+		if len(s.DPorts) > 0 {
+			return fmt.Errorf("connmark: service %s: ports need protocol tcp or udp, not icmp", s.Name)
+		}
+	default:
+		return fmt.Errorf("connmark: service %s: protocol %q is not tcp, udp or icmp", s.Name, s.Proto)
+	}
+	for _, r := range s.DPorts {
+		if r.From == 0 || r.From > r.To {
+			return fmt.Errorf("connmark: service %s: bad port range %d-%d", s.Name, r.From, r.To)
+		}
+	}
+	for _, p := range slices.Concat(s.Src, s.Dst) {
+		if !p.IsValid() || p.Addr().Is4In6() || p.Addr().Zone() != "" {
+			return fmt.Errorf("connmark: service %s: bad prefix %v", s.Name, p)
+		}
+	}
+	if s.InIface != "" && !validIfname(s.InIface) {
+		return fmt.Errorf("connmark: service %s: bad interface name %q", s.Name, s.InIface)
+	}
+	if len(s.families()) == 0 {
+		return fmt.Errorf("connmark: service %s: source and destination prefixes share no address family", s.Name)
+	}
+	return nil
+}
+
+// families lists the address families (4, 6) a service can match, given its
+// prefixes: a family is possible unless one of the lists excludes it.
+func (s Service) families() []int {
+	var out []int
+	for _, f := range []int{4, 6} {
+		if hasFamily(s.Src, f) && hasFamily(s.Dst, f) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+func hasFamily(ps []netip.Prefix, f int) bool {
+	if len(ps) == 0 {
+		return true
+	}
+	return slices.ContainsFunc(ps, func(p netip.Prefix) bool { return p.Addr().Is4() == (f == 4) })
+}
+
+func prefixesOf(ps []netip.Prefix, f int) []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range ps {
+		if p.Addr().Is4() == (f == 4) {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
+}

@@ -1,0 +1,95 @@
+package routing
+
+import (
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+// LinkInfo is what the kernel says about an uplink's interface.
+type LinkInfo struct {
+	Name     string
+	Index    int
+	Up       bool         // administratively up
+	Carrier  bool         // lower layer up
+	Addrs    []netip.Addr // global unicast addresses, IPv4 then IPv6
+	Gateway4 netip.Addr   // default gateway via this interface in a table that is not ours
+	Gateway6 netip.Addr
+}
+
+// Link learns an interface's state, global addresses and the gateways the kernel holds for it
+// (the default route via it that DHCP, SLAAC or NetworkManager put in main or another table
+// that is not ours; main wins, then the lowest metric).
+func (r *Router) Link(ifname string) (LinkInfo, error) {
+	l, err := r.k.LinkByName(ifname)
+	if err != nil {
+		return LinkInfo{}, fmt.Errorf("routing: link %s: %w", ifname, err)
+	}
+	a := l.Attrs()
+	info := LinkInfo{
+		Name:    a.Name,
+		Index:   a.Index,
+		Up:      a.Flags&net.FlagUp != 0,
+		Carrier: a.RawFlags&unix.IFF_LOWER_UP != 0,
+	}
+	for _, f := range families {
+		addrs, err := retryDump("addresses of "+ifname, func() ([]netlink.Addr, error) { return r.k.AddrList(l, f) })
+		if err != nil {
+			return info, err
+		}
+		for _, ad := range addrs {
+			ip := addrOf(ad.IP)
+			if ip.IsValid() && ip.IsGlobalUnicast() && ad.Scope == int(netlink.SCOPE_UNIVERSE) && ad.Flags&unix.IFA_F_TENTATIVE == 0 {
+				info.Addrs = append(info.Addrs, ip)
+			}
+		}
+		routes, err := retryDump("routes", func() ([]netlink.Route, error) {
+			return r.k.RouteListFiltered(f, &netlink.Route{Table: tableUnspec}, netlink.RT_FILTER_TABLE)
+		})
+		if err != nil {
+			return info, err
+		}
+		gw := r.gatewayFor(routes, a.Index)
+		if f == netlink.FAMILY_V6 {
+			info.Gateway6 = gw
+		} else {
+			info.Gateway4 = gw
+		}
+	}
+	return info, nil
+}
+
+// gatewayFor picks the gateway of the best foreign default route through link index idx.
+func (r *Router) gatewayFor(routes []netlink.Route, idx int) netip.Addr {
+	var best netip.Addr
+	bestMain, bestMetric := false, 0
+	for _, ro := range routes {
+		if !isDefault(ro) || r.s.ownedRoute(ro) || ro.Protocol == r.s.Protocol || ro.Table == r.s.ActiveTable {
+			continue
+		}
+		var gw net.IP
+		if ro.LinkIndex == idx && ro.Gw != nil {
+			gw = ro.Gw
+		}
+		for _, h := range ro.MultiPath {
+			if h.LinkIndex == idx && h.Gw != nil {
+				gw = h.Gw
+				break
+			}
+		}
+		if gw == nil {
+			continue
+		}
+		isMain := ro.Table == tableMain
+		better := !best.IsValid() ||
+			isMain && !bestMain ||
+			isMain == bestMain && ro.Priority < bestMetric
+		if better {
+			best, bestMain, bestMetric = addrOf(gw), isMain, ro.Priority
+		}
+	}
+	return best
+}

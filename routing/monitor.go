@@ -1,0 +1,411 @@
+package routing
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// EventKind says what the kernel reported.
+type EventKind int
+
+const (
+	LinkDown        EventKind = iota // administratively down, or removed
+	LinkUp                           // administratively up again
+	CarrierLost                      // lower layer down (cable, peer, modem)
+	CarrierRegained                  // lower layer up again
+	AddrChanged                      // a global address of the interface came or went: re-learn with Link
+	GatewayChanged                   // a foreign default route via the interface came or went: re-learn with Link
+	OwnedDeleted                     // someone deleted one of our rules or routes: Apply again
+	ResyncNeeded                     // events were lost (ENOBUFS): re-learn every uplink and Apply
+)
+
+var eventNames = [...]string{"link-down", "link-up", "carrier-lost", "carrier-regained",
+	"addr-changed", "gateway-changed", "owned-deleted", "resync-needed"}
+
+func (k EventKind) String() string {
+	if k < 0 || int(k) >= len(eventNames) {
+		return fmt.Sprintf("event(%d)", int(k))
+	}
+	return eventNames[k]
+}
+
+// Event is one thing the monitor saw.
+type Event struct {
+	Kind      EventKind
+	Interface string // empty for OwnedDeleted and ResyncNeeded
+	Index     int
+	Detail    string // what exactly, for the log
+}
+
+func (e Event) String() string {
+	if e.Interface == "" {
+		return fmt.Sprintf("%s: %s", e.Kind, e.Detail)
+	}
+	return fmt.Sprintf("%s %s: %s", e.Kind, e.Interface, e.Detail)
+}
+
+// Monitor watches links, addresses, routes and rules in one network namespace and reports
+// what matters to the daemon.
+type Monitor struct {
+	ns  netns.NsHandle // netns.None(): the namespace of the calling thread
+	s   Settings
+	log *slog.Logger
+
+	links map[int]linkState
+}
+
+type linkState struct {
+	name        string
+	up, carrier bool
+}
+
+// NewMonitor returns a monitor of namespace ns (netns.None() for the current one). log may be nil.
+func NewMonitor(ns netns.NsHandle, s Settings, log *slog.Logger) *Monitor {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Monitor{ns: ns, s: s.withDefaults(), log: log}
+}
+
+// resubscribeAttempts bounds how often in a row subscribing may fail before Run gives up.
+const resubscribeAttempts = 5
+
+// subscription is one set of kernel subscriptions; closing done ends them.
+type subscription struct {
+	done   chan struct{}
+	links  chan netlink.LinkUpdate
+	addrs  chan netlink.AddrUpdate
+	routes chan netlink.RouteUpdate
+	rules  chan ruleUpdate
+	wg     sync.WaitGroup
+}
+
+type ruleUpdate struct {
+	deleted  bool
+	family   int
+	priority int
+	table    int
+	protocol uint8
+	err      error // non-nil: the socket failed (ENOBUFS); the channel closes after it
+}
+
+// Run reports events on out until ctx ends; it returns ctx's error then, or an error when it
+// cannot subscribe. Events lost in the kernel (a closed subscription) are reported as one
+// ResyncNeeded and the monitor subscribes again.
+func (m *Monitor) Run(ctx context.Context, out chan<- Event) error {
+	failures := 0
+	first := true
+	for {
+		sub, err := m.subscribe()
+		if err != nil {
+			failures++
+			if failures >= resubscribeAttempts {
+				return fmt.Errorf("routing: monitor: subscribe %d times in a row: %w", failures, err)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(time.Duration(failures) * 100 * time.Millisecond):
+			}
+			continue
+		}
+		failures = 0
+		if !first && !m.send(ctx, out, Event{Kind: ResyncNeeded, Detail: "netlink subscription lost events; resubscribed"}) {
+			sub.close()
+			return ctx.Err()
+		}
+		first = false
+		reason := m.loop(ctx, sub, out)
+		sub.close()
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		m.log.Warn("routing: monitor resubscribes", "reason", reason)
+	}
+}
+
+func (m *Monitor) send(ctx context.Context, out chan<- Event, e Event) bool {
+	select {
+	case out <- e:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+func (m *Monitor) subscribe() (*subscription, error) {
+	sub := &subscription{
+		done:   make(chan struct{}),
+		links:  make(chan netlink.LinkUpdate, 64),
+		addrs:  make(chan netlink.AddrUpdate, 64),
+		routes: make(chan netlink.RouteUpdate, 256),
+		rules:  make(chan ruleUpdate, 64),
+	}
+	var ns *netns.NsHandle
+	if m.ns.IsOpen() {
+		ns = &m.ns
+	}
+	logErr := func(what string) func(error) {
+		return func(err error) { m.log.Warn("routing: monitor "+what+" subscription failed", "err", err) }
+	}
+	// ListExisting on links only: it seeds the link state, so later changes are transitions.
+	if err := netlink.LinkSubscribeWithOptions(sub.links, sub.done, netlink.LinkSubscribeOptions{
+		Namespace: ns, ListExisting: true, ErrorCallback: logErr("link")}); err != nil {
+		close(sub.done)
+		return nil, fmt.Errorf("links: %w", err)
+	}
+	if err := netlink.AddrSubscribeWithOptions(sub.addrs, sub.done, netlink.AddrSubscribeOptions{
+		Namespace: ns, ErrorCallback: logErr("address")}); err != nil {
+		close(sub.done)
+		return nil, fmt.Errorf("addresses: %w", err)
+	}
+	if err := netlink.RouteSubscribeWithOptions(sub.routes, sub.done, netlink.RouteSubscribeOptions{
+		Namespace: ns, ErrorCallback: logErr("route")}); err != nil {
+		close(sub.done)
+		return nil, fmt.Errorf("routes: %w", err)
+	}
+	if err := m.subscribeRules(sub); err != nil {
+		close(sub.done)
+		return nil, fmt.Errorf("rules: %w", err)
+	}
+	m.links = map[int]linkState{}
+	return sub, nil
+}
+
+// close ends the subscriptions and waits for the rule reader.
+func (s *subscription) close() {
+	close(s.done)
+	s.wg.Wait()
+}
+
+// subscribeRules listens to rule changes; the netlink package has no subscription for them.
+func (m *Monitor) subscribeRules(sub *subscription) error {
+	var sock *nl.NetlinkSocket
+	var err error
+	if m.ns.IsOpen() {
+		// SubscribeAt switches the thread's namespace; keep the goroutine on its thread meanwhile.
+		runtime.LockOSThread()
+		var cur netns.NsHandle
+		cur, err = netns.Get()
+		if err == nil {
+			sock, err = nl.SubscribeAt(m.ns, cur, unix.NETLINK_ROUTE, unix.RTNLGRP_IPV4_RULE, unix.RTNLGRP_IPV6_RULE)
+			cur.Close()
+		}
+		runtime.UnlockOSThread()
+	} else {
+		sock, err = nl.Subscribe(unix.NETLINK_ROUTE, unix.RTNLGRP_IPV4_RULE, unix.RTNLGRP_IPV6_RULE)
+	}
+	if err != nil {
+		return err
+	}
+	sub.wg.Add(2)
+	go func() { // closes the socket when the subscription ends, which wakes Receive
+		defer sub.wg.Done()
+		<-sub.done
+		sock.Close()
+	}()
+	go func() {
+		defer sub.wg.Done()
+		defer close(sub.rules)
+		for {
+			msgs, _, err := sock.Receive()
+			if err != nil {
+				select {
+				case <-sub.done:
+				case sub.rules <- ruleUpdate{err: err}:
+				}
+				return
+			}
+			for _, msg := range msgs {
+				u, ok := parseRuleMsg(msg.Header.Type, msg.Data)
+				if !ok {
+					continue
+				}
+				select {
+				case sub.rules <- u:
+				case <-sub.done:
+					return
+				}
+			}
+		}
+	}()
+	return nil
+}
+
+// parseRuleMsg reads the fields we need from an RTM_NEWRULE/RTM_DELRULE message.
+func parseRuleMsg(typ uint16, data []byte) (ruleUpdate, bool) {
+	if typ != unix.RTM_NEWRULE && typ != unix.RTM_DELRULE || len(data) < unix.SizeofRtMsg {
+		return ruleUpdate{}, false
+	}
+	hdr := nl.DeserializeRtMsg(data)
+	u := ruleUpdate{deleted: typ == unix.RTM_DELRULE, family: int(hdr.Family), table: int(hdr.Table)}
+	attrs, err := nl.ParseRouteAttr(data[unix.SizeofRtMsg:])
+	if err != nil {
+		return ruleUpdate{}, false
+	}
+	for _, a := range attrs {
+		switch a.Attr.Type {
+		case nl.FRA_PRIORITY:
+			if len(a.Value) >= 4 {
+				u.priority = int(binary.NativeEndian.Uint32(a.Value))
+			}
+		case nl.FRA_TABLE:
+			if len(a.Value) >= 4 {
+				u.table = int(binary.NativeEndian.Uint32(a.Value))
+			}
+		case nl.FRA_PROTOCOL:
+			if len(a.Value) >= 1 {
+				u.protocol = a.Value[0]
+			}
+		}
+	}
+	return u, true
+}
+
+// loop turns updates into events until a channel closes or ctx ends; it returns why it stopped.
+func (m *Monitor) loop(ctx context.Context, sub *subscription, out chan<- Event) string {
+	for {
+		var evs []Event
+		select {
+		case <-ctx.Done():
+			return "stopped"
+		case u, ok := <-sub.links:
+			if !ok {
+				return "link subscription closed"
+			}
+			evs = m.linkEvents(u)
+		case u, ok := <-sub.addrs:
+			if !ok {
+				return "address subscription closed"
+			}
+			evs = m.addrEvents(u)
+		case u, ok := <-sub.routes:
+			if !ok {
+				return "route subscription closed"
+			}
+			evs = m.routeEvents(u)
+		case u, ok := <-sub.rules:
+			if !ok {
+				return "rule subscription closed"
+			}
+			if u.err != nil {
+				return "rule subscription: " + u.err.Error()
+			}
+			evs = m.ruleEvents(u)
+		}
+		for _, e := range evs {
+			m.log.Debug("routing: monitor event", "event", e.String())
+			if !m.send(ctx, out, e) {
+				return "stopped"
+			}
+		}
+	}
+}
+
+func (m *Monitor) linkEvents(u netlink.LinkUpdate) []Event {
+	a := u.Link.Attrs()
+	if u.Header.Type == unix.RTM_DELLINK {
+		delete(m.links, a.Index)
+		return []Event{{Kind: LinkDown, Interface: a.Name, Index: a.Index, Detail: "interface removed"}}
+	}
+	now := linkState{name: a.Name, up: a.Flags&net.FlagUp != 0, carrier: a.RawFlags&unix.IFF_LOWER_UP != 0}
+	before, known := m.links[a.Index]
+	m.links[a.Index] = now
+	if !known {
+		return nil // first sight (ListExisting or a new interface): the daemon learns it with Link
+	}
+	var evs []Event
+	ev := func(k EventKind, d string) { evs = append(evs, Event{Kind: k, Interface: a.Name, Index: a.Index, Detail: d}) }
+	switch {
+	case before.up && !now.up:
+		ev(LinkDown, "administratively down")
+	case !before.up && now.up:
+		ev(LinkUp, "administratively up")
+	}
+	switch {
+	case before.carrier && !now.carrier:
+		ev(CarrierLost, "no carrier")
+	case !before.carrier && now.carrier:
+		ev(CarrierRegained, "carrier")
+	}
+	return evs
+}
+
+func (m *Monitor) name(index int) string {
+	if l, ok := m.links[index]; ok {
+		return l.name
+	}
+	return fmt.Sprintf("#%d", index)
+}
+
+func (m *Monitor) addrEvents(u netlink.AddrUpdate) []Event {
+	ip := addrOf(u.LinkAddress.IP)
+	if !ip.IsValid() || !ip.IsGlobalUnicast() || u.Scope != int(netlink.SCOPE_UNIVERSE) {
+		return nil
+	}
+	verb := "removed"
+	if u.NewAddr {
+		verb = "added"
+	}
+	return []Event{{Kind: AddrChanged, Interface: m.name(u.LinkIndex), Index: u.LinkIndex,
+		Detail: fmt.Sprintf("address %s %s", u.LinkAddress.String(), verb)}}
+}
+
+func (m *Monitor) routeEvents(u netlink.RouteUpdate) []Event {
+	r := u.Route
+	deleted := u.Type == unix.RTM_DELROUTE
+	if m.s.ownedRoute(r) {
+		if deleted {
+			return []Event{{Kind: OwnedDeleted, Detail: "route deleted: " + describeRoute(&r, m.names())}}
+		}
+		return nil
+	}
+	if !isDefault(r) || r.Protocol == m.s.Protocol || r.Type != unix.RTN_UNICAST {
+		return nil
+	}
+	verb := "added"
+	if deleted {
+		verb = "deleted"
+	}
+	var evs []Event
+	seen := map[int]bool{}
+	add := func(idx int) {
+		if idx != 0 && !seen[idx] {
+			seen[idx] = true
+			evs = append(evs, Event{Kind: GatewayChanged, Interface: m.name(idx), Index: idx,
+				Detail: "default route " + verb + ": " + describeRoute(&r, m.names())})
+		}
+	}
+	add(r.LinkIndex)
+	for _, h := range r.MultiPath {
+		add(h.LinkIndex)
+	}
+	return evs
+}
+
+func (m *Monitor) names() map[int]string {
+	n := make(map[int]string, len(m.links))
+	for i, l := range m.links {
+		n[i] = l.name
+	}
+	return n
+}
+
+func (m *Monitor) ruleEvents(u ruleUpdate) []Event {
+	if !u.deleted || !m.s.inBand(u.priority) || u.protocol != uint8(m.s.Protocol) {
+		return nil
+	}
+	return []Event{{Kind: OwnedDeleted, Detail: fmt.Sprintf("rule deleted: %s pref %d table %s",
+		familyName(u.family), u.priority, tableName(u.table))}}
+}
