@@ -326,7 +326,9 @@ func (m *Monitor) linkEvents(u netlink.LinkUpdate) []Event {
 		return nil // first sight (ListExisting or a new interface): the daemon learns it with Link
 	}
 	var evs []Event
-	ev := func(k EventKind, d string) { evs = append(evs, Event{Kind: k, Interface: a.Name, Index: a.Index, Detail: d}) }
+	ev := func(k EventKind, d string) {
+		evs = append(evs, Event{Kind: k, Interface: a.Name, Index: a.Index, Detail: d})
+	}
 	switch {
 	case before.up && !now.up:
 		ev(LinkDown, "administratively down")
