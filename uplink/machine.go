@@ -1,0 +1,285 @@
+package uplink
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// Result is one target's answer in a probe round.
+type Result struct {
+	Target netip.Addr
+	OK     bool
+	RTT    time.Duration
+	Err    string // why it did not answer
+}
+
+// Round is one probe round of an uplink: every target probed once.
+type Round struct {
+	Start   time.Time
+	Results []Result
+}
+
+func (r Round) answered() int {
+	n := 0
+	for _, x := range r.Results {
+		if x.OK {
+			n++
+		}
+	}
+	return n
+}
+
+// Machine judges one uplink's health from probe rounds and link events. It is pure: no clock,
+// no goroutines; the daemon feeds it observations and asks it to decide.
+//
+// Down: over the last down_after rounds fewer than quorum distinct targets answered even once
+// (a silent failure is judged after exactly down_after rounds; one target that filters ICMP does
+// not count against the others; random loss rarely silences a target for down_after rounds), or
+// the link cannot carry traffic (carrier, admin down, no address or gateway: immediately).
+// Up again: up_after rounds in a row with quorum, and for a flapping uplink a hold-down of
+// stable rounds that doubles with every flap (capped at max_hold_down, forgotten one flap per
+// max_hold_down of stability). Degraded: the quorum-th best target's loss or mean RTT over the
+// window is beyond max_loss / max_rtt; it recovers below half the loss and 80 % of the RTT.
+type Machine struct {
+	name   string
+	p      Probe
+	state  State
+	since  time.Time
+	reason string
+
+	linkProblem string  // non-empty: why the link cannot carry traffic
+	rounds      []Round // newest last; at most max(DownAfter, Window)
+	goodRun     int     // rounds in a row with quorum
+	goodSince   time.Time
+
+	flaps     int // recent Up→Down transitions
+	lastDecay time.Time
+}
+
+// NewMachine starts an uplink in Unknown.
+func NewMachine(name string, p Probe, now time.Time) *Machine {
+	return &Machine{name: name, p: p, since: now, reason: "starting: no probe round yet", lastDecay: now}
+}
+
+// State returns the current verdict.
+func (m *Machine) State() State { return m.state }
+
+// Since returns when the current state began, and why.
+func (m *Machine) Since() (time.Time, string) { return m.since, m.reason }
+
+// SetProbe changes the probe settings (a reload) without forgetting what was seen.
+func (m *Machine) SetProbe(p Probe) {
+	m.p = p
+	m.trim()
+}
+
+// ObserveRound records a finished probe round.
+func (m *Machine) ObserveRound(r Round) {
+	m.rounds = append(m.rounds, r)
+	m.trim()
+	if r.answered() >= m.p.Quorum {
+		if m.goodRun == 0 {
+			m.goodSince = r.Start
+		}
+		m.goodRun++
+	} else {
+		m.goodRun = 0
+	}
+}
+
+// ObserveLink records whether the link can carry traffic; reason says why not.
+func (m *Machine) ObserveLink(ok bool, reason string) {
+	if ok {
+		m.linkProblem = ""
+		return
+	}
+	m.linkProblem = reason
+	// Rounds from before the link failed say nothing about the link that comes back.
+	m.rounds = m.rounds[:0]
+	m.goodRun = 0
+}
+
+func (m *Machine) trim() {
+	keep := max(m.p.DownAfter, m.p.Window, 1)
+	if len(m.rounds) > keep {
+		m.rounds = slices.Delete(m.rounds, 0, len(m.rounds)-keep)
+	}
+}
+
+// Decide applies the rules at time now and returns the state change, if any.
+func (m *Machine) Decide(now time.Time) (Event, bool) {
+	m.decay(now)
+	if m.linkProblem != "" {
+		return m.set(now, Down, m.linkProblem)
+	}
+	if len(m.rounds) == 0 {
+		return Event{}, false
+	}
+	last := m.rounds[len(m.rounds)-1]
+	total := len(last.Results)
+	switch m.state {
+	case Unknown:
+		if last.answered() >= m.p.Quorum {
+			return m.setQuality(now, fmt.Sprintf("first round: %d/%d targets answered", last.answered(), total))
+		}
+		if alive, judged := m.alive(); judged && alive < m.p.Quorum {
+			return m.set(now, Down, m.downReason(alive, total))
+		}
+	case Up, Degraded:
+		if alive, judged := m.alive(); judged && alive < m.p.Quorum {
+			m.flaps++
+			m.lastDecay = now
+			return m.set(now, Down, m.downReason(alive, total))
+		}
+		if last.answered() < m.p.Quorum {
+			return Event{}, false // a failing streak is judged by down_after, not as loss
+		}
+		return m.setQuality(now, "")
+	case Down:
+		if m.goodRun < m.p.UpAfter {
+			return Event{}, false
+		}
+		hold := m.HoldDown()
+		if stable := now.Sub(m.goodSince); stable < hold {
+			return Event{}, false
+		}
+		// Judge quality on the rounds since it recovered, not on the outage.
+		m.rounds = slices.Delete(m.rounds, 0, len(m.rounds)-min(m.goodRun, len(m.rounds)))
+		reason := fmt.Sprintf("%d good rounds in a row", m.goodRun)
+		if hold > 0 {
+			reason += fmt.Sprintf(", stable for the %s hold-down", hold)
+		}
+		return m.setQuality(now, reason)
+	}
+	return Event{}, false
+}
+
+// HoldDown is how long a good run must last before a Down uplink may return: nothing for the
+// first failure, then hold_down doubling with every further flap, capped.
+func (m *Machine) HoldDown() time.Duration {
+	if m.flaps < 2 {
+		return 0
+	}
+	h := m.p.HoldDown
+	for i := 2; i < m.flaps && h < m.p.MaxHoldDown; i++ {
+		h *= 2
+	}
+	return min(h, m.p.MaxHoldDown)
+}
+
+// decay forgets one flap per max_hold_down without a failure.
+func (m *Machine) decay(now time.Time) {
+	if m.state == Down || m.flaps == 0 || m.p.MaxHoldDown <= 0 {
+		return
+	}
+	for m.flaps > 0 && now.Sub(m.lastDecay) >= m.p.MaxHoldDown {
+		m.flaps--
+		m.lastDecay = m.lastDecay.Add(m.p.MaxHoldDown)
+	}
+}
+
+// alive counts the distinct targets that answered at least once in the last down_after rounds;
+// judged is false until there are that many rounds.
+func (m *Machine) alive() (alive int, judged bool) {
+	if len(m.rounds) < m.p.DownAfter {
+		return 0, false
+	}
+	seen := map[netip.Addr]bool{}
+	for _, r := range m.rounds[len(m.rounds)-m.p.DownAfter:] {
+		for _, x := range r.Results {
+			if x.OK {
+				seen[x.Target] = true
+			}
+		}
+	}
+	return len(seen), true
+}
+
+func (m *Machine) downReason(alive, total int) string {
+	return fmt.Sprintf("%d rounds without quorum: %d/%d targets answered (quorum %d)", m.p.DownAfter, alive, total, m.p.Quorum)
+}
+
+// setQuality moves to Up or Degraded by the window's loss and RTT, with hysteresis.
+func (m *Machine) setQuality(now time.Time, why string) (Event, bool) {
+	loss, rtt := m.Quality()
+	degraded := loss > m.p.MaxLoss || rtt > m.p.MaxRTT
+	if m.state == Degraded {
+		degraded = loss > m.p.MaxLoss/2 || rtt > m.p.MaxRTT*8/10
+	}
+	quality := fmt.Sprintf("loss %.0f%%, rtt %s", loss, rtt.Round(time.Microsecond*100))
+	if why != "" {
+		quality = why + "; " + quality
+	}
+	if degraded {
+		return m.set(now, Degraded, fmt.Sprintf("%s (limits %.0f%%, %s)", quality, m.p.MaxLoss, m.p.MaxRTT))
+	}
+	return m.set(now, Up, quality)
+}
+
+// Quality is the uplink's loss (percent) and mean RTT over the window, taken from the
+// quorum-th best target so that one target filtering ICMP does not degrade a good uplink.
+func (m *Machine) Quality() (loss float64, rtt time.Duration) {
+	stats := m.Targets()
+	if len(stats) == 0 {
+		return 0, 0
+	}
+	q := min(max(m.p.Quorum, 1), len(stats)) - 1
+	losses := make([]float64, len(stats))
+	rtts := make([]time.Duration, 0, len(stats))
+	for i, s := range stats {
+		losses[i] = s.Loss
+		if s.Loss < 100 {
+			rtts = append(rtts, s.RTT)
+		}
+	}
+	slices.Sort(losses)
+	slices.Sort(rtts)
+	if len(rtts) > q {
+		rtt = rtts[q]
+	}
+	return losses[q], rtt
+}
+
+// Targets returns per-target loss and mean RTT over the window, in configuration order.
+func (m *Machine) Targets() []TargetStatus {
+	window := m.rounds[max(0, len(m.rounds)-m.p.Window):]
+	out := make([]TargetStatus, 0, len(m.p.Targets))
+	for _, t := range m.p.Targets {
+		var st TargetStatus
+		st.Address = t.String()
+		var sum time.Duration
+		answered := 0
+		for _, r := range window {
+			for _, x := range r.Results {
+				if x.Target != t {
+					continue
+				}
+				st.Samples++
+				if x.OK {
+					answered++
+					sum += x.RTT
+				}
+			}
+		}
+		if st.Samples > 0 {
+			st.Loss = 100 * float64(st.Samples-answered) / float64(st.Samples)
+		}
+		if answered > 0 {
+			st.RTT = sum / time.Duration(answered)
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+func (m *Machine) set(now time.Time, to State, reason string) (Event, bool) {
+	if to == m.state {
+		m.reason = reason // keep the newest explanation without announcing a change
+		return Event{}, false
+	}
+	ev := Event{Time: now, Kind: "state", Uplink: m.name, From: m.state.String(), To: to.String(), Reason: reason}
+	m.state, m.since, m.reason = to, now, reason
+	return ev, true
+}

@@ -1,0 +1,270 @@
+package uplink
+
+import (
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+)
+
+var (
+	t1 = netip.MustParseAddr("192.0.2.53")
+	t2 = netip.MustParseAddr("198.51.100.53")
+	t3 = netip.MustParseAddr("203.0.113.53")
+)
+
+func testProbe() Probe {
+	p := DefaultConfig().Defaults
+	p.Targets = []netip.Addr{t1, t2, t3}
+	p.Quorum = 2
+	return p
+}
+
+// harness drives a Machine round by round on a fake clock.
+type harness struct {
+	t      *testing.T
+	m      *Machine
+	now    time.Time
+	events []Event
+}
+
+func newHarness(t *testing.T, p Probe) *harness {
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	return &harness{t: t, m: NewMachine("isp1", p, now), now: now}
+}
+
+// round feeds one round in which the given targets answer (10ms) and the others do not.
+func (h *harness) round(answering ...netip.Addr) State {
+	r := Round{Start: h.now}
+	for _, t := range h.m.p.Targets {
+		res := Result{Target: t, Err: "no reply within 1s"}
+		for _, a := range answering {
+			if a == t {
+				res = Result{Target: t, OK: true, RTT: 10 * time.Millisecond}
+			}
+		}
+		r.Results = append(r.Results, res)
+	}
+	h.m.ObserveRound(r)
+	h.now = h.now.Add(h.m.p.Interval)
+	if ev, ok := h.m.Decide(h.now); ok {
+		h.events = append(h.events, ev)
+	}
+	return h.m.State()
+}
+
+func (h *harness) rounds(n int, answering ...netip.Addr) State {
+	for range n {
+		h.round(answering...)
+	}
+	return h.m.State()
+}
+
+// roundsUntil feeds rounds until the state is want and returns how many it took (bounded).
+func (h *harness) roundsUntil(want State, max int, answering ...netip.Addr) int {
+	for i := 1; i <= max; i++ {
+		if h.round(answering...) == want {
+			return i
+		}
+	}
+	h.t.Fatalf("still %s after %d rounds, want %s", h.m.State(), max, want)
+	return 0
+}
+
+func TestAHealthyUplinkIsUpAfterItsFirstRound(t *testing.T) {
+	h := newHarness(t, testProbe())
+	if got := h.round(t1, t2, t3); got != Up {
+		t.Fatalf("got %s", got)
+	}
+	if len(h.events) != 1 || h.events[0].From != "unknown" || h.events[0].To != "up" {
+		t.Errorf("events %v", h.events)
+	}
+}
+
+func TestASilentFailureIsDetectedAfterExactlyDownAfterRounds(t *testing.T) {
+	for _, downAfter := range []int{1, 3, 5} {
+		p := testProbe()
+		p.DownAfter = downAfter
+		h := newHarness(t, p)
+		h.rounds(5, t1, t2, t3)
+		for i := 1; i < downAfter; i++ {
+			if got := h.round(); got != Up {
+				t.Fatalf("down_after %d: %s after %d failed rounds", downAfter, got, i)
+			}
+		}
+		if got := h.round(); got != Down {
+			t.Fatalf("down_after %d: still %s after %d failed rounds", downAfter, got, downAfter)
+		}
+		last := h.events[len(h.events)-1]
+		if !strings.Contains(last.Reason, "rounds without quorum: 0/3 targets answered") {
+			t.Errorf("reason %q", last.Reason)
+		}
+	}
+}
+
+func TestOneTargetThatFiltersICMPDoesNotTakeTheUplinkDownWithQuorumTwo(t *testing.T) {
+	h := newHarness(t, testProbe())
+	if got := h.rounds(100, t1, t2); got != Up {
+		t.Fatalf("got %s: %s", got, h.m.reason)
+	}
+	if len(h.events) != 1 {
+		t.Errorf("the state changed more than once: %v", h.events)
+	}
+}
+
+func TestTwoOfThreeTargetsSilentTakesTheUplinkDownWithQuorumTwo(t *testing.T) {
+	h := newHarness(t, testProbe())
+	h.rounds(3, t1, t2, t3)
+	if n := h.roundsUntil(Down, 10, t1); n != 3 {
+		t.Errorf("down after %d rounds", n)
+	}
+}
+
+func TestRecoveryNeedsUpAfterGoodRoundsInARow(t *testing.T) {
+	h := newHarness(t, testProbe())
+	h.rounds(3, t1, t2, t3)
+	h.rounds(3)
+	if h.m.State() != Down {
+		t.Fatal("not down")
+	}
+	h.rounds(9, t1, t2, t3)
+	h.round() // one bad round resets the count
+	if got := h.rounds(9, t1, t2, t3); got != Down {
+		t.Fatalf("up after a broken run: %s", got)
+	}
+	if got := h.round(t1, t2, t3); got != Up {
+		t.Fatalf("still %s after 10 good rounds in a row", got)
+	}
+}
+
+func TestAFlappingUplinkIsHeldDownLongerEachTime(t *testing.T) {
+	p := testProbe()
+	h := newHarness(t, p)
+	h.rounds(3, t1, t2, t3)
+	var needed []int
+	for range 4 {
+		h.roundsUntil(Down, 10)
+		needed = append(needed, h.roundsUntil(Up, 10000, t1, t2, t3))
+	}
+	// First failure: up_after rounds only. Then hold_down (10s = 20 rounds), doubling.
+	want := []int{10, 20, 40, 80}
+	for i := range want {
+		if needed[i] != want[i] {
+			t.Errorf("flap %d needed %d good rounds, want %d (all: %v)", i+1, needed[i], want[i], needed)
+		}
+	}
+}
+
+func TestTheHoldDownIsCappedAndForgottenWhenStable(t *testing.T) {
+	p := testProbe()
+	p.HoldDown = 10 * time.Second
+	p.MaxHoldDown = 30 * time.Second
+	h := newHarness(t, p)
+	h.rounds(3, t1, t2, t3)
+	for range 6 {
+		h.roundsUntil(Down, 10)
+		h.roundsUntil(Up, 10000, t1, t2, t3)
+	}
+	if hd := h.m.HoldDown(); hd != 30*time.Second {
+		t.Errorf("hold-down %s, want the 30s cap", hd)
+	}
+	// Ten minutes of stability forget every flap.
+	h.rounds(int(10*time.Minute/p.Interval), t1, t2, t3)
+	h.roundsUntil(Down, 10)
+	if n := h.roundsUntil(Up, 10000, t1, t2, t3); n != p.UpAfter {
+		t.Errorf("after a long stable period it took %d rounds to come back, want %d", n, p.UpAfter)
+	}
+}
+
+func TestCarrierLossIsImmediateAndRecoveryStillNeedsGoodRounds(t *testing.T) {
+	h := newHarness(t, testProbe())
+	h.rounds(5, t1, t2, t3)
+	h.m.ObserveLink(false, "carrier lost on wan1")
+	ev, ok := h.m.Decide(h.now)
+	if !ok || h.m.State() != Down || ev.Reason != "carrier lost on wan1" {
+		t.Fatalf("got %s %v", h.m.State(), ev)
+	}
+	h.m.ObserveLink(true, "")
+	if n := h.roundsUntil(Up, 100, t1, t2, t3); n != 10 {
+		t.Errorf("came back after %d rounds, want up_after", n)
+	}
+}
+
+func TestProbesWhileTheLinkIsDownDoNotBringItBack(t *testing.T) {
+	h := newHarness(t, testProbe())
+	h.rounds(3, t1, t2, t3)
+	h.m.ObserveLink(false, "interface wan1 is down")
+	if got := h.rounds(20, t1, t2, t3); got != Down {
+		t.Errorf("got %s", got)
+	}
+}
+
+func TestHighLossDegradesAndRecoveryNeedsHalfTheLimit(t *testing.T) {
+	h := newHarness(t, testProbe())
+	h.rounds(20, t1, t2, t3)
+	// Every target loses 1 probe in 3: 33 % > 20 %.
+	for range 20 {
+		h.round(t1, t2)
+		h.round(t2, t3)
+		h.round(t1, t3)
+	}
+	if h.m.State() != Degraded {
+		t.Fatalf("got %s: %s", h.m.State(), h.m.reason)
+	}
+	// 15 % loss is under the limit but above half of it: stays degraded (hysteresis).
+	for range 7 {
+		h.rounds(5, t1, t2, t3)
+		h.round(t3)
+	}
+	if h.m.State() != Degraded {
+		t.Fatalf("left degraded at 15%% loss: %s", h.m.reason)
+	}
+	h.rounds(20, t1, t2, t3)
+	if h.m.State() != Up {
+		t.Fatalf("got %s: %s", h.m.State(), h.m.reason)
+	}
+}
+
+func TestHighRTTDegrades(t *testing.T) {
+	p := testProbe()
+	p.MaxRTT = 5 * time.Millisecond // probes answer in 10ms
+	h := newHarness(t, p)
+	if got := h.round(t1, t2, t3); got != Degraded {
+		t.Errorf("got %s", got)
+	}
+}
+
+func TestAnUplinkThatNeverAnswersGoesFromUnknownToDown(t *testing.T) {
+	h := newHarness(t, testProbe())
+	if n := h.roundsUntil(Down, 10); n != 3 {
+		t.Errorf("down after %d rounds", n)
+	}
+}
+
+func TestAReloadKeepsTheVerdict(t *testing.T) {
+	h := newHarness(t, testProbe())
+	h.rounds(3, t1, t2, t3)
+	p := testProbe()
+	p.DownAfter = 5
+	h.m.SetProbe(p)
+	if h.m.State() != Up {
+		t.Fatal("reload reset the state")
+	}
+	if n := h.roundsUntil(Down, 10); n != 5 {
+		t.Errorf("down after %d rounds with the new down_after 5", n)
+	}
+}
+
+func BenchmarkObserveRound(b *testing.B) {
+	p := testProbe()
+	m := NewMachine("isp1", p, time.Unix(0, 0))
+	r := Round{Results: []Result{{Target: t1, OK: true, RTT: time.Millisecond}, {Target: t2, OK: true, RTT: time.Millisecond}, {Target: t3}}}
+	now := time.Unix(0, 0)
+	b.ReportAllocs()
+	for b.Loop() {
+		now = now.Add(p.Interval)
+		r.Start = now
+		m.ObserveRound(r)
+		m.Decide(now)
+	}
+}
