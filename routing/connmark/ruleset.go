@@ -1,0 +1,293 @@
+package connmark
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+)
+
+// The table is built from a small intermediate form: chains of rules made
+// of statements. Each statement knows its nft text (Render, golden tests)
+// and its kernel expressions (exprs.go), so both come from one source.
+
+type chain struct {
+	name  string
+	hook  string // "" for a regular chain
+	ctype string // "filter" or "route" for a base chain
+	rules []rule
+}
+
+type rule struct {
+	stmts   []stmt
+	comment string
+}
+
+type ruleset struct{ chains []chain }
+
+func chainName(kind string, mark uint32) string { return fmt.Sprintf("%s_%d", kind, mark>>8) }
+
+// build turns a valid plan into the table's chains. Pure.
+func build(p Plan) ruleset {
+	ups := slices.Clone(p.Uplinks)
+	slices.SortFunc(ups, func(a, b Uplink) int { return int(a.Mark) - int(b.Mark) })
+
+	var wanNames, wanVmap, restore []kv
+	var live []kv
+	for _, u := range ups {
+		wanNames = append(wanNames, kv{key: u.Interface})
+		wanVmap = append(wanVmap, kv{key: u.Interface, chain: chainName("wan", u.Mark)})
+		if u.Live {
+			live = append(live, kv{mark: u.Mark, chain: chainName("restore", u.Mark)})
+		}
+	}
+	restore = live
+	ifaces := make([]string, len(wanNames))
+	for i, n := range wanNames {
+		ifaces[i] = n.key
+	}
+
+	var pre []rule
+	pre = append(pre,
+		rule{stmts: []stmt{markIsOurs{}, verdict{kind: "return"}}, comment: "already marked: probes, or routed by someone else"},
+	)
+	if len(ups) > 0 {
+		pre = append(pre, rule{stmts: []stmt{ifnameVmap{meta: "iifname", entries: wanVmap}}, comment: "from an uplink: pin inbound, never restore replies"})
+	}
+	if len(p.LANInterfaces) > 0 {
+		lans := slices.Sorted(slices.Values(p.LANInterfaces))
+		pre = append(pre, rule{stmts: []stmt{ifnameIn{meta: "iifname", names: slices.Compact(lans), invert: true}, verdict{kind: "return"}}})
+	}
+	if len(restore) > 0 {
+		pre = append(pre, rule{stmts: []stmt{ctMarkVmap{entries: restore}}, comment: "pinned to a live uplink"})
+	}
+	pre = append(pre,
+		rule{stmts: []stmt{ctDirection{dir: "reply"}, verdict{kind: "return"}}},
+		rule{stmts: []stmt{fibDaddrLocal{}, verdict{kind: "return"}}},
+	)
+	if len(ifaces) > 0 {
+		pre = append(pre, rule{stmts: []stmt{ifnameIn{meta: "fib daddr oifname", names: ifaces, invert: true}, verdict{kind: "return"}}, comment: "not bound for an uplink"})
+		pre = append(pre, rule{stmts: []stmt{verdict{kind: "goto", chain: "pick"}}})
+	}
+
+	var out []rule
+	out = append(out, rule{stmts: []stmt{markIsOurs{}, verdict{kind: "return"}}, comment: "already marked: probes, or routed by someone else"})
+	if len(restore) > 0 {
+		out = append(out, rule{stmts: []stmt{ctMarkVmap{entries: restore}}, comment: "pinned to a live uplink"})
+	}
+	out = append(out, rule{stmts: []stmt{ctDirection{dir: "reply"}, verdict{kind: "return"}}})
+	if len(ifaces) > 0 {
+		out = append(out, rule{stmts: []stmt{ifnameIn{meta: "oifname", names: ifaces, invert: true}, verdict{kind: "return"}}, comment: "not bound for an uplink"})
+		out = append(out, rule{stmts: []stmt{verdict{kind: "goto", chain: "pick"}}})
+	}
+
+	rs := ruleset{chains: []chain{
+		{name: "prerouting", hook: "prerouting", ctype: "filter", rules: pre},
+		{name: "output", hook: "output", ctype: "route", rules: out},
+		{name: "pick", rules: pickRules(p, ups)},
+		{name: "block", rules: []rule{
+			{stmts: []stmt{l4proto{protos: []uint8{protoTCP}}, reject{tcp: true}}},
+			{stmts: []stmt{reject{}}},
+		}},
+	}}
+	for _, u := range ups {
+		rs.chains = append(rs.chains, chain{name: chainName("wan", u.Mark), rules: []rule{{
+			stmts:   []stmt{ctDirection{dir: "original"}, ctMarkUnset{}, setCtMark{mark: u.Mark}},
+			comment: u.Name,
+		}}})
+		if u.Live {
+			rs.chains = append(rs.chains, chain{name: chainName("restore", u.Mark), rules: []rule{{
+				stmts: []stmt{setMetaMark{mark: u.Mark}}, comment: u.Name,
+			}}})
+		}
+		rs.chains = append(rs.chains, chain{name: chainName("pin", u.Mark), rules: []rule{{
+			stmts: []stmt{setCtMark{mark: u.Mark}, setMetaMark{mark: u.Mark}}, comment: u.Name,
+		}}})
+	}
+	return rs
+}
+
+// pickRules chooses the uplink of a new (or orphaned) connection: the first
+// matching service rule, else weighted balancing over the eligible uplinks.
+// With no eligible uplink the packet stays unmarked and follows the main
+// policy rules (the active table).
+func pickRules(p Plan, ups []Uplink) []rule {
+	var rules []rule
+	for _, s := range p.Services {
+		rules = append(rules, serviceRules(s)...)
+	}
+	var shares []share
+	g := 0
+	for _, u := range ups {
+		if u.Eligible && u.Weight > 0 {
+			shares = append(shares, share{mark: u.Mark, weight: u.Weight})
+			g = gcd(g, u.Weight)
+		}
+	}
+	if len(shares) == 0 {
+		return rules
+	}
+	var entries []kv
+	total := 0
+	for _, s := range shares {
+		w := s.weight / g
+		entries = append(entries, kv{from: uint32(total), to: uint32(total + w - 1), chain: chainName("pin", s.mark)})
+		total += w
+	}
+	if !p.Affinity {
+		rules = append(rules, rule{stmts: []stmt{pickVmap{mod: uint32(total), entries: entries}}, comment: "balance by weight"})
+		return rules
+	}
+	for _, f := range []int{4, 6} {
+		rules = append(rules, rule{stmts: []stmt{pickVmap{family: f, mod: uint32(total), entries: entries}}, comment: "balance by weight and source"})
+	}
+	return rules
+}
+
+type share struct {
+	mark   uint32
+	weight int
+}
+
+func gcd(a, b int) int {
+	for b != 0 {
+		a, b = b, a%b
+	}
+	return a
+}
+
+func serviceRules(s Service) []rule {
+	var v stmt
+	switch {
+	case s.Mark != 0:
+		v = verdict{kind: "goto", chain: chainName("pin", s.Mark)}
+	case s.Block:
+		v = verdict{kind: "goto", chain: "block"}
+	default:
+		return nil // nothing available and fallback allowed: balance as usual
+	}
+	fams := []int{0}
+	if len(s.Src)+len(s.Dst) > 0 {
+		fams = s.families()
+	}
+	var rules []rule
+	for _, f := range fams {
+		var st []stmt
+		if s.InIface != "" {
+			st = append(st, ifnameIn{meta: "iifname", names: []string{s.InIface}})
+		}
+		if ps := prefixesOf(s.Src, f); len(ps) > 0 {
+			st = append(st, addrMatch{family: f, field: "saddr", ranges: prefixRanges(ps)})
+		}
+		if ps := prefixesOf(s.Dst, f); len(ps) > 0 {
+			st = append(st, addrMatch{family: f, field: "daddr", ranges: prefixRanges(ps)})
+		}
+		switch {
+		case s.Proto == "tcp":
+			st = append(st, l4proto{protos: []uint8{protoTCP}})
+		case s.Proto == "udp":
+			st = append(st, l4proto{protos: []uint8{protoUDP}})
+		case s.Proto == "icmp" && f == 4:
+			st = append(st, l4proto{protos: []uint8{protoICMP}})
+		case s.Proto == "icmp" && f == 6:
+			st = append(st, l4proto{protos: []uint8{protoICMPv6}})
+		case s.Proto == "icmp":
+			st = append(st, l4proto{protos: []uint8{protoICMP, protoICMPv6}})
+		case len(s.DPorts) > 0:
+			st = append(st, l4proto{protos: []uint8{protoTCP, protoUDP}})
+		}
+		if len(s.DPorts) > 0 {
+			st = append(st, dport{ranges: portRanges(s.DPorts)})
+		}
+		rules = append(rules, rule{stmts: append(st, v), comment: "service " + s.Name})
+	}
+	return rules
+}
+
+// addrRange is an inclusive range of addresses of one family.
+type addrRange struct{ from, to netip.Addr }
+
+// prefixRanges merges prefixes of one family into sorted disjoint ranges,
+// as an interval set needs them.
+func prefixRanges(ps []netip.Prefix) []addrRange {
+	rs := make([]addrRange, 0, len(ps))
+	for _, p := range ps {
+		rs = append(rs, addrRange{from: p.Addr(), to: lastAddr(p)})
+	}
+	slices.SortFunc(rs, func(a, b addrRange) int { return a.from.Compare(b.from) })
+	var out []addrRange
+	for _, r := range rs {
+		if n := len(out); n > 0 && (r.from.Compare(out[n-1].to) <= 0 || out[n-1].to.Next() == r.from) {
+			if r.to.Compare(out[n-1].to) > 0 {
+				out[n-1].to = r.to
+			}
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+func lastAddr(p netip.Prefix) netip.Addr {
+	b := p.Masked().Addr().AsSlice()
+	for i := p.Bits(); i < len(b)*8; i++ {
+		b[i/8] |= 0x80 >> (i % 8)
+	}
+	a, _ := netip.AddrFromSlice(b)
+	return a
+}
+
+// portRanges sorts and merges port ranges.
+func portRanges(in []PortRange) []PortRange {
+	rs := slices.Clone(in)
+	slices.SortFunc(rs, func(a, b PortRange) int { return int(a.From) - int(b.From) })
+	var out []PortRange
+	for _, r := range rs {
+		if n := len(out); n > 0 && int(r.From) <= int(out[n-1].To)+1 {
+			out[n-1].To = max(out[n-1].To, r.To)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// Render returns the table p describes as nft(8) text, loadable with
+// `nft -f`. Pure; an invalid plan renders as a comment naming the error.
+func Render(p Plan) string {
+	if err := p.Validate(); err != nil {
+		return "# " + err.Error() + "\n"
+	}
+	return build(p).text()
+}
+
+func (rs ruleset) text() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "table inet %s {\n", TableName)
+	for i, c := range rs.chains {
+		if i > 0 {
+			b.WriteString("\n")
+		}
+		fmt.Fprintf(&b, "\tchain %s {\n", c.name)
+		if c.hook != "" {
+			fmt.Fprintf(&b, "\t\ttype %s hook %s priority mangle; policy accept;\n", c.ctype, c.hook)
+		}
+		for _, r := range c.rules {
+			b.WriteString("\t\t" + r.text() + "\n")
+		}
+		b.WriteString("\t}\n")
+	}
+	b.WriteString("}\n")
+	return b.String()
+}
+
+func (r rule) text() string {
+	parts := make([]string, 0, len(r.stmts)+1)
+	for _, s := range r.stmts {
+		parts = append(parts, s.text())
+	}
+	if r.comment != "" {
+		parts = append(parts, fmt.Sprintf("comment %q", r.comment))
+	}
+	return strings.Join(parts, " ")
+}
