@@ -1,0 +1,465 @@
+package connmark
+
+import (
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"strings"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
+	"github.com/google/nftables/expr"
+	"golang.org/x/sys/unix"
+)
+
+// stmt is one statement of a rule: its nft text and its kernel expressions.
+type stmt interface {
+	text() string
+	exprs(b *batch) []expr.Any
+}
+
+// kv is one element of a set or map: an interface name, a mark or a range
+// of numbers, and for a verdict map the chain to go to.
+type kv struct {
+	key      string
+	mark     uint32
+	from, to uint32
+	chain    string
+}
+
+const (
+	protoICMP   = unix.IPPROTO_ICMP
+	protoTCP    = unix.IPPROTO_TCP
+	protoUDP    = unix.IPPROTO_UDP
+	protoICMPv6 = unix.IPPROTO_ICMPV6
+)
+
+var protoNames = map[uint8]string{protoICMP: "icmp", protoTCP: "tcp", protoUDP: "udp", protoICMPv6: "ipv6-icmp"}
+
+const reg = 1 // every rule is a chain of loads and compares in register 1
+
+func ne32(v uint32) []byte { return binaryutil.NativeEndian.PutUint32(v) }
+func be32(v uint32) []byte { return binaryutil.BigEndian.PutUint32(v) }
+
+func ifnameBytes(s string) []byte {
+	b := make([]byte, 16)
+	copy(b, s)
+	return b
+}
+
+func gotoVerdict(chain string) *expr.Verdict {
+	return &expr.Verdict{Kind: expr.VerdictGoto, Chain: chain}
+}
+
+func setBody(items []string) string {
+	if len(items) == 1 {
+		return items[0]
+	}
+	return "{ " + strings.Join(items, ", ") + " }"
+}
+
+// markIsOurs: the packet already carries an uplink mark.
+type markIsOurs struct{}
+
+func (markIsOurs) text() string {
+	return fmt.Sprintf("meta mark & %#08x != 0x00000000", MarkMask)
+}
+
+func (markIsOurs) exprs(*batch) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: reg},
+		&expr.Bitwise{SourceRegister: reg, DestRegister: reg, Len: 4, Mask: ne32(MarkMask), Xor: ne32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg, Data: ne32(0)},
+	}
+}
+
+// ctMarkUnset: the connection has no uplink mark yet.
+type ctMarkUnset struct{}
+
+func (ctMarkUnset) text() string { return fmt.Sprintf("ct mark & %#08x == 0x00000000", MarkMask) }
+
+func (ctMarkUnset) exprs(*batch) []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Key: expr.CtKeyMARK, Register: reg},
+		&expr.Bitwise{SourceRegister: reg, DestRegister: reg, Len: 4, Mask: ne32(MarkMask), Xor: ne32(0)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: ne32(0)},
+	}
+}
+
+// setCtMark writes the uplink bits of the connection mark, keeping the others.
+type setCtMark struct{ mark uint32 }
+
+func (s setCtMark) text() string {
+	return fmt.Sprintf("ct mark set ct mark & %#08x | %#08x", ^MarkMask, s.mark)
+}
+
+func (s setCtMark) exprs(*batch) []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Key: expr.CtKeyMARK, Register: reg},
+		&expr.Bitwise{SourceRegister: reg, DestRegister: reg, Len: 4, Mask: ne32(^MarkMask), Xor: ne32(s.mark)},
+		&expr.Ct{Key: expr.CtKeyMARK, Register: reg, SourceRegister: true},
+	}
+}
+
+// setMetaMark writes the uplink bits of the packet mark, keeping the others.
+type setMetaMark struct{ mark uint32 }
+
+func (s setMetaMark) text() string {
+	return fmt.Sprintf("meta mark set meta mark & %#08x | %#08x", ^MarkMask, s.mark)
+}
+
+func (s setMetaMark) exprs(*batch) []expr.Any {
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: reg},
+		&expr.Bitwise{SourceRegister: reg, DestRegister: reg, Len: 4, Mask: ne32(^MarkMask), Xor: ne32(s.mark)},
+		&expr.Meta{Key: expr.MetaKeyMARK, Register: reg, SourceRegister: true},
+	}
+}
+
+// ctDirection matches the packet's direction in its connection.
+type ctDirection struct{ dir string } // "original" or "reply"
+
+func (c ctDirection) text() string { return "ct direction " + c.dir }
+
+func (c ctDirection) exprs(*batch) []expr.Any {
+	d := byte(0)
+	if c.dir == "reply" {
+		d = 1
+	}
+	return []expr.Any{
+		&expr.Ct{Key: expr.CtKeyDIRECTION, Register: reg},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: []byte{d}},
+	}
+}
+
+// fibDaddrLocal: the destination is one of the gateway's own addresses.
+type fibDaddrLocal struct{}
+
+func (fibDaddrLocal) text() string { return "fib daddr type local" }
+
+func (fibDaddrLocal) exprs(*batch) []expr.Any {
+	return []expr.Any{
+		&expr.Fib{Register: reg, FlagDADDR: true, ResultADDRTYPE: true},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: ne32(unix.RTN_LOCAL)},
+	}
+}
+
+// ifnameIn matches an interface name (iifname, oifname or the outgoing
+// interface of a route lookup, "fib daddr oifname") against a list.
+type ifnameIn struct {
+	meta   string
+	names  []string
+	invert bool
+}
+
+func (m ifnameIn) text() string {
+	q := make([]string, len(m.names))
+	for i, n := range m.names {
+		q[i] = fmt.Sprintf("%q", n)
+	}
+	op := ""
+	if m.invert {
+		op = "!= "
+	}
+	return m.meta + " " + op + setBody(q)
+}
+
+func (m ifnameIn) exprs(b *batch) []expr.Any {
+	var load expr.Any
+	switch m.meta {
+	case "iifname":
+		load = &expr.Meta{Key: expr.MetaKeyIIFNAME, Register: reg}
+	case "oifname":
+		load = &expr.Meta{Key: expr.MetaKeyOIFNAME, Register: reg}
+	default: // fib daddr oifname
+		load = &expr.Fib{Register: reg, FlagDADDR: true, ResultOIFNAME: true}
+	}
+	if len(m.names) == 1 {
+		op := expr.CmpOpEq
+		if m.invert {
+			op = expr.CmpOpNeq
+		}
+		return []expr.Any{load, &expr.Cmp{Op: op, Register: reg, Data: ifnameBytes(m.names[0])}}
+	}
+	elems := make([]nftables.SetElement, len(m.names))
+	for i, n := range m.names {
+		elems[i] = nftables.SetElement{Key: ifnameBytes(n)}
+	}
+	s := b.anonSet(&nftables.Set{KeyType: nftables.TypeIFName}, elems)
+	return []expr.Any{load, &expr.Lookup{SourceRegister: reg, SetID: s.ID, SetName: s.Name, Invert: m.invert}}
+}
+
+// ifnameVmap goes to a chain chosen by the interface name.
+type ifnameVmap struct {
+	meta    string
+	entries []kv
+}
+
+func (m ifnameVmap) text() string {
+	items := make([]string, len(m.entries))
+	for i, e := range m.entries {
+		items[i] = fmt.Sprintf("%q : goto %s", e.key, e.chain)
+	}
+	return m.meta + " vmap { " + strings.Join(items, ", ") + " }"
+}
+
+func (m ifnameVmap) exprs(b *batch) []expr.Any {
+	elems := make([]nftables.SetElement, len(m.entries))
+	for i, e := range m.entries {
+		elems[i] = nftables.SetElement{Key: ifnameBytes(e.key), VerdictData: gotoVerdict(e.chain)}
+	}
+	s := b.anonSet(&nftables.Set{KeyType: nftables.TypeIFName, IsMap: true, DataType: nftables.TypeVerdict}, elems)
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: reg},
+		&expr.Lookup{SourceRegister: reg, DestRegister: 0, IsDestRegSet: true, SetID: s.ID, SetName: s.Name},
+	}
+}
+
+// ctMarkVmap goes to a chain chosen by the connection's uplink mark.
+type ctMarkVmap struct{ entries []kv }
+
+func (m ctMarkVmap) text() string {
+	items := make([]string, len(m.entries))
+	for i, e := range m.entries {
+		items[i] = fmt.Sprintf("%#08x : goto %s", e.mark, e.chain)
+	}
+	return fmt.Sprintf("ct mark & %#08x vmap { %s }", MarkMask, strings.Join(items, ", "))
+}
+
+func (m ctMarkVmap) exprs(b *batch) []expr.Any {
+	elems := make([]nftables.SetElement, len(m.entries))
+	for i, e := range m.entries {
+		elems[i] = nftables.SetElement{Key: ne32(e.mark), VerdictData: gotoVerdict(e.chain)}
+	}
+	s := b.anonSet(&nftables.Set{KeyType: nftables.TypeMark, IsMap: true, DataType: nftables.TypeVerdict}, elems)
+	return []expr.Any{
+		&expr.Ct{Key: expr.CtKeyMARK, Register: reg},
+		&expr.Bitwise{SourceRegister: reg, DestRegister: reg, Len: 4, Mask: ne32(MarkMask), Xor: ne32(0)},
+		&expr.Lookup{SourceRegister: reg, IsDestRegSet: true, SetID: s.ID, SetName: s.Name},
+	}
+}
+
+// pickVmap draws a number in [0, mod) — at random, or by a hash of the
+// source address of the given family — and goes to the chain whose range
+// holds it.
+type pickVmap struct {
+	family  int // 0: numgen random; 4 or 6: jhash of the source address
+	mod     uint32
+	entries []kv
+}
+
+func (m pickVmap) text() string {
+	items := make([]string, len(m.entries))
+	for i, e := range m.entries {
+		r := fmt.Sprint(e.from)
+		if e.to != e.from {
+			r = fmt.Sprintf("%d-%d", e.from, e.to)
+		}
+		items[i] = r + " : goto " + e.chain
+	}
+	src := fmt.Sprintf("numgen random mod %d", m.mod)
+	switch m.family {
+	case 4:
+		src = fmt.Sprintf("jhash ip saddr mod %d seed 0x0", m.mod)
+	case 6:
+		src = fmt.Sprintf("jhash ip6 saddr mod %d seed 0x0", m.mod)
+	}
+	return src + " vmap { " + strings.Join(items, ", ") + " }"
+}
+
+func (m pickVmap) exprs(b *batch) []expr.Any {
+	// Interval sets compare keys as big-endian bytes, so the host-order
+	// number is converted first, as nft does.
+	var elems []nftables.SetElement
+	for _, e := range m.entries {
+		elems = append(elems,
+			nftables.SetElement{Key: be32(e.from), VerdictData: gotoVerdict(e.chain)},
+			nftables.SetElement{Key: be32(e.to + 1), IntervalEnd: true})
+	}
+	s := b.anonSet(&nftables.Set{KeyType: nftables.TypeInteger, IsMap: true, DataType: nftables.TypeVerdict, Interval: true}, elems)
+	var ex []expr.Any
+	switch m.family {
+	case 0:
+		ex = append(ex, &expr.Numgen{Register: reg, Modulus: m.mod, Type: unix.NFT_NG_RANDOM})
+	default:
+		ex = append(ex, nfprotoExprs(m.family)...)
+		off, n := uint32(12), uint32(4)
+		if m.family == 6 {
+			off, n = 8, 16
+		}
+		ex = append(ex,
+			&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: reg, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
+			&expr.Hash{SourceRegister: reg, DestRegister: reg, Length: n, Modulus: m.mod, Type: expr.HashTypeJenkins})
+	}
+	return append(ex,
+		&expr.Byteorder{SourceRegister: reg, DestRegister: reg, Op: expr.ByteorderHton, Len: 4, Size: 4},
+		&expr.Lookup{SourceRegister: reg, IsDestRegSet: true, SetID: s.ID, SetName: s.Name})
+}
+
+func nfprotoExprs(family int) []expr.Any {
+	p := byte(unix.NFPROTO_IPV4)
+	if family == 6 {
+		p = unix.NFPROTO_IPV6
+	}
+	return []expr.Any{
+		&expr.Meta{Key: expr.MetaKeyNFPROTO, Register: reg},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: []byte{p}},
+	}
+}
+
+// addrMatch matches the source or destination address against prefixes of
+// one family (already merged into disjoint ranges).
+type addrMatch struct {
+	family int
+	field  string // "saddr" or "daddr"
+	ranges []addrRange
+}
+
+func (m addrMatch) text() string {
+	items := make([]string, len(m.ranges))
+	for i, r := range m.ranges {
+		items[i] = rangeText(r)
+	}
+	proto := "ip"
+	if m.family == 6 {
+		proto = "ip6"
+	}
+	return proto + " " + m.field + " " + setBody(items)
+}
+
+func rangeText(r addrRange) string {
+	for bits := 0; bits <= r.from.BitLen(); bits++ {
+		p := netip.PrefixFrom(r.from, bits)
+		if p.Masked().Addr() == r.from && lastAddr(p) == r.to {
+			if bits == r.from.BitLen() {
+				return r.from.String()
+			}
+			return p.String()
+		}
+	}
+	return r.from.String() + "-" + r.to.String()
+}
+
+func (m addrMatch) exprs(b *batch) []expr.Any {
+	off, n := uint32(12), uint32(4)
+	if m.family == 6 {
+		off, n = 8, 16
+	}
+	if m.field == "daddr" {
+		off += n
+	}
+	ex := nfprotoExprs(m.family)
+	ex = append(ex, &expr.Payload{OperationType: expr.PayloadLoad, DestRegister: reg, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n})
+	if len(m.ranges) == 1 {
+		r := m.ranges[0]
+		return append(ex, &expr.Range{Op: expr.CmpOpEq, Register: reg, FromData: r.from.AsSlice(), ToData: r.to.AsSlice()})
+	}
+	kt := nftables.TypeIPAddr
+	if m.family == 6 {
+		kt = nftables.TypeIP6Addr
+	}
+	var elems []nftables.SetElement
+	for _, r := range m.ranges {
+		elems = append(elems, nftables.SetElement{Key: r.from.AsSlice()})
+		if next := r.to.Next(); next.IsValid() {
+			elems = append(elems, nftables.SetElement{Key: next.AsSlice(), IntervalEnd: true})
+		}
+	}
+	s := b.anonSet(&nftables.Set{KeyType: kt, Interval: true}, elems)
+	return append(ex, &expr.Lookup{SourceRegister: reg, SetID: s.ID, SetName: s.Name})
+}
+
+// l4proto matches the transport protocol.
+type l4proto struct{ protos []uint8 }
+
+func (m l4proto) text() string {
+	items := make([]string, len(m.protos))
+	for i, p := range m.protos {
+		items[i] = protoNames[p]
+	}
+	return "meta l4proto " + setBody(items)
+}
+
+func (m l4proto) exprs(b *batch) []expr.Any {
+	load := &expr.Meta{Key: expr.MetaKeyL4PROTO, Register: reg}
+	if len(m.protos) == 1 {
+		return []expr.Any{load, &expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: []byte{m.protos[0]}}}
+	}
+	elems := make([]nftables.SetElement, len(m.protos))
+	for i, p := range m.protos {
+		elems[i] = nftables.SetElement{Key: []byte{p}}
+	}
+	s := b.anonSet(&nftables.Set{KeyType: nftables.TypeInetProto}, elems)
+	return []expr.Any{load, &expr.Lookup{SourceRegister: reg, SetID: s.ID, SetName: s.Name}}
+}
+
+// dport matches the transport destination port (after an l4proto match).
+type dport struct{ ranges []PortRange }
+
+func (m dport) text() string {
+	items := make([]string, len(m.ranges))
+	for i, r := range m.ranges {
+		items[i] = fmt.Sprint(r.From)
+		if r.To != r.From {
+			items[i] = fmt.Sprintf("%d-%d", r.From, r.To)
+		}
+	}
+	return "th dport " + setBody(items)
+}
+
+func be16(v uint16) []byte { return binary.BigEndian.AppendUint16(nil, v) }
+
+func (m dport) exprs(b *batch) []expr.Any {
+	ex := []expr.Any{&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: reg, Base: expr.PayloadBaseTransportHeader, Offset: 2, Len: 2}}
+	if len(m.ranges) == 1 {
+		r := m.ranges[0]
+		if r.From == r.To {
+			return append(ex, &expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: be16(r.From)})
+		}
+		return append(ex, &expr.Range{Op: expr.CmpOpEq, Register: reg, FromData: be16(r.From), ToData: be16(r.To)})
+	}
+	var elems []nftables.SetElement
+	for _, r := range m.ranges {
+		elems = append(elems, nftables.SetElement{Key: be16(r.From)})
+		if r.To != 0xffff {
+			elems = append(elems, nftables.SetElement{Key: be16(r.To + 1), IntervalEnd: true})
+		}
+	}
+	s := b.anonSet(&nftables.Set{KeyType: nftables.TypeInetService, Interval: true}, elems)
+	return append(ex, &expr.Lookup{SourceRegister: reg, SetID: s.ID, SetName: s.Name})
+}
+
+// reject refuses a connection: a TCP reset, or an ICMP(v6) administratively
+// prohibited.
+type reject struct{ tcp bool }
+
+func (r reject) text() string {
+	if r.tcp {
+		return "reject with tcp reset"
+	}
+	return "reject with icmpx admin-prohibited"
+}
+
+func (r reject) exprs(*batch) []expr.Any {
+	if r.tcp {
+		return []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_TCP_RST}}
+	}
+	return []expr.Any{&expr.Reject{Type: unix.NFT_REJECT_ICMPX_UNREACH, Code: unix.NFT_REJECT_ICMPX_ADMIN_PROHIBITED}}
+}
+
+// verdict ends the rule: return, or goto a chain.
+type verdict struct{ kind, chain string }
+
+func (v verdict) text() string {
+	if v.kind == "goto" {
+		return "goto " + v.chain
+	}
+	return v.kind
+}
+
+func (v verdict) exprs(*batch) []expr.Any {
+	if v.kind == "goto" {
+		return []expr.Any{gotoVerdict(v.chain)}
+	}
+	return []expr.Any{&expr.Verdict{Kind: expr.VerdictReturn}}
+}

@@ -1,0 +1,275 @@
+package connmark
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/google/nftables"
+	"github.com/google/nftables/expr"
+	"github.com/google/nftables/userdata"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+)
+
+// Table is the daemon's nftables table in one network namespace. It is safe
+// for concurrent use, though the daemon's run loop is its only caller.
+type Table struct {
+	ns  netns.NsHandle
+	log *slog.Logger
+
+	mu   sync.Mutex
+	last string // text of the last applied ruleset; "" before the first Apply
+}
+
+// NewTable returns the table in namespace ns (netns.None() for the caller's
+// own). It touches nothing in the kernel until Apply.
+func NewTable(ns netns.NsHandle, log *slog.Logger) *Table {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Table{ns: ns, log: log}
+}
+
+func (t *Table) conn() (*nftables.Conn, error) {
+	var c *nftables.Conn
+	var err error
+	if t.ns.IsOpen() {
+		c, err = nftables.New(nftables.WithNetNSFd(int(t.ns)))
+	} else {
+		c, err = nftables.New()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("connmark: open nftables netlink socket: %w", err)
+	}
+	return c, nil
+}
+
+func ourTable() *nftables.Table {
+	return &nftables.Table{Family: nftables.TableFamilyINet, Name: TableName}
+}
+
+// Apply makes the table match p. The whole table is replaced in one
+// transaction, so packets see the old ruleset or the new one, never a mix;
+// connection marks live in conntrack and survive the replacement. When p
+// renders as the last applied plan and the table is intact, Apply changes
+// nothing; a table deleted or damaged behind our back is rebuilt.
+func (t *Table) Apply(p Plan) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	rs := build(p)
+	text := rs.text()
+
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c, err := t.conn()
+	if err != nil {
+		return err
+	}
+	reason := "plan changed"
+	if t.last == "" {
+		reason = "first apply"
+	}
+	if text == t.last {
+		damage, err := intact(c, rs)
+		if err != nil {
+			return err
+		}
+		if damage == "" {
+			return nil
+		}
+		reason = damage
+	}
+	if err := replace(c, rs); err != nil {
+		t.last = ""
+		return err
+	}
+	t.last = text
+	t.log.Info("connmark: table replaced", "table", "inet "+TableName, "reason", reason,
+		"uplinks", len(p.Uplinks), "services", len(p.Services), "affinity", p.Affinity)
+	return nil
+}
+
+// replace sends the whole table as one transaction: create the table if it
+// is missing, delete it with all it holds, and build it anew.
+func replace(c *nftables.Conn, rs ruleset) error {
+	tbl := ourTable()
+	c.AddTable(tbl)
+	c.DelTable(tbl)
+	c.AddTable(tbl)
+
+	chains := map[string]*nftables.Chain{}
+	for _, ch := range rs.chains {
+		nc := &nftables.Chain{Name: ch.name, Table: tbl}
+		if ch.hook != "" {
+			accept := nftables.ChainPolicyAccept
+			nc.Type = nftables.ChainType(ch.ctype)
+			nc.Priority = nftables.ChainPriorityMangle
+			nc.Policy = &accept
+			nc.Hooknum = nftables.ChainHookPrerouting
+			if ch.hook == "output" {
+				nc.Hooknum = nftables.ChainHookOutput
+			}
+		}
+		chains[ch.name] = c.AddChain(nc)
+	}
+	b := &batch{table: tbl}
+	for _, ch := range rs.chains {
+		for _, r := range ch.rules {
+			var ex []expr.Any
+			b.sets = b.sets[:0]
+			for _, s := range r.stmts {
+				ex = append(ex, s.exprs(b)...)
+			}
+			for _, s := range b.sets {
+				if err := c.AddSet(s.set, s.elems); err != nil {
+					return fmt.Errorf("connmark: chain %s rule %q: add set: %w", ch.name, r.text(), err)
+				}
+			}
+			nr := &nftables.Rule{Table: tbl, Chain: chains[ch.name], Exprs: ex}
+			if r.comment != "" {
+				nr.UserData = userdata.AppendString(nil, userdata.TypeComment, r.comment)
+			}
+			c.AddRule(nr)
+		}
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("connmark: replace table inet %s: %w", TableName, err)
+	}
+	return nil
+}
+
+// intact says what is wrong with the table in the kernel compared with rs,
+// or "" when every chain is there with the expected number of rules. It
+// does not compare rule contents: a rule replaced in place goes unnoticed.
+func intact(c *nftables.Conn, rs ruleset) (string, error) {
+	tbl, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet)
+	if errors.Is(err, unix.ENOENT) || tbl == nil {
+		return "table missing", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("connmark: get table inet %s: %w", TableName, err)
+	}
+	for _, ch := range rs.chains {
+		rules, err := c.GetRules(tbl, &nftables.Chain{Name: ch.name, Table: tbl})
+		if errors.Is(err, unix.ENOENT) {
+			return "chain " + ch.name + " missing", nil
+		}
+		if err != nil {
+			return "", fmt.Errorf("connmark: list rules of chain %s: %w", ch.name, err)
+		}
+		if len(rules) != len(ch.rules) {
+			return fmt.Sprintf("chain %s has %d rules, want %d", ch.name, len(rules), len(ch.rules)), nil
+		}
+	}
+	return "", nil
+}
+
+// Exists reports whether our table is in the kernel.
+func (t *Table) Exists() (bool, error) {
+	c, err := t.conn()
+	if err != nil {
+		return false, err
+	}
+	tbl, err := c.ListTableOfFamily(TableName, nftables.TableFamilyINet)
+	if errors.Is(err, unix.ENOENT) || (err == nil && tbl == nil) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("connmark: get table inet %s: %w", TableName, err)
+	}
+	return true, nil
+}
+
+// Cleanup deletes our table, and nothing else; no table is not an error.
+// Connection marks stay in conntrack until their connections end.
+func (t *Table) Cleanup() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c, err := t.conn()
+	if err != nil {
+		return err
+	}
+	tbl := ourTable()
+	c.AddTable(tbl) // so the delete cannot fail with "no such table"
+	c.DelTable(tbl)
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("connmark: delete table inet %s: %w", TableName, err)
+	}
+	t.last = ""
+	t.log.Info("connmark: table deleted", "table", "inet "+TableName)
+	return nil
+}
+
+// Counts returns the number of tracked connections (IPv4 and IPv6) per
+// uplink mark (conntrack mark & MarkMask); key 0 counts connections that no
+// uplink carries (local, LAN to LAN, not yet picked).
+func (t *Table) Counts() (map[uint32]int, error) {
+	var h *netlink.Handle
+	var err error
+	if t.ns.IsOpen() {
+		h, err = netlink.NewHandleAt(t.ns, unix.NETLINK_NETFILTER)
+	} else {
+		h, err = netlink.NewHandle(unix.NETLINK_NETFILTER)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("connmark: open conntrack netlink socket: %w", err)
+	}
+	defer h.Close()
+	counts := map[uint32]int{}
+	for _, fam := range []netlink.InetFamily{unix.AF_INET, unix.AF_INET6} {
+		flows, err := dumpConntrack(h, fam)
+		if err != nil {
+			return nil, err
+		}
+		for _, f := range flows {
+			counts[f.Mark&MarkMask]++
+		}
+	}
+	return counts, nil
+}
+
+func dumpConntrack(h *netlink.Handle, fam netlink.InetFamily) ([]*netlink.ConntrackFlow, error) {
+	var err error
+	for range 3 { // a dump interrupted by a concurrent change is retried, a few times
+		var flows []*netlink.ConntrackFlow
+		flows, err = h.ConntrackTableList(netlink.ConntrackTable, fam)
+		if err == nil {
+			return flows, nil
+		}
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
+	return nil, fmt.Errorf("connmark: dump conntrack table (family %d): %w", fam, err)
+}
+
+// batch collects the anonymous sets one rule needs; they must be added to
+// the transaction before the rule that looks them up.
+type batch struct {
+	table  *nftables.Table
+	nextID uint32
+	sets   []pendingSet
+}
+
+type pendingSet struct {
+	set   *nftables.Set
+	elems []nftables.SetElement
+}
+
+func (b *batch) anonSet(s *nftables.Set, elems []nftables.SetElement) *nftables.Set {
+	b.nextID++
+	s.ID = b.nextID
+	s.Table = b.table
+	s.Anonymous = true
+	s.Constant = true
+	s.Name = "__set%d" // the kernel fills in a free number
+	if s.IsMap {
+		s.Name = "__map%d"
+	}
+	b.sets = append(b.sets, pendingSet{set: s, elems: elems})
+	return s
+}
