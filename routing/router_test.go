@@ -277,9 +277,9 @@ func TestFlushSNATDeletesOnlyThatUplinksEntries(t *testing.T) {
 	}
 	k := newFakeKernel()
 	k.flows = []*netlink.ConntrackFlow{
-		flow("192.168.1.2", "203.0.113.1", "203.0.113.1", "198.51.100.10"),  // SNATed to isp2: goes
-		flow("192.168.1.3", "203.0.113.1", "203.0.113.1", "198.51.100.10"),  // SNATed to isp2: goes
-		flow("192.168.1.2", "203.0.113.1", "203.0.113.1", "192.0.2.10"),     // SNATed to isp1: stays
+		flow("192.168.1.2", "203.0.113.1", "203.0.113.1", "198.51.100.10"),   // SNATed to isp2: goes
+		flow("192.168.1.3", "203.0.113.1", "203.0.113.1", "198.51.100.10"),   // SNATed to isp2: goes
+		flow("192.168.1.2", "203.0.113.1", "203.0.113.1", "192.0.2.10"),      // SNATed to isp1: stays
 		flow("198.51.100.10", "203.0.113.1", "203.0.113.1", "198.51.100.10"), // the gateway's own: stays
 		flow("203.0.113.9", "198.51.100.10", "198.51.100.10", "203.0.113.9"), // inbound: stays
 	}
