@@ -1,0 +1,165 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/uplinkd/uplinkd/uplink"
+)
+
+// formatStatus writes the status table a person reads at a glance. now is when it was fetched,
+// for "up 3m12s"; it is a parameter so the table is a pure function of its inputs.
+func formatStatus(w io.Writer, st uplink.Status, now time.Time) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "uplinkd %s, running %s, config %s\n\n", orDash(st.Version), human(st.Uptime), orDash(st.Config))
+
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "\tUPLINK\tINTERFACE\tSTATE\tRTT\tLOSS\tWEIGHT\tTIER\tCONNS\tNOTE")
+	for _, u := range st.Uplinks {
+		mark := ""
+		if u.Active {
+			mark = "*"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n",
+			mark, u.Name, orDash(u.Interface), stateFor(u, now), rtt(u.RTT), loss(u), u.Weight, u.Priority, conns(u.Connections), note(u))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	table := b.String()
+	b.Reset()
+	for line := range strings.Lines(table) {
+		b.WriteString(strings.TrimRight(line, " \n") + "\n") // tabwriter pads empty last cells
+	}
+
+	b.WriteByte('\n')
+	switch {
+	case !st.Carrying():
+		b.WriteString("NO UPLINK CARRIES TRAFFIC\n")
+	default:
+		fmt.Fprintf(&b, "active: %s\n", strings.Join(st.Active, ", "))
+	}
+	// Multipath routes print one nexthop a line, indented with a tab: line them up under the first.
+	prefix := "route:  "
+	for line := range strings.Lines(st.ActiveRoute) {
+		if line = strings.TrimSpace(line); line != "" {
+			b.WriteString(prefix + line + "\n")
+			prefix = "          "
+		}
+	}
+	if prefix == "route:  " {
+		b.WriteString("route:  (no default route in uplinkd's table)\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func stateFor(u uplink.UplinkStatus, now time.Time) string {
+	if u.Since.IsZero() {
+		return u.State.String()
+	}
+	return u.State.String() + " " + human(now.Sub(u.Since))
+}
+
+// note says what a person needs to know beyond the state: drained, held down, and why an uplink
+// is not up.
+func note(u uplink.UplinkStatus) string {
+	var parts []string
+	if u.Drained {
+		parts = append(parts, "DRAINED")
+	}
+	if u.HoldDown > 0 {
+		parts = append(parts, "held down "+human(u.HoldDown))
+	}
+	if u.State != uplink.Up && u.Reason != "" {
+		parts = append(parts, u.Reason)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func rtt(d time.Duration) string {
+	if d <= 0 {
+		return "-"
+	}
+	ms := float64(d) / float64(time.Millisecond)
+	if ms >= 100 {
+		return fmt.Sprintf("%.0fms", ms)
+	}
+	return fmt.Sprintf("%.1fms", ms)
+}
+
+func loss(u uplink.UplinkStatus) string {
+	if u.RTT <= 0 && u.Loss == 0 {
+		return "-" // nothing measured yet
+	}
+	if u.Loss == float64(int(u.Loss)) {
+		return fmt.Sprintf("%d%%", int(u.Loss))
+	}
+	return fmt.Sprintf("%.1f%%", u.Loss)
+}
+
+func conns(n int) string {
+	if n < 0 {
+		return "-"
+	}
+	return fmt.Sprint(n)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+// human prints a duration the way people say it: 4s, 3m12s, 2h5m, 3d4h.
+func human(d time.Duration) string {
+	if d < 0 {
+		d = 0
+	}
+	s := int64(d / time.Second)
+	switch {
+	case d < time.Second:
+		return "0s"
+	case s < 60:
+		return fmt.Sprintf("%ds", s)
+	case s < 3600:
+		return fmt.Sprintf("%dm%ds", s/60, s%60)
+	case s < 86400:
+		return fmt.Sprintf("%dh%dm", s/3600, s%3600/60)
+	}
+	return fmt.Sprintf("%dd%dh", s/86400, s%86400/3600)
+}
+
+// formatEvent renders one event as a line a person reads, in the given time zone.
+func formatEvent(e uplink.Event, loc *time.Location) string {
+	var subject []string
+	if e.Uplink != "" {
+		subject = append(subject, e.Uplink)
+	}
+	if e.From != "" || e.To != "" {
+		subject = append(subject, orDash(e.From)+" -> "+orDash(e.To))
+	}
+	if e.Kind == "active" || len(e.Active) > 0 {
+		act := strings.Join(e.Active, ",")
+		if act == "" {
+			act = "none"
+		}
+		subject = append(subject, "active="+act)
+	}
+	if e.Took > 0 {
+		subject = append(subject, "took="+e.Took.String())
+	}
+	line := fmt.Sprintf("%s  %-7s %s", e.Time.In(loc).Format("2006-01-02 15:04:05.000"), e.Kind, strings.Join(subject, " "))
+	switch {
+	case e.Reason == "":
+	case len(subject) == 0:
+		line += e.Reason
+	default:
+		line += ": " + e.Reason
+	}
+	return strings.TrimRight(line, " ")
+}

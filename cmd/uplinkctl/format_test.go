@@ -1,0 +1,109 @@
+package main
+
+import (
+	"bytes"
+	"flag"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/uplinkd/uplinkd/uplink"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+
+var fetched = time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)
+
+// sampleStatus has one uplink of every kind a person must tell apart.
+func sampleStatus() uplink.Status {
+	ago := func(d time.Duration) time.Time { return fetched.Add(-d) }
+	return uplink.Status{
+		Version: "1.0.0", Started: ago(26 * time.Hour), Uptime: 26*time.Hour + 5*time.Minute, Config: "/etc/uplinkd/uplinkd.toml",
+		Active:      []string{"fiber", "cable"},
+		ActiveRoute: "default proto 199 metric 0\n\tnexthop via 198.51.100.1 dev eth1 weight 3\n\tnexthop via 203.0.113.1 dev eth2 weight 1",
+		Uplinks: []uplink.UplinkStatus{
+			{Name: "fiber", Interface: "eth1", State: uplink.Up, Since: ago(3*time.Minute + 12*time.Second), Active: true, Priority: 1, Weight: 3, RTT: 8400 * time.Microsecond, Loss: 0, Connections: 412},
+			{Name: "cable", Interface: "eth2", State: uplink.Up, Since: ago(2*time.Hour + 5*time.Minute), Active: true, Priority: 1, Weight: 1, RTT: 21 * time.Millisecond, Loss: 2.5, Connections: 97},
+			{Name: "lte", Interface: "wwan0", State: uplink.Degraded, Since: ago(50 * time.Second), Priority: 2, Weight: 1, RTT: 612 * time.Millisecond, Loss: 15, Reason: "mean RTT 612ms over 500ms", Connections: 0},
+			{Name: "dsl", Interface: "ppp0", State: uplink.Down, Since: ago(4 * time.Second), Priority: 2, Weight: 1, Loss: 100, Reason: "3 rounds without quorum (0/3 targets)", HoldDown: 20 * time.Second, Connections: -1},
+			{Name: "spare", Interface: "eth3", State: uplink.Up, Since: ago(3 * 24 * time.Hour), Drained: true, Priority: 3, Weight: 1, RTT: 30 * time.Millisecond, Connections: 2},
+			{Name: "new", Interface: "eth4", State: uplink.Unknown, Priority: 3, Weight: 1, Reason: "starting", Connections: -1},
+		},
+	}
+}
+
+func TestStatusTableMatchesGolden(t *testing.T) {
+	allDown := sampleStatus()
+	for i := range allDown.Uplinks {
+		allDown.Uplinks[i].State = uplink.Down
+		allDown.Uplinks[i].Reason = "carrier lost"
+	}
+	allDown.ActiveRoute = ""
+	tests := []struct {
+		name, golden string
+		st           uplink.Status
+	}{
+		{"a mixed gateway shows every kind of uplink", "status.golden", sampleStatus()},
+		{"a gateway with nothing up says so loudly", "status-down.golden", allDown},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			if err := formatStatus(&buf, tt.st, fetched); err != nil {
+				t.Fatal(err)
+			}
+			golden(t, tt.golden, buf.Bytes())
+		})
+	}
+}
+
+func TestEventLinesMatchGolden(t *testing.T) {
+	at := fetched.Add(1500 * time.Millisecond)
+	events := []uplink.Event{
+		{Time: at, Kind: "state", Uplink: "dsl", From: "up", To: "down", Reason: "carrier lost"},
+		{Time: at, Kind: "active", Active: []string{"fiber"}, Reason: "dsl down", Took: 1200 * time.Microsecond},
+		{Time: at, Kind: "active", Reason: "every uplink down: keeping the primary tier"},
+		{Time: at, Kind: "drain", Uplink: "spare", Reason: "operator (uid 0)"},
+		{Time: at, Kind: "reload", Reason: "config reloaded: 1 uplink added"},
+		{Time: at, Kind: "error", Uplink: "fiber", Reason: "routing: replace route table 201: no such device"},
+	}
+	var buf bytes.Buffer
+	for _, e := range events {
+		buf.WriteString(formatEvent(e, time.UTC) + "\n")
+	}
+	golden(t, "events.golden", buf.Bytes())
+}
+
+func TestHumanDurations(t *testing.T) {
+	tests := []struct {
+		d    time.Duration
+		want string
+	}{
+		{-time.Second, "0s"}, {300 * time.Millisecond, "0s"}, {4 * time.Second, "4s"},
+		{3*time.Minute + 12*time.Second, "3m12s"}, {2*time.Hour + 5*time.Minute + 9*time.Second, "2h5m"},
+		{50 * time.Hour, "2d2h"},
+	}
+	for _, tt := range tests {
+		if got := human(tt.d); got != tt.want {
+			t.Errorf("human(%v) = %q, want %q", tt.d, got, tt.want)
+		}
+	}
+}
+
+func golden(t *testing.T, name string, got []byte) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, got, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("%v (run go test -update to create it)", err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("output differs from %s (go test -update rewrites it):\ngot:\n%s\nwant:\n%s", path, got, want)
+	}
+}

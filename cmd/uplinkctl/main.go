@@ -1,0 +1,250 @@
+// Command uplinkctl shows and steers a running uplinkd over its control socket.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/uplinkd/uplinkd/internal/control"
+	"github.com/uplinkd/uplinkd/uplink"
+)
+
+// version is set at build time: -ldflags "-X main.version=1.2.3".
+var version = "dev"
+
+// Exit statuses. For status, exitFail means "no uplink carries traffic".
+const (
+	exitOK          = 0
+	exitFail        = 1
+	exitUnreachable = 2 // the daemon is not running, access was denied, or the command line is wrong
+)
+
+const defaultConfig = "/etc/uplinkd/uplinkd.toml"
+
+const usage = `usage: uplinkctl [--socket PATH] COMMAND [ARGS]
+
+commands:
+  status [--json]        show every uplink; exit 0 if one carries traffic, 1 if none, 2 if
+                         uplinkd cannot be reached
+  events [--json]        follow decisions as they happen (Ctrl-C stops)
+  drain [--now] NAME     take an uplink out of service; --now also moves its connections
+  undrain NAME           put a drained uplink back into service
+  reload                 make uplinkd read its config file again (a bad one is refused)
+  check-config [FILE]    validate a config file (default ` + defaultConfig + `)
+  version                print uplinkctl's version
+
+Exit status 2 means uplinkd could not be reached, access was denied, or the usage was wrong.
+`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+// cli is one invocation: where it writes and whom it talks to.
+type cli struct {
+	stdout, stderr io.Writer
+	client         *control.Client
+	now            func() time.Time
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	global := flag.NewFlagSet("uplinkctl", flag.ContinueOnError)
+	global.SetOutput(io.Discard)
+	socket := global.String("socket", control.DefaultSocket, "control socket of uplinkd")
+	if err := global.Parse(args); err != nil {
+		return usageError(stderr, err)
+	}
+	rest := global.Args()
+	if len(rest) == 0 {
+		return usageError(stderr, errors.New("no command"))
+	}
+	c := &cli{stdout: stdout, stderr: stderr, client: control.NewClient(*socket), now: time.Now}
+	cmd, args := rest[0], rest[1:]
+	switch cmd {
+	case "status":
+		return c.status(ctx, args)
+	case "events":
+		return c.events(ctx, args)
+	case "drain":
+		return c.drain(ctx, args, true)
+	case "undrain":
+		return c.drain(ctx, args, false)
+	case "reload":
+		return c.reload(ctx, args)
+	case "check-config":
+		return c.checkConfig(args)
+	case "version", "--version":
+		fmt.Fprintf(stdout, "uplinkctl %s\n", version)
+		return exitOK
+	case "help", "-h", "--help":
+		fmt.Fprint(stdout, usage)
+		return exitOK
+	}
+	return usageError(stderr, fmt.Errorf("unknown command %q", cmd))
+}
+
+func usageError(w io.Writer, err error) int {
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(w, usage)
+		return exitUnreachable
+	}
+	fmt.Fprintf(w, "uplinkctl: %v\n\n%s", err, usage)
+	return exitUnreachable
+}
+
+// parse parses flags anywhere among the arguments ("drain isp1 --now" as well as "drain --now
+// isp1") and checks the number of positional arguments.
+func parse(fs *flag.FlagSet, args []string, minArgs, maxArgs int) ([]string, error) {
+	fs.SetOutput(io.Discard)
+	var pos []string
+	for range len(args) + 1 { // each round consumes at least one argument
+		if err := fs.Parse(args); err != nil {
+			return nil, fmt.Errorf("%s: %w", fs.Name(), err)
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			break
+		}
+		pos, args = append(pos, args[0]), args[1:]
+	}
+	if len(pos) < minArgs || len(pos) > maxArgs {
+		want := fmt.Sprintf("%d to %d arguments", minArgs, maxArgs)
+		if minArgs == maxArgs {
+			want = fmt.Sprintf("%d arguments", minArgs)
+		}
+		return nil, fmt.Errorf("%s: want %s, got %d", fs.Name(), want, len(pos))
+	}
+	return pos, nil
+}
+
+// fail prints err and picks the exit status: 2 when uplinkd is unreachable or refused access.
+func (c *cli) fail(err error) int {
+	fmt.Fprintf(c.stderr, "uplinkctl: %v\n", err)
+	if errors.Is(err, control.ErrNotRunning) || errors.Is(err, control.ErrPermission) {
+		return exitUnreachable
+	}
+	return exitFail
+}
+
+func (c *cli) status(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("status", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print the status as JSON")
+	if _, err := parse(fs, args, 0, 0); err != nil {
+		return usageError(c.stderr, err)
+	}
+	st, err := c.client.Status(ctx)
+	if err != nil {
+		c.fail(err)
+		return exitUnreachable // scripts read 2 as "cannot tell"
+	}
+	if *asJSON {
+		b, err := json.MarshalIndent(st, "", "  ")
+		if err != nil {
+			return c.fail(fmt.Errorf("encode status: %w", err))
+		}
+		fmt.Fprintf(c.stdout, "%s\n", b)
+	} else if err := formatStatus(c.stdout, st, c.now()); err != nil {
+		return c.fail(err)
+	}
+	if !st.Carrying() {
+		return exitFail
+	}
+	return exitOK
+}
+
+func (c *cli) events(ctx context.Context, args []string) int {
+	fs := flag.NewFlagSet("events", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print each event as one JSON object a line")
+	if _, err := parse(fs, args, 0, 0); err != nil {
+		return usageError(c.stderr, err)
+	}
+	enc := json.NewEncoder(c.stdout)
+	err := c.client.Events(ctx, func(e uplink.Event) {
+		if *asJSON {
+			_ = enc.Encode(e) // a closed stdout ends us through SIGPIPE
+			return
+		}
+		fmt.Fprintln(c.stdout, formatEvent(e, time.Local))
+	})
+	if ctx.Err() != nil {
+		return exitOK // stopped by Ctrl-C or SIGTERM
+	}
+	return c.fail(err)
+}
+
+func (c *cli) drain(ctx context.Context, args []string, drain bool) int {
+	name := "undrain"
+	if drain {
+		name = "drain"
+	}
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	now := fs.Bool("now", false, "move the uplink's existing connections at once")
+	pos, err := parse(fs, args, 1, 1)
+	if err != nil {
+		return usageError(c.stderr, fmt.Errorf("%w (want: %s NAME)", err, name))
+	}
+	if !drain && *now {
+		return usageError(c.stderr, errors.New("undrain has no --now"))
+	}
+	if drain {
+		err = c.client.Drain(ctx, pos[0], *now)
+	} else {
+		err = c.client.Undrain(ctx, pos[0])
+	}
+	if err != nil {
+		return c.fail(err)
+	}
+	switch {
+	case drain && *now:
+		fmt.Fprintf(c.stdout, "%s drained; its connections are being moved\n", pos[0])
+	case drain:
+		fmt.Fprintf(c.stdout, "%s drained; existing connections may finish\n", pos[0])
+	default:
+		fmt.Fprintf(c.stdout, "%s back in service\n", pos[0])
+	}
+	return exitOK
+}
+
+func (c *cli) reload(ctx context.Context, args []string) int {
+	if _, err := parse(flag.NewFlagSet("reload", flag.ContinueOnError), args, 0, 0); err != nil {
+		return usageError(c.stderr, err)
+	}
+	if err := c.client.Reload(ctx); err != nil {
+		return c.fail(err)
+	}
+	fmt.Fprintln(c.stdout, "configuration reloaded")
+	return exitOK
+}
+
+func (c *cli) checkConfig(args []string) int {
+	pos, err := parse(flag.NewFlagSet("check-config", flag.ContinueOnError), args, 0, 1)
+	if err != nil {
+		return usageError(c.stderr, err)
+	}
+	path := defaultConfig
+	if len(pos) == 1 {
+		path = pos[0]
+	}
+	cfg, err := uplink.LoadConfig(path)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "uplinkctl: %v\n", err)
+		return exitFail
+	}
+	names := make([]string, len(cfg.Uplinks))
+	for i, u := range cfg.Uplinks {
+		names[i] = u.Name
+	}
+	fmt.Fprintf(c.stdout, "%s: ok, %d uplinks: %v\n", path, len(names), names)
+	return exitOK
+}
