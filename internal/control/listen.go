@@ -71,7 +71,9 @@ func Listen(path string, group string) (net.Listener, error) {
 	}
 	if gid >= 0 {
 		if err := os.Chown(tmp, -1, gid); err != nil {
-			return fail(fmt.Errorf("control: chgrp socket %s to %s: %w", path, group, err))
+			// Without CAP_CHOWN a process may only hand a file to a group it is in: the unit
+			// adds the daemon to group uplinkd for that (SupplementaryGroups).
+			return fail(fmt.Errorf("control: chgrp socket %s to %s: %w (the daemon must be a member of group %s or have CAP_CHOWN)", path, group, err, group))
 		}
 	}
 	if err := os.Rename(tmp, path); err != nil {
