@@ -1,0 +1,285 @@
+package connmark
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"golang.org/x/sys/unix"
+)
+
+func twoUplinks(w1, w2 int) Plan {
+	return Plan{
+		LANInterfaces: []string{"lan0"},
+		Uplinks: []Uplink{
+			{Name: "isp1", Interface: "wan1", Mark: 0x100, Weight: w1, Live: true, Eligible: true},
+			{Name: "isp2", Interface: "wan2", Mark: 0x200, Weight: w2, Live: true, Eligible: true},
+		},
+	}
+}
+
+// withoutOurs is the ruleset as `nft -s list ruleset` prints it (no
+// counter values), minus our table.
+func withoutOurs(t *testing.T, ns string) string {
+	t.Helper()
+	rs := nftList(t, ns, "-s", "list", "ruleset")
+	return regexp.MustCompile(`(?ms)^table inet uplinkd \{\n.*?^\}\n`).ReplaceAllString(rs, "")
+}
+
+func mustApply(t *testing.T, tb *Table, p Plan) {
+	t.Helper()
+	if err := tb.Apply(p); err != nil {
+		t.Fatalf("Apply: %v", err)
+	}
+}
+
+// ctMarkOf returns the conntrack mark of the router's TCP connection from
+// the client's local port.
+func (l *lab) ctMarkOf(t *testing.T, port int) (uint32, bool) {
+	t.Helper()
+	h, err := netlink.NewHandleAt(l.routerNS, unix.NETLINK_NETFILTER)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	flows, err := h.ConntrackTableList(netlink.ConntrackTable, unix.AF_INET)
+	if err != nil {
+		t.Fatalf("conntrack dump: %v", err)
+	}
+	for _, f := range flows {
+		if f.Forward.Protocol == unix.IPPROTO_TCP && int(f.Forward.SrcPort) == port {
+			return f.Mark, true
+		}
+	}
+	return 0, false
+}
+
+func TestTableInLab(t *testing.T) {
+	needRoot(t)
+	l := newLab(t)
+	l.masquerade(t)
+	others := withoutOurs(t, l.router)
+	tb := NewTable(l.routerNS, nil)
+
+	t.Run("weights 3:1 split 1,000 new connections 75/25 and a long-lived flow never moves", func(t *testing.T) {
+		mustApply(t, tb, twoUplinks(3, 1))
+		long := l.dial(t)
+		first, err := long.ask()
+		if err != nil {
+			t.Fatalf("long-lived flow: %v", err)
+		}
+		before, err := tb.Counts()
+		if err != nil {
+			t.Fatalf("Counts: %v", err)
+		}
+		p1, p2 := l.sendUDP(t, 20000, 1000)
+		t.Logf("1,000 new connections at 3:1: peer1 %d, peer2 %d", p1, p2)
+		if p1+p2 != 1000 {
+			t.Fatalf("peers received %d+%d datagrams, want 1000", p1, p2)
+		}
+		if p1 < 700 || p1 > 800 {
+			t.Errorf("peer1 got %d of 1000 new connections, want 750 ± 50", p1)
+		}
+		after, err := tb.Counts()
+		if err != nil {
+			t.Fatalf("Counts: %v", err)
+		}
+		if d1, d2 := after[0x100]-before[0x100], after[0x200]-before[0x200]; d1 != int(p1) || d2 != int(p2) {
+			t.Errorf("Counts grew by %d on 0x100 and %d on 0x200, want %d and %d (what the peers saw)", d1, d2, p1, p2)
+		}
+		mustApply(t, tb, twoUplinks(1, 3)) // re-weighting moves nothing either
+		for i := range 5 {
+			got, err := long.ask()
+			if err != nil || got != first {
+				t.Fatalf("long-lived flow, ask %d: answered by %q (%v), want %q throughout", i, got, err, first)
+			}
+		}
+	})
+
+	t.Run("a drained uplink keeps its connection while new ones go elsewhere, and loses it when no longer live", func(t *testing.T) {
+		p := twoUplinks(1, 1)
+		p.Uplinks[1].Eligible = false
+		mustApply(t, tb, p)
+		pinned := l.dial(t)
+		if got, err := pinned.ask(); err != nil || got != "peer1" {
+			t.Fatalf("with only isp1 eligible: answered by %q (%v), want peer1", got, err)
+		}
+		p = twoUplinks(1, 1)
+		p.Uplinks[0].Eligible = false // drained gracefully: live, not eligible
+		mustApply(t, tb, p)
+		if got, err := pinned.ask(); err != nil || got != "peer1" {
+			t.Fatalf("after draining isp1: pinned flow answered by %q (%v), want peer1", got, err)
+		}
+		if p1, p2 := l.sendUDP(t, 22000, 40); p1 != 0 || p2 != 40 {
+			t.Errorf("after draining isp1: new connections went %d to peer1 and %d to peer2, want 0 and 40", p1, p2)
+		}
+		port := pinned.c.LocalAddr().(*net.TCPAddr).Port
+		if m, ok := l.ctMarkOf(t, port); !ok || m&MarkMask != 0x100 {
+			t.Fatalf("pinned flow's conntrack mark is %#x (found %v), want 0x100", m, ok)
+		}
+		p.Uplinks[0].Live = false // drain --now, or Down
+		mustApply(t, tb, p)
+		// Its next packet is re-picked; peer2 knows nothing of the
+		// connection (the daemon deletes such SNATed entries), so only the
+		// mark is checked.
+		_ = pinned.c.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = pinned.c.Write([]byte("who\n"))
+		var m uint32
+		for range 40 {
+			m, _ = l.ctMarkOf(t, port)
+			if m&MarkMask == 0x200 {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if m&MarkMask != 0x200 {
+			t.Errorf("after isp1 stopped being live: the flow's conntrack mark is %#x, want 0x200", m)
+		}
+	})
+
+	t.Run("a service rule sends matching traffic to its uplink and a blocked one is refused", func(t *testing.T) {
+		p := twoUplinks(3, 1)
+		dst := []netip.Prefix{netip.MustParsePrefix("203.0.113.100/32")}
+		p.Services = []Service{
+			{Name: "udp9000", Dst: dst, Proto: "udp", DPorts: []PortRange{{9000, 9000}}, Mark: 0x200},
+			{Name: "metered", Dst: dst, Proto: "tcp", DPorts: []PortRange{{9001, 9001}}, Block: true},
+		}
+		mustApply(t, tb, p)
+		if p1, p2 := l.sendUDP(t, 23000, 50); p1 != 0 || p2 != 50 {
+			t.Errorf("service udp9000 → isp2: new connections went %d to peer1 and %d to peer2, want 0 and 50", p1, p2)
+		}
+		var err error
+		inNS(t, nsHandle(t, l.client), func() {
+			var c net.Conn
+			c, err = net.DialTimeout("tcp4", "203.0.113.100:9001", 2*time.Second)
+			if err == nil {
+				c.Close()
+			}
+		})
+		if !errors.Is(err, syscall.ECONNREFUSED) {
+			t.Errorf("blocked service: dial gave %v, want connection refused", err)
+		}
+	})
+
+	t.Run("apply recreates a deleted table, repairs a flushed chain and otherwise changes nothing", func(t *testing.T) {
+		p := twoUplinks(3, 1)
+		mustApply(t, tb, p)
+		run(t, "ip", "netns", "exec", l.router, "nft", "delete", "table", "inet", "uplinkd")
+		if ok, err := tb.Exists(); err != nil || ok {
+			t.Fatalf("Exists after delete = %v, %v; want false", ok, err)
+		}
+		mustApply(t, tb, p)
+		if ok, err := tb.Exists(); err != nil || !ok {
+			t.Fatalf("Exists after Apply = %v, %v; want true", ok, err)
+		}
+		want := nftList(t, l.router, "-a", "list", "table", "inet", "uplinkd")
+		mustApply(t, tb, p)
+		if got := nftList(t, l.router, "-a", "list", "table", "inet", "uplinkd"); got != want {
+			t.Errorf("a repeated Apply changed the table:\n%s\nwant (same handles)\n%s", got, want)
+		}
+		run(t, "ip", "netns", "exec", l.router, "nft", "flush", "chain", "inet", "uplinkd", "pick")
+		mustApply(t, tb, p)
+		if got := nftList(t, l.router, "list", "chain", "inet", "uplinkd", "pick"); !strings.Contains(got, "numgen random mod 4") {
+			t.Errorf("Apply did not repair the flushed chain pick:\n%s", got)
+		}
+		if got := withoutOurs(t, l.router); got != others {
+			t.Errorf("other tables changed after Apply:\n%s\nwant\n%s", got, others)
+		}
+	})
+
+	t.Run("cleanup removes only our table", func(t *testing.T) {
+		if err := tb.Cleanup(); err != nil {
+			t.Fatalf("Cleanup: %v", err)
+		}
+		if ok, err := tb.Exists(); err != nil || ok {
+			t.Fatalf("Exists after Cleanup = %v, %v; want false", ok, err)
+		}
+		if err := tb.Cleanup(); err != nil {
+			t.Errorf("second Cleanup: %v", err)
+		}
+		if got := withoutOurs(t, l.router); got != others {
+			t.Errorf("other tables changed after Cleanup:\n%s\nwant\n%s", got, others)
+		}
+	})
+}
+
+// The kernel holds exactly what Render prints: the table built through
+// netlink lists the same as the one nft(8) loads from Render's text.
+func TestRenderMatchesKernel(t *testing.T) {
+	needRoot(t)
+	for _, tc := range richPlans() {
+		t.Run(tc.name, func(t *testing.T) {
+			viaGo, viaNft := newNS(t, "g"), newNS(t, "n")
+			if err := NewTable(nsHandle(t, viaGo), nil).Apply(tc.plan); err != nil {
+				t.Fatalf("Apply: %v", err)
+			}
+			nft(t, viaNft, Render(tc.plan))
+			got := nftList(t, viaGo, "list", "table", "inet", "uplinkd")
+			want := nftList(t, viaNft, "list", "table", "inet", "uplinkd")
+			if got != want {
+				t.Errorf("table built by Apply:\n%s\ntable nft loaded from Render:\n%s", got, want)
+			}
+		})
+	}
+}
+
+func richPlans() []struct {
+	name string
+	plan Plan
+} {
+	pfx := netip.MustParsePrefix
+	base := twoUplinks(3, 1)
+	base.Uplinks = append(base.Uplinks, Uplink{Name: "lte", Interface: "wwan0", Mark: 0x300, Weight: 2, Live: true})
+	services := base
+	services.Services = []Service{
+		{Name: "voip", Src: []netip.Prefix{pfx("192.0.2.0/25"), pfx("192.0.2.128/26"), pfx("2001:db8:1::/64")}, Proto: "udp",
+			DPorts: []PortRange{{5060, 5061}, {10000, 20000}}, Mark: 0x200},
+		{Name: "web", Dst: []netip.Prefix{pfx("198.51.100.0/24")}, Proto: "tcp", DPorts: []PortRange{{443, 443}}, InIface: "lan0", Mark: 0x100},
+		{Name: "ports-any", DPorts: []PortRange{{53, 53}, {853, 853}}, Mark: 0x300},
+		{Name: "ping", Proto: "icmp", Mark: 0x100},
+		{Name: "ping6", Dst: []netip.Prefix{pfx("2001:db8::/32"), pfx("2001:db8:ffff::/48")}, Proto: "icmp", Mark: 0x100},
+		{Name: "metered", Dst: []netip.Prefix{pfx("203.0.113.0/24"), pfx("203.0.113.64/26")}, Block: true},
+		{Name: "fallback", Dst: []netip.Prefix{pfx("203.0.113.7/32")}},
+	}
+	affinity := base
+	affinity.Affinity = true
+	affinity.LANInterfaces = nil
+	return []struct {
+		name string
+		plan Plan
+	}{
+		{"three uplinks, one drained", base},
+		{"services of every kind", services},
+		{"source affinity", affinity},
+		{"no uplinks at all", Plan{}},
+	}
+}
+
+func BenchmarkApply(b *testing.B) {
+	needRoot(b)
+	tb := NewTable(nsHandle(b, newNS(b, "b")), nil)
+	p := richPlans()[1].plan
+	b.Run("replace", func(b *testing.B) {
+		for i := range b.N {
+			p.Uplinks[0].Weight = 1 + i%2 // a change every time
+			if err := tb.Apply(p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("unchanged", func(b *testing.B) {
+		for range b.N {
+			if err := tb.Apply(p); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	_ = fmt.Sprint()
+}
