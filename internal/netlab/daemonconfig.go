@@ -1,0 +1,55 @@
+package netlab
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// DaemonConfig shapes the uplinkd configuration for a lab.
+type DaemonConfig struct {
+	Socket    string
+	Interval  time.Duration // default 500ms (the shipped default)
+	Timeout   time.Duration // default 1s
+	DownAfter int           // default 3
+	UpAfter   int           // default 10
+	Weights   [2]int        // default 1, 1
+	SameTier  bool          // both uplinks in tier 1 (load sharing) instead of isp2 as backup
+	Extra     string        // appended verbatim (e.g. more [defaults] keys are not possible here: use fields)
+}
+
+// Render returns the TOML text. isp1's IPv4 gateway is left for uplinkd to learn from the
+// gateway's main table (as DHCP leaves it); isp2's is configured, as a static line would be.
+func (c DaemonConfig) Render() string {
+	or := func(d, def time.Duration) time.Duration {
+		if d == 0 {
+			return def
+		}
+		return d
+	}
+	orInt := func(n, def int) int {
+		if n == 0 {
+			return def
+		}
+		return n
+	}
+	targets := make([]string, len(Targets4))
+	for i, t := range Targets4 {
+		targets[i] = fmt.Sprintf("%q", t.String())
+	}
+	tier2 := 2
+	if c.SameTier {
+		tier2 = 1
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "[daemon]\nsocket = %q\nlog_level = \"debug\"\n\n", c.Socket)
+	fmt.Fprintf(&b, "[defaults]\ntargets = [%s]\ninterval = %q\ntimeout = %q\ndown_after = %d\nup_after = %d\n\n",
+		strings.Join(targets, ", "), or(c.Interval, 500*time.Millisecond), or(c.Timeout, time.Second),
+		orInt(c.DownAfter, 3), orInt(c.UpAfter, 10))
+	fmt.Fprintf(&b, "[[uplink]]\nname = \"isp1\"\ninterface = %q\ngateway6 = %q\npriority = 1\nweight = %d\n\n",
+		IfWAN1, ISP1Addr6, orInt(c.Weights[0], 1))
+	fmt.Fprintf(&b, "[[uplink]]\nname = \"isp2\"\ninterface = %q\ngateway = %q\ngateway6 = %q\npriority = %d\nweight = %d\n",
+		IfWAN2, ISP2Addr4, ISP2Addr6, tier2, orInt(c.Weights[1], 1))
+	b.WriteString(c.Extra)
+	return b.String()
+}
