@@ -62,7 +62,8 @@ type Monitor struct {
 	s   Settings
 	log *slog.Logger
 
-	links map[int]linkState
+	links     map[int]linkState
+	subscribe func() (*subscription, error) // the kernel's; tests swap it
 }
 
 type linkState struct {
@@ -75,7 +76,9 @@ func NewMonitor(ns netns.NsHandle, s Settings, log *slog.Logger) *Monitor {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Monitor{ns: ns, s: s.withDefaults(), log: log}
+	m := &Monitor{ns: ns, s: s.withDefaults(), log: log}
+	m.subscribe = m.subscribeKernel
+	return m
 }
 
 // resubscribeAttempts bounds how often in a row subscribing may fail before Run gives up.
@@ -121,6 +124,7 @@ func (m *Monitor) Run(ctx context.Context, out chan<- Event) error {
 			continue
 		}
 		failures = 0
+		m.links = map[int]linkState{} // re-seeded by the new link subscription's listing
 		if !first && !m.send(ctx, out, Event{Kind: ResyncNeeded, Detail: "netlink subscription lost events; resubscribed"}) {
 			sub.close()
 			return ctx.Err()
@@ -144,20 +148,30 @@ func (m *Monitor) send(ctx context.Context, out chan<- Event, e Event) bool {
 	}
 }
 
-func (m *Monitor) subscribe() (*subscription, error) {
-	sub := &subscription{
+func newSubscription() *subscription {
+	return &subscription{
 		done:   make(chan struct{}),
 		links:  make(chan netlink.LinkUpdate, 64),
 		addrs:  make(chan netlink.AddrUpdate, 64),
 		routes: make(chan netlink.RouteUpdate, 256),
 		rules:  make(chan ruleUpdate, 64),
 	}
+}
+
+func (m *Monitor) subscribeKernel() (*subscription, error) {
+	sub := newSubscription()
 	var ns *netns.NsHandle
 	if m.ns.IsOpen() {
 		ns = &m.ns
 	}
 	logErr := func(what string) func(error) {
-		return func(err error) { m.log.Warn("routing: monitor "+what+" subscription failed", "err", err) }
+		return func(err error) {
+			select {
+			case <-sub.done: // our own close, not news
+			default:
+				m.log.Warn("routing: monitor "+what+" subscription failed", "err", err)
+			}
+		}
 	}
 	// ListExisting on links only: it seeds the link state, so later changes are transitions.
 	if err := netlink.LinkSubscribeWithOptions(sub.links, sub.done, netlink.LinkSubscribeOptions{
@@ -179,13 +193,40 @@ func (m *Monitor) subscribe() (*subscription, error) {
 		close(sub.done)
 		return nil, fmt.Errorf("rules: %w", err)
 	}
-	m.links = map[int]linkState{}
 	return sub, nil
 }
 
-// close ends the subscriptions and waits for the rule reader.
+// drainLimit bounds how long close waits for the netlink readers to see their sockets closed.
+const drainLimit = 2 * time.Second
+
+// close ends the subscriptions. The netlink package's readers block on a full channel, so
+// close drains the channels until the readers close them (or drainLimit passes).
 func (s *subscription) close() {
 	close(s.done)
+	limit := time.After(drainLimit)
+	links, addrs, routes, rules := s.links, s.addrs, s.routes, s.rules
+	for links != nil || addrs != nil || routes != nil || rules != nil {
+		select {
+		case _, ok := <-links:
+			if !ok {
+				links = nil
+			}
+		case _, ok := <-addrs:
+			if !ok {
+				addrs = nil
+			}
+		case _, ok := <-routes:
+			if !ok {
+				routes = nil
+			}
+		case _, ok := <-rules:
+			if !ok {
+				rules = nil
+			}
+		case <-limit:
+			return
+		}
+	}
 	s.wg.Wait()
 }
 

@@ -1,7 +1,9 @@
 package routing
 
 import (
+	"context"
 	"encoding/binary"
+	"errors"
 	"net"
 	"testing"
 
@@ -121,5 +123,56 @@ func TestRouteAndRuleEvents(t *testing.T) {
 	}
 	if _, ok := parseRuleMsg(unix.RTM_NEWROUTE, nil); ok {
 		t.Error("a route message parsed as a rule")
+	}
+}
+
+func TestALostSubscriptionAsksForAResync(t *testing.T) {
+	m := NewMonitor(netns.None(), Settings{}, nil)
+	subs := make(chan *subscription, 4)
+	n := 0
+	m.subscribe = func() (*subscription, error) {
+		s := newSubscription()
+		lost := n == 0 // the test closes the first one's routes itself
+		n++
+		go func() { // as the netlink readers do when their socket is closed
+			<-s.done
+			close(s.links)
+			close(s.addrs)
+			close(s.rules)
+			if !lost {
+				close(s.routes)
+			}
+		}()
+		subs <- s
+		return s, nil
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	out := make(chan Event, 4)
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx, out) }()
+
+	first := <-subs
+	close(first.routes) // what the netlink package does on ENOBUFS
+	if e := <-out; e.Kind != ResyncNeeded {
+		t.Errorf("event %s, want resync-needed", e)
+	}
+	second := <-subs
+	second.rules <- ruleUpdate{deleted: true, family: unix.AF_INET, priority: 1040, table: 200, protocol: 0x55}
+	if e := <-out; e.Kind != OwnedDeleted {
+		t.Errorf("after resubscribing: event %s, want owned-deleted", e)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("Run returned %v, want context.Canceled", err)
+	}
+}
+
+func TestRunGivesUpWhenItCannotSubscribe(t *testing.T) {
+	m := NewMonitor(netns.None(), Settings{}, nil)
+	m.subscribe = func() (*subscription, error) { return nil, unix.EPERM }
+	err := m.Run(context.Background(), make(chan Event))
+	if err == nil || !errors.Is(err, unix.EPERM) {
+		t.Errorf("Run returned %v, want it to give up with EPERM", err)
 	}
 }

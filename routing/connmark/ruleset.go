@@ -23,7 +23,20 @@ type rule struct {
 	comment string
 }
 
-type ruleset struct{ chains []chain }
+// namedSet is a set (of interface names) or a verdict map (from interface
+// names or marks). Keys in host byte order go in named sets: nft(8) then
+// lists them correctly, which it does not for anonymous ones built here.
+type namedSet struct {
+	name    string
+	keyType string // "ifname" or "mark"
+	isMap   bool
+	entries []kv
+}
+
+type ruleset struct {
+	sets   []namedSet
+	chains []chain
+}
 
 func chainName(kind string, mark uint32) string { return fmt.Sprintf("%s_%d", kind, mark>>8) }
 
@@ -42,9 +55,22 @@ func build(p Plan) ruleset {
 		}
 	}
 	restore = live
-	ifaces := make([]string, len(wanNames))
-	for i, n := range wanNames {
-		ifaces[i] = n.key
+
+	var sets []namedSet
+	if len(ups) > 0 {
+		sets = append(sets,
+			namedSet{name: "uplink_ifaces", keyType: "ifname", entries: wanNames},
+			namedSet{name: "inbound", keyType: "ifname", isMap: true, entries: wanVmap})
+	}
+	if len(p.LANInterfaces) > 0 {
+		var lans []kv
+		for _, n := range slices.Compact(slices.Sorted(slices.Values(p.LANInterfaces))) {
+			lans = append(lans, kv{key: n})
+		}
+		sets = append(sets, namedSet{name: "lan_ifaces", keyType: "ifname", entries: lans})
+	}
+	if len(restore) > 0 {
+		sets = append(sets, namedSet{name: "live", keyType: "mark", isMap: true, entries: restore})
 	}
 
 	var pre []rule
@@ -52,36 +78,35 @@ func build(p Plan) ruleset {
 		rule{stmts: []stmt{markIsOurs{}, verdict{kind: "return"}}, comment: "already marked: probes, or routed by someone else"},
 	)
 	if len(ups) > 0 {
-		pre = append(pre, rule{stmts: []stmt{ifnameVmap{meta: "iifname", entries: wanVmap}}, comment: "from an uplink: pin inbound, never restore replies"})
+		pre = append(pre, rule{stmts: []stmt{vmapRef{key: "iifname", set: "inbound"}}, comment: "from an uplink: pin inbound, never restore replies"})
 	}
 	if len(p.LANInterfaces) > 0 {
-		lans := slices.Sorted(slices.Values(p.LANInterfaces))
-		pre = append(pre, rule{stmts: []stmt{ifnameIn{meta: "iifname", names: slices.Compact(lans), invert: true}, verdict{kind: "return"}}})
+		pre = append(pre, rule{stmts: []stmt{ifnameIn{meta: "iifname", set: "lan_ifaces", invert: true}, verdict{kind: "return"}}})
 	}
 	if len(restore) > 0 {
-		pre = append(pre, rule{stmts: []stmt{ctMarkVmap{entries: restore}}, comment: "pinned to a live uplink"})
+		pre = append(pre, rule{stmts: []stmt{vmapRef{key: "ct mark", set: "live"}}, comment: "pinned to a live uplink"})
 	}
 	pre = append(pre,
 		rule{stmts: []stmt{ctDirection{dir: "reply"}, verdict{kind: "return"}}},
 		rule{stmts: []stmt{fibDaddrLocal{}, verdict{kind: "return"}}},
 	)
-	if len(ifaces) > 0 {
-		pre = append(pre, rule{stmts: []stmt{ifnameIn{meta: "fib daddr oifname", names: ifaces, invert: true}, verdict{kind: "return"}}, comment: "not bound for an uplink"})
+	if len(ups) > 0 {
+		pre = append(pre, rule{stmts: []stmt{ifnameIn{meta: "fib daddr oifname", set: "uplink_ifaces", invert: true}, verdict{kind: "return"}}, comment: "not bound for an uplink"})
 		pre = append(pre, rule{stmts: []stmt{verdict{kind: "goto", chain: "pick"}}})
 	}
 
 	var out []rule
 	out = append(out, rule{stmts: []stmt{markIsOurs{}, verdict{kind: "return"}}, comment: "already marked: probes, or routed by someone else"})
 	if len(restore) > 0 {
-		out = append(out, rule{stmts: []stmt{ctMarkVmap{entries: restore}}, comment: "pinned to a live uplink"})
+		out = append(out, rule{stmts: []stmt{vmapRef{key: "ct mark", set: "live"}}, comment: "pinned to a live uplink"})
 	}
 	out = append(out, rule{stmts: []stmt{ctDirection{dir: "reply"}, verdict{kind: "return"}}})
-	if len(ifaces) > 0 {
-		out = append(out, rule{stmts: []stmt{ifnameIn{meta: "oifname", names: ifaces, invert: true}, verdict{kind: "return"}}, comment: "not bound for an uplink"})
+	if len(ups) > 0 {
+		out = append(out, rule{stmts: []stmt{ifnameIn{meta: "oifname", set: "uplink_ifaces", invert: true}, verdict{kind: "return"}}, comment: "not bound for an uplink"})
 		out = append(out, rule{stmts: []stmt{verdict{kind: "goto", chain: "pick"}}})
 	}
 
-	rs := ruleset{chains: []chain{
+	rs := ruleset{sets: sets, chains: []chain{
 		{name: "prerouting", hook: "prerouting", ctype: "filter", rules: pre},
 		{name: "output", hook: "output", ctype: "route", rules: out},
 		{name: "pick", rules: pickRules(p, ups)},
@@ -174,7 +199,7 @@ func serviceRules(s Service) []rule {
 	for _, f := range fams {
 		var st []stmt
 		if s.InIface != "" {
-			st = append(st, ifnameIn{meta: "iifname", names: []string{s.InIface}})
+			st = append(st, ifnameIn{meta: "iifname", name: s.InIface})
 		}
 		if ps := prefixesOf(s.Src, f); len(ps) > 0 {
 			st = append(st, addrMatch{family: f, field: "saddr", ranges: prefixRanges(ps)})
@@ -264,6 +289,20 @@ func Render(p Plan) string {
 func (rs ruleset) text() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "table inet %s {\n", TableName)
+	for _, s := range rs.sets {
+		kind, typ := "set", s.keyType
+		if s.isMap {
+			kind, typ = "map", s.keyType+" : verdict"
+		}
+		items := make([]string, len(s.entries))
+		for i, e := range s.entries {
+			items[i] = e.keyText(s.keyType)
+			if s.isMap {
+				items[i] += " : goto " + e.chain
+			}
+		}
+		fmt.Fprintf(&b, "\t%s %s {\n\t\ttype %s\n\t\telements = { %s }\n\t}\n\n", kind, s.name, typ, strings.Join(items, ", "))
+	}
 	for i, c := range rs.chains {
 		if i > 0 {
 			b.WriteString("\n")

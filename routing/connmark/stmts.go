@@ -3,6 +3,7 @@ package connmark
 import (
 	"encoding/binary"
 	"fmt"
+	"net"
 	"net/netip"
 	"strings"
 
@@ -148,20 +149,20 @@ func (fibDaddrLocal) exprs(*batch) []expr.Any {
 // interface of a route lookup, "fib daddr oifname") against a list.
 type ifnameIn struct {
 	meta   string
-	names  []string
+	name   string // one name, or
+	set    string // a named set of them
 	invert bool
 }
 
 func (m ifnameIn) text() string {
-	q := make([]string, len(m.names))
-	for i, n := range m.names {
-		q[i] = fmt.Sprintf("%q", n)
-	}
 	op := ""
 	if m.invert {
 		op = "!= "
 	}
-	return m.meta + " " + op + setBody(q)
+	if m.set != "" {
+		return m.meta + " " + op + "@" + m.set
+	}
+	return fmt.Sprintf("%s %s%q", m.meta, op, m.name)
 }
 
 func (m ifnameIn) exprs(b *batch) []expr.Any {
@@ -174,69 +175,43 @@ func (m ifnameIn) exprs(b *batch) []expr.Any {
 	default: // fib daddr oifname
 		load = &expr.Fib{Register: reg, FlagDADDR: true, ResultOIFNAME: true}
 	}
-	if len(m.names) == 1 {
+	if m.set == "" {
 		op := expr.CmpOpEq
 		if m.invert {
 			op = expr.CmpOpNeq
 		}
-		return []expr.Any{load, &expr.Cmp{Op: op, Register: reg, Data: ifnameBytes(m.names[0])}}
+		return []expr.Any{load, &expr.Cmp{Op: op, Register: reg, Data: ifnameBytes(m.name)}}
 	}
-	elems := make([]nftables.SetElement, len(m.names))
-	for i, n := range m.names {
-		elems[i] = nftables.SetElement{Key: ifnameBytes(n)}
-	}
-	s := b.anonSet(&nftables.Set{KeyType: nftables.TypeIFName}, elems)
+	s := b.named[m.set]
 	return []expr.Any{load, &expr.Lookup{SourceRegister: reg, SetID: s.ID, SetName: s.Name, Invert: m.invert}}
 }
 
-// ifnameVmap goes to a chain chosen by the interface name.
-type ifnameVmap struct {
-	meta    string
-	entries []kv
+// vmapRef goes to the chain a named verdict map gives for the incoming
+// interface name or the connection's uplink mark.
+type vmapRef struct {
+	key string // "iifname" or "ct mark"
+	set string
 }
 
-func (m ifnameVmap) text() string {
-	items := make([]string, len(m.entries))
-	for i, e := range m.entries {
-		items[i] = fmt.Sprintf("%q : goto %s", e.key, e.chain)
+func (m vmapRef) text() string {
+	if m.key == "ct mark" {
+		return fmt.Sprintf("ct mark & %#08x vmap @%s", MarkMask, m.set)
 	}
-	return m.meta + " vmap { " + strings.Join(items, ", ") + " }"
+	return m.key + " vmap @" + m.set
 }
 
-func (m ifnameVmap) exprs(b *batch) []expr.Any {
-	elems := make([]nftables.SetElement, len(m.entries))
-	for i, e := range m.entries {
-		elems[i] = nftables.SetElement{Key: ifnameBytes(e.key), VerdictData: gotoVerdict(e.chain)}
+func (m vmapRef) exprs(b *batch) []expr.Any {
+	var ex []expr.Any
+	if m.key == "ct mark" {
+		ex = []expr.Any{
+			&expr.Ct{Key: expr.CtKeyMARK, Register: reg},
+			&expr.Bitwise{SourceRegister: reg, DestRegister: reg, Len: 4, Mask: ne32(MarkMask), Xor: ne32(0)},
+		}
+	} else {
+		ex = []expr.Any{&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: reg}}
 	}
-	s := b.anonSet(&nftables.Set{KeyType: nftables.TypeIFName, IsMap: true, DataType: nftables.TypeVerdict}, elems)
-	return []expr.Any{
-		&expr.Meta{Key: expr.MetaKeyIIFNAME, Register: reg},
-		&expr.Lookup{SourceRegister: reg, DestRegister: 0, IsDestRegSet: true, SetID: s.ID, SetName: s.Name},
-	}
-}
-
-// ctMarkVmap goes to a chain chosen by the connection's uplink mark.
-type ctMarkVmap struct{ entries []kv }
-
-func (m ctMarkVmap) text() string {
-	items := make([]string, len(m.entries))
-	for i, e := range m.entries {
-		items[i] = fmt.Sprintf("%#08x : goto %s", e.mark, e.chain)
-	}
-	return fmt.Sprintf("ct mark & %#08x vmap { %s }", MarkMask, strings.Join(items, ", "))
-}
-
-func (m ctMarkVmap) exprs(b *batch) []expr.Any {
-	elems := make([]nftables.SetElement, len(m.entries))
-	for i, e := range m.entries {
-		elems[i] = nftables.SetElement{Key: ne32(e.mark), VerdictData: gotoVerdict(e.chain)}
-	}
-	s := b.anonSet(&nftables.Set{KeyType: nftables.TypeMark, IsMap: true, DataType: nftables.TypeVerdict}, elems)
-	return []expr.Any{
-		&expr.Ct{Key: expr.CtKeyMARK, Register: reg},
-		&expr.Bitwise{SourceRegister: reg, DestRegister: reg, Len: 4, Mask: ne32(MarkMask), Xor: ne32(0)},
-		&expr.Lookup{SourceRegister: reg, IsDestRegSet: true, SetID: s.ID, SetName: s.Name},
-	}
+	s := b.named[m.set]
+	return append(ex, &expr.Lookup{SourceRegister: reg, IsDestRegSet: true, SetID: s.ID, SetName: s.Name})
 }
 
 // pickVmap draws a number in [0, mod) — at random, or by a hash of the
@@ -328,16 +303,25 @@ func (m addrMatch) text() string {
 }
 
 func rangeText(r addrRange) string {
+	p, ok := asPrefix(r)
+	switch {
+	case !ok:
+		return r.from.String() + "-" + r.to.String()
+	case p.Bits() == p.Addr().BitLen():
+		return r.from.String()
+	}
+	return p.String()
+}
+
+// asPrefix returns the prefix that covers exactly r, if there is one.
+func asPrefix(r addrRange) (netip.Prefix, bool) {
 	for bits := 0; bits <= r.from.BitLen(); bits++ {
 		p := netip.PrefixFrom(r.from, bits)
 		if p.Masked().Addr() == r.from && lastAddr(p) == r.to {
-			if bits == r.from.BitLen() {
-				return r.from.String()
-			}
-			return p.String()
+			return p, true
 		}
 	}
-	return r.from.String() + "-" + r.to.String()
+	return netip.Prefix{}, false
 }
 
 func (m addrMatch) exprs(b *batch) []expr.Any {
@@ -352,7 +336,17 @@ func (m addrMatch) exprs(b *batch) []expr.Any {
 	ex = append(ex, &expr.Payload{OperationType: expr.PayloadLoad, DestRegister: reg, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n})
 	if len(m.ranges) == 1 {
 		r := m.ranges[0]
-		return append(ex, &expr.Range{Op: expr.CmpOpEq, Register: reg, FromData: r.from.AsSlice(), ToData: r.to.AsSlice()})
+		p, ok := asPrefix(r)
+		switch {
+		case !ok:
+			return append(ex, &expr.Range{Op: expr.CmpOpEq, Register: reg, FromData: r.from.AsSlice(), ToData: r.to.AsSlice()})
+		case p.Bits() == 0:
+			return ex // any address of the family
+		case p.Bits() < p.Addr().BitLen():
+			mask := net.CIDRMask(p.Bits(), p.Addr().BitLen())
+			ex = append(ex, &expr.Bitwise{SourceRegister: reg, DestRegister: reg, Len: n, Mask: mask, Xor: make([]byte, n)})
+		}
+		return append(ex, &expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: r.from.AsSlice()})
 	}
 	kt := nftables.TypeIPAddr
 	if m.family == 6 {
@@ -462,4 +456,18 @@ func (v verdict) exprs(*batch) []expr.Any {
 		return []expr.Any{gotoVerdict(v.chain)}
 	}
 	return []expr.Any{&expr.Verdict{Kind: expr.VerdictReturn}}
+}
+
+func (e kv) keyText(keyType string) string {
+	if keyType == "mark" {
+		return fmt.Sprintf("%#08x", e.mark)
+	}
+	return fmt.Sprintf("%q", e.key)
+}
+
+func (e kv) keyBytes(keyType string) []byte {
+	if keyType == "mark" {
+		return ne32(e.mark)
+	}
+	return ifnameBytes(e.key)
 }

@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/google/nftables"
+	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 	"github.com/vishvananda/netlink"
@@ -116,7 +117,29 @@ func replace(c *nftables.Conn, rs ruleset) error {
 		}
 		chains[ch.name] = c.AddChain(nc)
 	}
-	b := &batch{table: tbl}
+	b := &batch{table: tbl, named: map[string]*nftables.Set{}}
+	for _, ns := range rs.sets {
+		set := &nftables.Set{Table: tbl, Name: ns.name, KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian}
+		if ns.keyType == "mark" {
+			set.KeyType = nftables.TypeMark
+		}
+		if ns.isMap {
+			set.IsMap, set.DataType = true, nftables.TypeVerdict
+		}
+		b.nextID++
+		set.ID = b.nextID
+		elems := make([]nftables.SetElement, len(ns.entries))
+		for i, e := range ns.entries {
+			elems[i] = nftables.SetElement{Key: e.keyBytes(ns.keyType)}
+			if ns.isMap {
+				elems[i].VerdictData = gotoVerdict(e.chain)
+			}
+		}
+		if err := c.AddSet(set, elems); err != nil {
+			return fmt.Errorf("connmark: add set %s: %w", ns.name, err)
+		}
+		b.named[ns.name] = set
+	}
 	for _, ch := range rs.chains {
 		for _, r := range ch.rules {
 			var ex []expr.Any
@@ -252,7 +275,8 @@ func dumpConntrack(h *netlink.Handle, fam netlink.InetFamily) ([]*netlink.Conntr
 type batch struct {
 	table  *nftables.Table
 	nextID uint32
-	sets   []pendingSet
+	named  map[string]*nftables.Set // the table's named sets, by name
+	sets   []pendingSet             // anonymous sets of the rule being built
 }
 
 type pendingSet struct {
