@@ -3,7 +3,13 @@
 // The daemon computes a Plan (pure, see NewPlan) from the uplinks and the active set, and a
 // Router applies it through netlink: it diffs the plan against what the kernel holds and sends
 // only the messages needed. A failover (a change of the active set) is one RTM_NEWROUTE with
-// NLM_F_REPLACE per address family. Applying the same plan twice sends nothing.
+// NLM_F_REPLACE per address family (two on a dual-stack gateway). Applying the same plan twice
+// sends nothing.
+//
+// A Monitor reports what the daemon must react to: carrier and admin state, address and
+// gateway changes (re-learn with Router.Link and plan again), deleted owned entries (Apply
+// again), and lost events (ResyncNeeded: re-learn everything and Apply). FlushSNAT deletes the
+// conntrack entries source-NATed to a departed uplink's address.
 //
 // # Rules
 //

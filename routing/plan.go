@@ -62,6 +62,20 @@ func (s Settings) withDefaults() Settings {
 	return s
 }
 
+// Validate reports settings the kernel cannot hold or that would collide with its own entries.
+func (s Settings) Validate() error {
+	s = s.withDefaults()
+	switch {
+	case s.RulePriority+bandWidth > 32766:
+		return fmt.Errorf("routing: rule priority band %d..%d reaches the main table's rule at 32766", s.RulePriority, s.RulePriority+bandWidth-1)
+	case s.ActiveTable >= tableDefault && s.ActiveTable <= tableLocal:
+		return fmt.Errorf("routing: active table %d is one of the kernel's own (253 default, 254 main, 255 local)", s.ActiveTable)
+	case s.Protocol <= 4 || s.Protocol > 255:
+		return fmt.Errorf("routing: route protocol %d: want 5..255 (0..4 are the kernel's, the field is one byte)", int(s.Protocol))
+	}
+	return nil
+}
+
 // inBand reports whether a rule priority is in our band.
 func (s Settings) inBand(prio int) bool {
 	return prio >= s.RulePriority && prio < s.RulePriority+bandWidth

@@ -91,3 +91,28 @@ func TestWeightsAreClamped(t *testing.T) {
 		}
 	}
 }
+
+func TestSettingsValidate(t *testing.T) {
+	tests := []struct {
+		name string
+		s    Settings
+		want string // empty: valid
+	}{
+		{"the defaults are valid", Settings{}, ""},
+		{"a band reaching the main rule is refused", Settings{RulePriority: 32700}, "reaches the main table's rule"},
+		{"the main table as active table is refused", Settings{ActiveTable: 254}, "active table 254"},
+		{"a kernel protocol number is refused", Settings{Protocol: 2}, "route protocol 2"},
+		{"a protocol beyond one byte is refused", Settings{Protocol: 300}, "route protocol 300"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := tt.s.Validate()
+			if tt.want == "" && err != nil || tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)) {
+				t.Errorf("Validate() = %v, want %q", err, tt.want)
+			}
+		})
+	}
+	if _, err := newRouter(newFakeKernel(), Settings{Protocol: 300}, nil).Apply(Plan{}); err == nil {
+		t.Error("Apply ran with invalid settings")
+	}
+}

@@ -97,6 +97,9 @@ func (r *Router) read(ch *Changes, withLinks bool) (kernelState, error) {
 // a failover. It carries on past a failed message and returns all failures joined.
 func (r *Router) Apply(p Plan) (Changes, error) {
 	var ch Changes
+	if err := r.s.Validate(); err != nil {
+		return ch, err
+	}
 	if p.Settings.withDefaults() != r.s {
 		return ch, fmt.Errorf("routing: plan settings %+v differ from the router's %+v", p.Settings, r.s)
 	}
@@ -207,6 +210,9 @@ func hasRoute(p Plan, slot routeSlot) bool {
 // Cleanup removes every rule and route we own, and nothing else.
 func (r *Router) Cleanup() (Changes, error) {
 	var ch Changes
+	if err := r.s.Validate(); err != nil {
+		return ch, err
+	}
 	st, err := r.read(&ch, false)
 	if err != nil {
 		return ch, err

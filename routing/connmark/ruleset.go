@@ -28,7 +28,7 @@ type rule struct {
 // lists them correctly, which it does not for anonymous ones built here.
 type namedSet struct {
 	name    string
-	keyType string // "ifname" or "mark"
+	keyType string // "ifname", "fib oifname" (the same, typed as nft(8) wants) or "mark"
 	isMap   bool
 	entries []kv
 }
@@ -60,6 +60,7 @@ func build(p Plan) ruleset {
 	if len(ups) > 0 {
 		sets = append(sets,
 			namedSet{name: "uplink_ifaces", keyType: "ifname", entries: wanNames},
+			namedSet{name: "uplink_routes", keyType: "fib oifname", entries: wanNames},
 			namedSet{name: "inbound", keyType: "ifname", isMap: true, entries: wanVmap})
 	}
 	if len(p.LANInterfaces) > 0 {
@@ -91,7 +92,7 @@ func build(p Plan) ruleset {
 		rule{stmts: []stmt{fibDaddrLocal{}, verdict{kind: "return"}}},
 	)
 	if len(ups) > 0 {
-		pre = append(pre, rule{stmts: []stmt{ifnameIn{meta: "fib daddr oifname", set: "uplink_ifaces", invert: true}, verdict{kind: "return"}}, comment: "not bound for an uplink"})
+		pre = append(pre, rule{stmts: []stmt{ifnameIn{meta: "fib daddr oifname", set: "uplink_routes", invert: true}, verdict{kind: "return"}}, comment: "not bound for an uplink"})
 		pre = append(pre, rule{stmts: []stmt{verdict{kind: "goto", chain: "pick"}}})
 	}
 
@@ -290,9 +291,12 @@ func (rs ruleset) text() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "table inet %s {\n", TableName)
 	for _, s := range rs.sets {
-		kind, typ := "set", s.keyType
+		kind, typ := "set", "type "+s.keyType
+		if s.keyType == "fib oifname" {
+			typ = "typeof fib daddr oifname"
+		}
 		if s.isMap {
-			kind, typ = "map", s.keyType+" : verdict"
+			kind, typ = "map", "type "+s.keyType+" : verdict"
 		}
 		items := make([]string, len(s.entries))
 		for i, e := range s.entries {
@@ -301,7 +305,7 @@ func (rs ruleset) text() string {
 				items[i] += " : goto " + e.chain
 			}
 		}
-		fmt.Fprintf(&b, "\t%s %s {\n\t\ttype %s\n\t\telements = { %s }\n\t}\n\n", kind, s.name, typ, strings.Join(items, ", "))
+		fmt.Fprintf(&b, "\t%s %s {\n\t\t%s\n\t\telements = { %s }\n\t}\n\n", kind, s.name, typ, strings.Join(items, ", "))
 	}
 	for i, c := range rs.chains {
 		if i > 0 {

@@ -235,9 +235,9 @@ func (m pickVmap) text() string {
 	src := fmt.Sprintf("numgen random mod %d", m.mod)
 	switch m.family {
 	case 4:
-		src = fmt.Sprintf("jhash ip saddr mod %d seed 0x0", m.mod)
+		src = fmt.Sprintf("jhash ip saddr mod %d seed %#x", m.mod, affinitySeed)
 	case 6:
-		src = fmt.Sprintf("jhash ip6 saddr mod %d seed 0x0", m.mod)
+		src = fmt.Sprintf("jhash ip6 saddr mod %d seed %#x", m.mod, affinitySeed)
 	}
 	return src + " vmap { " + strings.Join(items, ", ") + " }"
 }
@@ -264,12 +264,16 @@ func (m pickVmap) exprs(b *batch) []expr.Any {
 		}
 		ex = append(ex,
 			&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: reg, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
-			&expr.Hash{SourceRegister: reg, DestRegister: reg, Length: n, Modulus: m.mod, Type: expr.HashTypeJenkins})
+			&expr.Hash{SourceRegister: reg, DestRegister: reg, Length: n, Modulus: m.mod, Seed: affinitySeed, Type: expr.HashTypeJenkins})
 	}
 	return append(ex,
 		&expr.Byteorder{SourceRegister: reg, DestRegister: reg, Op: expr.ByteorderHton, Len: 4, Size: 4},
 		&expr.Lookup{SourceRegister: reg, IsDestRegSet: true, SetID: s.ID, SetName: s.Name})
 }
+
+// affinitySeed is fixed (and nonzero: without a seed the kernel draws a
+// random one), so a client keeps its uplink across table rebuilds.
+const affinitySeed = 0x75706c6b
 
 func nfprotoExprs(family int) []expr.Any {
 	p := byte(unix.NFPROTO_IPV4)
