@@ -1,0 +1,114 @@
+// Package probe checks that targets answer through one particular uplink. Every probe is pinned:
+// it carries the uplink's firewall mark (routed by the daemon's `fwmark → uplink table` rule)
+// and its source address, so it leaves through that uplink even while traffic uses another one.
+// One file per method; New finds them by name.
+package probe
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Pin makes a probe leave through one uplink even while traffic uses another: the uplink's
+// firewall mark (SO_MARK, routed by the daemon's `fwmark → uplink table` rule) and its source
+// address. A zero Mark or an invalid source is simply not applied.
+type Pin struct {
+	Mark             uint32
+	Source4, Source6 netip.Addr
+}
+
+// source returns the pin's source address for target's family (invalid if none).
+func (p Pin) source(target netip.Addr) netip.Addr {
+	if target.Is4() {
+		return p.Source4
+	}
+	return p.Source6
+}
+
+// describe says how a probe to target is pinned, for error messages: "mark 0x100 from 198.51.100.2".
+func (p Pin) describe(target netip.Addr) string {
+	var parts []string
+	if p.Mark != 0 {
+		parts = append(parts, fmt.Sprintf("mark %#x", p.Mark))
+	}
+	if s := p.source(target); s.IsValid() {
+		parts = append(parts, "from "+s.String())
+	}
+	if len(parts) == 0 {
+		return "unpinned"
+	}
+	return strings.Join(parts, " ")
+}
+
+// Result is the outcome of one probe. OK means a reply came within the timeout; otherwise Err
+// says why not ("no reply within 1s", "... network is unreachable").
+type Result struct {
+	Target netip.Addr
+	OK     bool
+	RTT    time.Duration
+	Err    error
+}
+
+// Prober probes one target through a pinned uplink. Implementations are safe for concurrent use.
+type Prober interface {
+	Probe(ctx context.Context, pin Pin, target netip.Addr, timeout time.Duration) Result
+}
+
+// methods maps a method name to its constructor; arg is what follows "name:" in the method
+// string ("" if nothing does).
+var methods = map[string]func(arg string) (Prober, error){
+	"icmp": newICMP,
+	"tcp":  newTCP,
+}
+
+// New returns the prober for a method: "icmp" (echo request, raw socket: needs CAP_NET_RAW, and
+// CAP_NET_ADMIN for the mark), "tcp" (a connect to port 80) or "tcp:PORT".
+func New(method string) (Prober, error) {
+	name, arg, _ := strings.Cut(method, ":")
+	mk, ok := methods[name]
+	if !ok {
+		names := make([]string, 0, len(methods))
+		for n := range methods {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		return nil, fmt.Errorf("probe: unknown method %q: want one of %s", method, strings.Join(names, ", "))
+	}
+	return mk(arg)
+}
+
+// Round probes all targets concurrently through one pinned uplink and returns the results in
+// target order. It returns when every probe has (each bounded by timeout and ctx).
+func Round(ctx context.Context, p Prober, pin Pin, targets []netip.Addr, timeout time.Duration) []Result {
+	res := make([]Result, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		wg.Go(func() { res[i] = p.Probe(ctx, pin, t, timeout) })
+	}
+	wg.Wait()
+	return res
+}
+
+// check rejects what no method can probe, before any socket exists.
+func check(method string, pin Pin, target netip.Addr, timeout time.Duration) error {
+	switch {
+	case !target.IsValid():
+		return fmt.Errorf("probe: %s: no target address", method)
+	case timeout <= 0:
+		return fmt.Errorf("probe: %s %s: timeout %v is not positive", method, target, timeout)
+	}
+	if s := pin.source(target); s.IsValid() && s.Is4() != target.Is4() {
+		return fmt.Errorf("probe: %s %s: source %s is of the other address family", method, target, s)
+	}
+	return nil
+}
+
+// noReply is the error of a probe that got no (timely) answer.
+func noReply(method string, target netip.Addr, pin Pin, timeout time.Duration) error {
+	return fmt.Errorf("probe: %s %s %s: no reply within %v", method, target, pin.describe(target), timeout)
+}
