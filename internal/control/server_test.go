@@ -248,3 +248,27 @@ func TestEventStream(t *testing.T) {
 		recv(t, f.ended, "the backend subscription to end")
 	})
 }
+
+// BenchmarkStatusRoundTrip measures one uplinkctl status: request, encode, decode, over the socket.
+func BenchmarkStatusRoundTrip(b *testing.B) {
+	dir, err := os.MkdirTemp("", "ctl")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	socket := dir + "/u.sock"
+	ln, err := Listen(socket, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, ln, newServer(newFake(), nil, uint32(os.Geteuid()))) }()
+	defer func() { cancel(); <-done }()
+	c := NewClient(socket)
+	for b.Loop() {
+		if _, err := c.Status(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
