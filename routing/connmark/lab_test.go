@@ -193,7 +193,18 @@ func (l *lab) serve(t *testing.T, ns, name string) *atomic.Int64 {
 	}
 	var n atomic.Int64
 	var wg sync.WaitGroup
-	t.Cleanup(func() { udp.Close(); tcp.Close(); wg.Wait() })
+	var mu sync.Mutex
+	var open []net.Conn // closed at the end, or a stranded flow would hold its handler
+	t.Cleanup(func() {
+		udp.Close()
+		tcp.Close()
+		mu.Lock()
+		for _, c := range open {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
@@ -216,6 +227,9 @@ func (l *lab) serve(t *testing.T, ns, name string) *atomic.Int64 {
 			if err != nil {
 				return
 			}
+			mu.Lock()
+			open = append(open, c)
+			mu.Unlock()
 			conns.Add(1)
 			go func() {
 				defer conns.Done()
