@@ -229,19 +229,8 @@ func (l *Lab) Close() error {
 		return nil
 	}
 	l.closed = true
-	procs, closers := l.procs, l.closers
-	l.procs, l.closers = nil, nil
 	l.mu.Unlock()
-
-	var errs []error
-	for _, p := range procs {
-		if err := p.stopForClose(); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	for i := len(closers) - 1; i >= 0; i-- {
-		closers[i]()
-	}
+	errs := []error{l.Release()}
 	for _, r := range roles {
 		ns := l.NS(r)
 		if !nsExists(ns) {
@@ -250,6 +239,26 @@ func (l *Lab) Close() error {
 		if out, err := run(nil, "ip", "netns", "del", ns); err != nil && nsExists(ns) {
 			errs = append(errs, fmt.Errorf("netlab: ip netns del %s: %w: %s", ns, err, bytes.TrimSpace(out)))
 		}
+	}
+	return errors.Join(errs...)
+}
+
+// Release stops what this process started in the lab (processes, servers, flows) and leaves
+// the namespaces up: for a lab that another process built and will remove (Attach).
+func (l *Lab) Release() error {
+	l.mu.Lock()
+	procs, closers := l.procs, l.closers
+	l.procs, l.closers = nil, nil
+	l.servers = false
+	l.mu.Unlock()
+	var errs []error
+	for _, p := range procs {
+		if err := p.stopForClose(); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	for i := len(closers) - 1; i >= 0; i-- {
+		closers[i]()
 	}
 	return errors.Join(errs...)
 }

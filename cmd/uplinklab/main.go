@@ -1,0 +1,60 @@
+// Command uplinklab builds and drives the namespace lab (internal/netlab) by hand: for the demo,
+// the benchmark and for poking at uplinkd.
+//
+//	uplinklab up    [-prefix ullab] [-nat masquerade|snat] [-hold]
+//	uplinklab down  [-prefix ullab]
+//	uplinklab break [-prefix ullab] ISP FAULT   (FAULT: silent, carrier, loss30)
+//	uplinklab heal  [-prefix ullab] ISP
+//	uplinklab serve [-prefix ullab]             UDP echo and TCP servers in inet until interrupted
+//	uplinklab flow  [-prefix ullab] [-for 30s] [-interval 10ms]  a UDP flow from lan; prints outages
+//
+// One file per sub-command; main only dispatches.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"sort"
+	"syscall"
+)
+
+// commands maps a sub-command to its function; each parses its own flags from args.
+var commands = map[string]func(ctx context.Context, args []string) error{
+	"up":    cmdUp,
+	"down":  cmdDown,
+	"break": cmdBreak,
+	"heal":  cmdHeal,
+	"serve": cmdServe,
+	"flow":  cmdFlow,
+}
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+		os.Exit(2)
+	}
+	cmd, ok := commands[os.Args[1]]
+	if !ok {
+		fmt.Fprintf(os.Stderr, "uplinklab: unknown command %q\n", os.Args[1])
+		usage()
+		os.Exit(2)
+	}
+	// Interrupts end the context: every command then cleans up what it started.
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := cmd(ctx, os.Args[2:]); err != nil {
+		fmt.Fprintln(os.Stderr, "uplinklab:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	names := make([]string, 0, len(commands))
+	for n := range commands {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	fmt.Fprintf(os.Stderr, "usage: uplinklab COMMAND [flags]   (commands: %v; COMMAND -h for flags)\n", names)
+}
