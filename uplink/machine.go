@@ -2,6 +2,7 @@ package uplink
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"slices"
 	"time"
@@ -35,13 +36,15 @@ func (r Round) answered() int {
 // no goroutines; the daemon feeds it observations and asks it to decide.
 //
 // Down: over the last down_after rounds fewer than quorum distinct targets answered even once
-// (a silent failure is judged after exactly down_after rounds; one target that filters ICMP does
-// not count against the others; random loss rarely silences a target for down_after rounds), or
-// the link cannot carry traffic (carrier, admin down, no address or gateway: immediately).
+// (a silent failure on a clean link is judged after exactly down_after rounds; one target that
+// filters ICMP does not count against the others), or the link cannot carry traffic (carrier,
+// admin down, no address or gateway: immediately). On a lossy link the rounds of silence needed
+// grow until a live target stays that silent by chance less than once in ten thousand rounds, so
+// loss degrades an uplink instead of making it flap.
 // Up again: up_after rounds in a row with quorum, and for a flapping uplink a hold-down of
 // stable rounds that doubles with every flap (capped at max_hold_down, forgotten one flap per
 // max_hold_down of stability). Degraded: the quorum-th best target's loss or mean RTT over the
-// window is beyond max_loss / max_rtt; it recovers below half the loss and 80 % of the RTT.
+// window is beyond max_loss / max_rtt; it recovers after a window of rounds below half the loss and 80 % of the RTT.
 type Machine struct {
 	name   string
 	p      Probe
@@ -56,6 +59,13 @@ type Machine struct {
 
 	flaps     int // recent Up→Down transitions
 	lastDecay time.Time
+
+	// baseLoss is the loss (percent) measured while the uplink last had quorum: on a lossy
+	// link a live target can stay silent for a few rounds by chance, so silence is judged
+	// over more rounds there (see judgeRounds).
+	baseLoss float64
+	// cleanRun counts the rounds in a row a Degraded uplink has looked good again.
+	cleanRun int
 }
 
 // NewMachine starts an uplink in Unknown.
@@ -136,6 +146,7 @@ func (m *Machine) Decide(now time.Time) (Event, bool) {
 		if last.answered() < m.p.Quorum {
 			return Event{}, false // a failing streak is judged by down_after, not as loss
 		}
+		m.baseLoss, _ = m.Quality()
 		return m.setQuality(now, "")
 	case Down:
 		if m.goodRun < m.p.UpAfter {
@@ -180,14 +191,15 @@ func (m *Machine) decay(now time.Time) {
 	}
 }
 
-// alive counts the distinct targets that answered at least once in the last down_after rounds;
+// alive counts the distinct targets that answered at least once in the last judgeRounds rounds;
 // judged is false until there are that many rounds.
 func (m *Machine) alive() (alive int, judged bool) {
-	if len(m.rounds) < m.p.DownAfter {
+	k := m.judgeRounds()
+	if len(m.rounds) < k {
 		return 0, false
 	}
 	seen := map[netip.Addr]bool{}
-	for _, r := range m.rounds[len(m.rounds)-m.p.DownAfter:] {
+	for _, r := range m.rounds[len(m.rounds)-k:] {
 		for _, x := range r.Results {
 			if x.OK {
 				seen[x.Target] = true
@@ -197,8 +209,18 @@ func (m *Machine) alive() (alive int, judged bool) {
 	return len(seen), true
 }
 
+// judgeRounds is down_after on a clean link; with loss l, the rounds after which a live
+// target's silence has a chance below 1/10,000 (l^k < 1/10,000), at most the window.
+func (m *Machine) judgeRounds() int {
+	k := m.p.DownAfter
+	if l := m.baseLoss / 100; l > 0 && l < 1 {
+		k = max(k, int(math.Ceil(math.Log(1e-4)/math.Log(l))))
+	}
+	return min(k, max(m.p.Window, m.p.DownAfter))
+}
+
 func (m *Machine) downReason(alive, total int) string {
-	return fmt.Sprintf("%d rounds without quorum: %d/%d targets answered (quorum %d)", m.p.DownAfter, alive, total, m.p.Quorum)
+	return fmt.Sprintf("%d rounds without quorum: %d/%d targets answered (quorum %d)", m.judgeRounds(), alive, total, m.p.Quorum)
 }
 
 // setQuality moves to Up or Degraded by the window's loss and RTT, with hysteresis.
@@ -206,7 +228,13 @@ func (m *Machine) setQuality(now time.Time, why string) (Event, bool) {
 	loss, rtt := m.Quality()
 	degraded := loss > m.p.MaxLoss || rtt > m.p.MaxRTT
 	if m.state == Degraded {
-		degraded = loss > m.p.MaxLoss/2 || rtt > m.p.MaxRTT*8/10
+		// Leaving takes a whole window of rounds below half the loss and 80 % of the RTT:
+		// a lossy line's estimate dips now and then, and each dip must not move traffic.
+		m.cleanRun++
+		if loss > m.p.MaxLoss/2 || rtt > m.p.MaxRTT*8/10 {
+			m.cleanRun = 0
+		}
+		degraded = m.cleanRun < m.p.Window
 	}
 	quality := fmt.Sprintf("loss %.0f%%, rtt %s", loss, rtt.Round(time.Microsecond*100))
 	if why != "" {
@@ -281,5 +309,6 @@ func (m *Machine) set(now time.Time, to State, reason string) (Event, bool) {
 	}
 	ev := Event{Time: now, Kind: "state", Uplink: m.name, From: m.state.String(), To: to.String(), Reason: reason}
 	m.state, m.since, m.reason = to, now, reason
+	m.cleanRun = 0
 	return ev, true
 }

@@ -1,6 +1,7 @@
 package uplink
 
 import (
+	"math/rand/v2"
 	"net/netip"
 	"strings"
 	"testing"
@@ -199,7 +200,7 @@ func TestProbesWhileTheLinkIsDownDoNotBringItBack(t *testing.T) {
 	}
 }
 
-func TestHighLossDegradesAndRecoveryNeedsHalfTheLimit(t *testing.T) {
+func TestHighLossDegradesAndRecoveryNeedsAWindowBelowHalfTheLimit(t *testing.T) {
 	h := newHarness(t, testProbe())
 	h.rounds(20, t1, t2, t3)
 	// Every target loses 1 probe in 3: 33 % > 20 %.
@@ -219,7 +220,11 @@ func TestHighLossDegradesAndRecoveryNeedsHalfTheLimit(t *testing.T) {
 	if h.m.State() != Degraded {
 		t.Fatalf("left degraded at 15%% loss: %s", h.m.reason)
 	}
-	h.rounds(20, t1, t2, t3)
+	h.rounds(20, t1, t2, t3) // the window is clean now …
+	if h.m.State() != Degraded {
+		t.Fatalf("left degraded before a whole window looked clean: %s", h.m.reason)
+	}
+	h.rounds(20, t1, t2, t3) // … and has stayed clean for a whole window
 	if h.m.State() != Up {
 		t.Fatalf("got %s: %s", h.m.State(), h.m.reason)
 	}
@@ -266,5 +271,50 @@ func BenchmarkObserveRound(b *testing.B) {
 		r.Start = now
 		m.ObserveRound(r)
 		m.Decide(now)
+	}
+}
+
+func TestThirtyPercentRandomLossDegradesWithoutFlapping(t *testing.T) {
+	for seed := range uint64(8) {
+		thirtyPercentLoss(t, seed)
+	}
+}
+
+func thirtyPercentLoss(t *testing.T, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 2))
+	h := newHarness(t, testProbe())
+	h.rounds(20, t1, t2, t3)
+	for range 3000 { // 25 minutes at 500ms
+		var answering []netip.Addr
+		for _, tg := range []netip.Addr{t1, t2, t3} {
+			if rng.Float64() >= 0.30 {
+				answering = append(answering, tg)
+			}
+		}
+		h.round(answering...)
+	}
+	if h.m.State() != Degraded {
+		t.Errorf("seed %d: got %s: %s", seed, h.m.State(), h.m.reason)
+	}
+	var changes []string
+	for _, ev := range h.events {
+		changes = append(changes, ev.From+"→"+ev.To)
+	}
+	if len(changes) > 2 {
+		t.Errorf("seed %d: flapped: %v", seed, changes)
+	}
+}
+
+func TestASilentFailureOfALossyUplinkIsStillDetectedWithinTheWindow(t *testing.T) {
+	h := newHarness(t, testProbe())
+	h.rounds(3, t1, t2, t3)
+	for range 10 { // 33 % loss on every target
+		h.round(t1, t2)
+		h.round(t2, t3)
+		h.round(t1, t3)
+	}
+	n := h.roundsUntil(Down, 30)
+	if n <= 3 || n > h.m.p.Window {
+		t.Errorf("down after %d silent rounds, want more than down_after and at most the window", n)
 	}
 }

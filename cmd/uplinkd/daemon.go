@@ -90,7 +90,13 @@ func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger) error 
 	d.ctx = ctx
 	go d.hangups(ctx)
 	for _, u := range cfg.Uplinks {
-		d.addMember(ctx, u)
+		m := &member{cfg: u, machine: uplink.NewMachine(u.Name, u.Probe, time.Now())}
+		d.learn(m)
+		d.members = append(d.members, m)
+	}
+	d.prepareRouting()
+	for _, m := range d.members {
+		m.prober = startProber(ctx, m.cfg, m.pin(), d.rounds, log)
 	}
 	d.publishStatus()
 	err = d.loop(ctx, monitorEvents, monitorDone)
@@ -169,11 +175,16 @@ func (d *daemon) member(name string) *member {
 	return nil
 }
 
-func (d *daemon) addMember(ctx context.Context, u uplink.Uplink) {
-	m := &member{cfg: u, machine: uplink.NewMachine(u.Name, u.Probe, time.Now())}
-	d.learn(m)
-	d.members = append(d.members, m)
-	m.prober = startProber(ctx, u, m.pin(), d.rounds, d.log)
+// prepareRouting installs the uplink tables and fwmark rules before the first probe, so that
+// probes leave through their own uplink from the start. The active route is left as it is
+// (an empty active set keeps it): after a restart it is the one the last run chose.
+func (d *daemon) prepareRouting() {
+	plan := routing.NewPlan(d.router.Settings(), d.routingUplinks(), nil)
+	if ch, err := d.router.Apply(plan); err != nil {
+		d.log.Error("preparing uplink tables failed; probes may fail until the first reconcile", "err", err)
+	} else if ch.Messages > 0 {
+		d.log.Info("uplink tables and rules installed", "messages", ch.Messages)
+	}
 }
 
 // learn reads the uplink's interface from the kernel and tells the machine whether the link can

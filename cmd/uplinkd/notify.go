@@ -4,7 +4,7 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/coreos/go-systemd/v22/daemon"
+	sd "github.com/coreos/go-systemd/v22/daemon"
 )
 
 // notifier speaks systemd's notify protocol; without NOTIFY_SOCKET every call does nothing.
@@ -15,27 +15,27 @@ type notifier struct {
 
 func newNotifier(log *slog.Logger) notifier {
 	n := notifier{log: log}
-	if wd, err := daemon.SdWatchdogEnabled(false); err == nil && wd > 0 {
+	if wd, err := sd.SdWatchdogEnabled(false); err == nil && wd > 0 {
 		n.interval = wd / 2
 	}
 	return n
 }
 
 func (n notifier) send(state string) {
-	if _, err := daemon.SdNotify(false, state); err != nil {
+	if _, err := sd.SdNotify(false, state); err != nil {
 		n.log.Warn("sd_notify failed", "state", state, "err", err)
 	}
 }
 
-func (n notifier) ready(status string)  { n.send(daemon.SdNotifyReady + "\nSTATUS=" + status) }
+func (n notifier) ready(status string)  { n.send(sd.SdNotifyReady + "\nSTATUS=" + status) }
 func (n notifier) status(status string) { n.send("STATUS=" + status) }
-func (n notifier) stopping()            { n.send(daemon.SdNotifyStopping) }
-func (n notifier) watchdog()            { n.send(daemon.SdNotifyWatchdog) }
+func (n notifier) stopping()            { n.send(sd.SdNotifyStopping) }
+func (n notifier) watchdog()            { n.send(sd.SdNotifyWatchdog) }
 
 // reloading tells systemd a reload is under way (systemd 252 has no Type=notify-reload, but it
 // understands RELOADING=1 followed by READY=1).
 func (n notifier) reloading() {
-	n.send(daemon.SdNotifyReloading + "\n" + daemon.SdNotifyMonotonicUsec())
+	n.send(sd.SdNotifyReloading + "\n" + sd.SdNotifyMonotonicUsec())
 }
 
 // watchdogTicker ticks at half the watchdog interval, or never.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"reflect"
 	"slices"
 	"syscall"
 	"time"
@@ -67,11 +68,7 @@ func (d *daemon) reload(cause string) error {
 	return nil
 }
 
-func sameProbe(a, b uplink.Probe) bool {
-	ta, tb := a.Targets, b.Targets
-	a.Targets, b.Targets = nil, nil
-	return a == b && slices.Equal(ta, tb)
-}
+func sameProbe(a, b uplink.Probe) bool { return reflect.DeepEqual(a, b) }
 
 // hangups delivers SIGHUP as a reload request to the loop.
 func (d *daemon) hangups(ctx context.Context) {

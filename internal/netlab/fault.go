@@ -16,7 +16,8 @@ const (
 	SilentFailure Fault = iota + 1
 	// CarrierLoss: the gateway's wanN loses carrier (the ISP's end of the wire goes down).
 	CarrierLoss
-	// Loss30: 30 % of the packets the ISP forwards, either way, are dropped at random.
+	// Loss30: 30 % round-trip loss, as ping or mtr would report it: the ISP drops 16.3 % of
+	// the packets it forwards, either way, at random (1 − 0.837² ≈ 0.30).
 	Loss30
 )
 
@@ -52,7 +53,7 @@ func (l *Lab) Break(isp int, how Fault) error {
 	case SilentFailure:
 		return l.nft(u.Role, fmt.Sprintf("add rule inet %s fault drop\n", nftTable))
 	case Loss30:
-		return l.nft(u.Role, fmt.Sprintf("add rule inet %s fault numgen random mod 100 < 30 drop\n", nftTable))
+		return l.nft(u.Role, fmt.Sprintf("add rule inet %s fault numgen random mod 1000 < 163 drop\n", nftTable))
 	case CarrierLoss:
 		ns := l.NS(u.Role)
 		return runIP(&ns, fmt.Sprintf("link set %s down\n", ifISPToGW))
