@@ -22,6 +22,7 @@ export VERSION GOARCH
 mkdir -p dist/bin dist/tools
 for cmd in uplinkd uplinkctl; do
     echo "build: $cmd $VERSION linux/$GOARCH"
+    rm -f "dist/bin/$cmd" # go build will not overwrite a file that is not a Go binary
     CGO_ENABLED=0 GOOS=linux go build -trimpath -ldflags "-s -w -X main.version=$VERSION" \
         -o "dist/bin/$cmd" "./cmd/$cmd"
 done
