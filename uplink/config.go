@@ -20,6 +20,7 @@ type Config struct {
 	Daemon   Daemon
 	Defaults Probe
 	Uplinks  []Uplink
+	Services []Service
 }
 
 // Daemon holds the daemon-wide settings of [daemon].
@@ -30,6 +31,11 @@ type Daemon struct {
 	TableBase     int  // the active table; uplink tables are TableBase + ID
 	RulePriority  int  // start of the policy rule band
 	CleanupOnExit bool // false: fail static, routes stay when the daemon stops
+	// Pinning keeps every connection on the uplink it started on (connection marks in
+	// nftables table inet uplinkd) and balances new connections by weight.
+	Pinning       bool
+	Affinity      bool     // balance by source address: one LAN host, one uplink
+	LANInterfaces []string // forwarded traffic that is balanced; empty: every non-uplink interface
 }
 
 // Probe is how one uplink is probed and judged.
@@ -89,6 +95,7 @@ func DefaultConfig() Config {
 			LogLevel:     "info",
 			TableBase:    200,
 			RulePriority: 1000,
+			Pinning:      true,
 		},
 		Defaults: Probe{
 			Method:      "icmp",
@@ -218,6 +225,12 @@ func ParseConfig(path string, src []byte) (*Config, error) {
 		ru.rawProbe.apply(&u.Probe, fmt.Sprintf("uplink.%d", i), fail)
 		validateProbe(&u.Probe, u.Name, fmt.Sprintf("uplink.%d", i), ru.rawProbe, raw.Defaults, fail)
 		cfg.Uplinks = append(cfg.Uplinks, u)
+	}
+	cfg.Services = parseServices(raw.Services, cfg.Uplinks, fail)
+	for _, lan := range cfg.Daemon.LANInterfaces {
+		if i := ifaces[lan]; i > 0 {
+			fail("daemon.lan_interfaces", "%s is the interface of uplink #%d, not a LAN", lan, i)
+		}
 	}
 	maxID := 0
 	for _, u := range cfg.Uplinks {

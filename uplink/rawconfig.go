@@ -13,18 +13,22 @@ import (
 // The raw* types mirror the file; pointers tell "absent" from "zero" so defaults apply only
 // where a key is missing.
 type rawConfig struct {
-	Daemon   rawDaemon   `toml:"daemon"`
-	Defaults rawProbe    `toml:"defaults"`
-	Uplinks  []rawUplink `toml:"uplink"`
+	Daemon   rawDaemon    `toml:"daemon"`
+	Defaults rawProbe     `toml:"defaults"`
+	Uplinks  []rawUplink  `toml:"uplink"`
+	Services []rawService `toml:"service"`
 }
 
 type rawDaemon struct {
-	Socket        *string `toml:"socket"`
-	SocketGroup   *string `toml:"socket_group"`
-	LogLevel      *string `toml:"log_level"`
-	TableBase     *int    `toml:"table_base"`
-	RulePriority  *int    `toml:"rule_priority"`
-	CleanupOnExit *bool   `toml:"cleanup_on_exit"`
+	Socket        *string  `toml:"socket"`
+	SocketGroup   *string  `toml:"socket_group"`
+	LogLevel      *string  `toml:"log_level"`
+	TableBase     *int     `toml:"table_base"`
+	RulePriority  *int     `toml:"rule_priority"`
+	CleanupOnExit *bool    `toml:"cleanup_on_exit"`
+	Pinning       *bool    `toml:"pin_connections"`
+	Affinity      *bool    `toml:"source_affinity"`
+	LANInterfaces []string `toml:"lan_interfaces"`
 }
 
 type rawProbe struct {
@@ -90,6 +94,13 @@ func (r rawDaemon) apply(d *Daemon, fail func(string, string, ...any)) {
 	if r.CleanupOnExit != nil {
 		d.CleanupOnExit = *r.CleanupOnExit
 	}
+	if r.Pinning != nil {
+		d.Pinning = *r.Pinning
+	}
+	if r.Affinity != nil {
+		d.Affinity = *r.Affinity
+	}
+	d.LANInterfaces = r.LANInterfaces
 }
 
 // apply copies the keys that are set over p.

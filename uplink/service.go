@@ -1,0 +1,150 @@
+package uplink
+
+import (
+	"fmt"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// Service is a per-service traffic rule: new connections that match leave through the first
+// listed uplink that can carry them.
+type Service struct {
+	Name        string
+	Src, Dst    []netip.Prefix // empty: any
+	Proto       string         // "", "tcp", "udp" or "icmp"
+	Ports       []PortRange    // destination ports; needs tcp or udp (or no proto: both)
+	InInterface string         // incoming interface; "" any
+	Uplinks     []string       // in order of preference
+	// Fallback: when none of Uplinks can carry traffic, balance the connection like any
+	// other (true, the default) or refuse it (false: e.g. never put backups on a metered link).
+	Fallback bool
+}
+
+// PortRange is an inclusive range of ports.
+type PortRange struct{ From, To uint16 }
+
+var protocols = []string{"tcp", "udp", "icmp"}
+
+type rawService struct {
+	Name        string     `toml:"name"`
+	Src         []string   `toml:"src"`
+	Dst         []string   `toml:"dst"`
+	Proto       string     `toml:"proto"`
+	Ports       []portSpec `toml:"ports"`
+	InInterface string     `toml:"in_interface"`
+	Uplinks     []string   `toml:"uplinks"`
+	Fallback    *bool      `toml:"fallback"`
+}
+
+// portSpec is 443 or "8000-8100".
+type portSpec struct{ PortRange }
+
+func (p *portSpec) UnmarshalTOML(v any) error {
+	switch x := v.(type) {
+	case int64:
+		if x < 1 || x > 65535 {
+			return fmt.Errorf("port %d is outside 1..65535", x)
+		}
+		p.From, p.To = uint16(x), uint16(x)
+		return nil
+	case string:
+		lo, hi, ok := strings.Cut(x, "-")
+		a, errA := strconv.ParseUint(strings.TrimSpace(lo), 10, 16)
+		b, errB := a, error(nil)
+		if ok {
+			b, errB = strconv.ParseUint(strings.TrimSpace(hi), 10, 16)
+		}
+		if errA != nil || errB != nil || a < 1 || b < a {
+			return fmt.Errorf("%q is not a port or a range such as \"8000-8100\"", x)
+		}
+		p.From, p.To = uint16(a), uint16(b)
+		return nil
+	}
+	return fmt.Errorf("want a port number or a range string such as \"8000-8100\", got %s %v", tomlType(v), v)
+}
+
+// parseServices validates [[service]] against the uplinks.
+func parseServices(raw []rawService, uplinks []Uplink, fail func(string, string, ...any)) []Service {
+	var out []Service
+	names := map[string]bool{}
+	for i, r := range raw {
+		k := func(name string) string { return fmt.Sprintf("service.%d.%s", i, name) }
+		s := Service{Name: r.Name, Proto: r.Proto, InInterface: r.InInterface, Uplinks: r.Uplinks, Fallback: true}
+		if r.Fallback != nil {
+			s.Fallback = *r.Fallback
+		}
+		switch {
+		case s.Name == "":
+			fail(fmt.Sprintf("service.%d", i), "service #%d has no name", i+1)
+		case names[s.Name]:
+			fail(k("name"), "duplicate service name %q", s.Name)
+		}
+		names[s.Name] = true
+		s.Src = parsePrefixes(r.Src, k("src"), fail)
+		s.Dst = parsePrefixes(r.Dst, k("dst"), fail)
+		if s.Proto != "" && !slices.Contains(protocols, s.Proto) {
+			fail(k("proto"), "unknown protocol %q (known: %s)", s.Proto, strings.Join(protocols, ", "))
+		}
+		for _, p := range r.Ports {
+			s.Ports = append(s.Ports, p.PortRange)
+		}
+		if len(s.Ports) > 0 && s.Proto == "icmp" {
+			fail(k("ports"), "icmp has no ports: this rule could never match")
+		}
+		if len(s.Src) > 0 && len(s.Dst) > 0 && !sharesFamily(s.Src, s.Dst) {
+			fail(k("dst"), "src and dst are of different address families: this rule could never match")
+		}
+		if len(s.Src) == 0 && len(s.Dst) == 0 && s.Proto == "" && len(s.Ports) == 0 && s.InInterface == "" {
+			fail(fmt.Sprintf("service.%d", i), "service %q matches all traffic: give it src, dst, proto, ports or in_interface (use priority and weight to steer everything)", s.Name)
+		}
+		if len(s.Uplinks) == 0 {
+			fail(fmt.Sprintf("service.%d", i), "service %q lists no uplinks", s.Name)
+		}
+		for _, u := range s.Uplinks {
+			if !slices.ContainsFunc(uplinks, func(x Uplink) bool { return x.Name == u }) {
+				fail(k("uplinks"), "unknown uplink %q in service %q", u, s.Name)
+			}
+		}
+		for _, u := range uplinks {
+			if u.Interface == s.InInterface {
+				fail(k("in_interface"), "%s is uplink %q's interface: services steer traffic from the LAN or the gateway", s.InInterface, u.Name)
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func parsePrefixes(in []string, key string, fail func(string, string, ...any)) []netip.Prefix {
+	var out []netip.Prefix
+	for _, s := range in {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			a, aerr := netip.ParseAddr(s)
+			if aerr != nil {
+				fail(key, "%q is not an address or prefix such as \"192.0.2.0/24\"", s)
+				continue
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if p != p.Masked() {
+			fail(key, "%s has host bits set: did you mean %s?", p, p.Masked())
+			continue
+		}
+		out = append(out, p)
+	}
+	return out
+}
+
+func sharesFamily(a, b []netip.Prefix) bool {
+	for _, x := range a {
+		for _, y := range b {
+			if x.Addr().Is4() == y.Addr().Is4() {
+				return true
+			}
+		}
+	}
+	return false
+}
