@@ -58,6 +58,8 @@ type UplinkStatus struct {
 	Active      bool           `json:"active"`
 	Priority    int            `json:"priority"`
 	Weight      int            `json:"weight"`
+	Mark        uint32         `json:"mark"`  // firewall mark routed through its table
+	Table       int            `json:"table"` // its routing table
 	Gateway     string         `json:"gateway,omitempty"`
 	Gateway6    string         `json:"gateway6,omitempty"`
 	Addresses   []string       `json:"addresses,omitempty"`

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -17,6 +18,15 @@ type backend struct{ d *daemon }
 func (b backend) Status() uplink.Status {
 	st := *b.d.status.Load()
 	st.Uptime = time.Since(st.Started).Round(time.Second)
+	if b.d.pins != nil {
+		// Counting walks the conntrack table: done here, on demand, not in the loop.
+		if counts, err := b.d.pins.Counts(); err == nil {
+			st.Uplinks = slices.Clone(st.Uplinks)
+			for i := range st.Uplinks {
+				st.Uplinks[i].Connections = counts[st.Uplinks[i].Mark]
+			}
+		}
+	}
 	return st
 }
 
@@ -48,10 +58,10 @@ func (d *daemon) setDrained(name string, drained, now bool) error {
 	if m == nil {
 		return fmt.Errorf("%w %q", control.ErrUnknownUplink, name)
 	}
-	if m.drained == drained {
+	if m.drained == drained && m.drainNow == (drained && now) {
 		return nil
 	}
-	m.drained = drained
+	m.drained, m.drainNow = drained, drained && now
 	kind := "undrain"
 	if drained {
 		kind = "drain"

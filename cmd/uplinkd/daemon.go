@@ -13,13 +13,18 @@ import (
 	"github.com/uplinkd/uplinkd/internal/control"
 	"github.com/uplinkd/uplinkd/probe"
 	"github.com/uplinkd/uplinkd/routing"
+	"github.com/uplinkd/uplinkd/routing/connmark"
 	"github.com/uplinkd/uplinkd/uplink"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
 
-// retryApply is how soon a failed routing change is tried again.
-const retryApply = time.Second
+const (
+	// retryApply is how soon a failed routing change is tried again.
+	retryApply = time.Second
+	// repairInterval is how often the nftables table is checked for damage.
+	repairInterval = 5 * time.Second
+)
 
 // member is one uplink as the run loop knows it.
 type member struct {
@@ -28,6 +33,8 @@ type member struct {
 	link     routing.LinkInfo
 	linkErr  error
 	drained  bool
+	drainNow bool // drained with --now: its connections move too
+	wasLive  bool // carried connections at the last reconcile
 	prober   *prober
 	lastSeen []netip.Addr // addresses to flush NAT entries for when it loses traffic
 }
@@ -44,7 +51,10 @@ type daemon struct {
 	applied string // the last plan applied, as text; "" forces the next apply
 	retry   *time.Timer
 	started time.Time
-	ready   bool
+
+	pins       *connmark.Table // nil when pin_connections is off
+	pinApplied string          // the last connection-mark plan applied, as nft text
+	ready      bool
 
 	rounds   chan roundResult
 	requests chan func(*daemon)
@@ -72,6 +82,9 @@ func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger) error 
 		notifier: newNotifier(log),
 	}
 	d.retry.Stop()
+	if cfg.Daemon.Pinning {
+		d.pins = connmark.NewTable(netns.None(), log)
+	}
 	ln, err := control.Listen(cfg.Daemon.Socket, cfg.Daemon.SocketGroup)
 	if err != nil {
 		return fmt.Errorf("control socket: %w", err)
@@ -110,6 +123,9 @@ func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger) error 
 		} else {
 			log.Info("removed owned routing on exit", "changes", ch.Messages)
 		}
+		if cerr := cleanupPinning(log); cerr != nil {
+			log.Error("cleanup on exit", "err", cerr)
+		}
 	} else {
 		log.Info("stopping; routing stays as it is (fail static)", "active", strings.Join(d.active, ","))
 	}
@@ -125,6 +141,9 @@ func (d *daemon) loop(ctx context.Context, monitorEvents <-chan routing.Event, m
 	defer first.Stop()
 	watchdog := d.notifier.watchdogTicker()
 	defer watchdog.Stop()
+	// Nothing reports a change to nftables: look every few seconds whether our table is intact.
+	repair := time.NewTicker(repairInterval)
+	defer repair.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -148,12 +167,16 @@ func (d *daemon) loop(ctx context.Context, monitorEvents <-chan routing.Event, m
 			d.ready = true
 			d.notifier.ready(d.summary())
 		case <-d.retry.C:
-			d.applied = ""
+			d.applied, d.pinApplied = "", ""
 			d.reconcile("retry")
 		case req := <-d.requests:
 			req(d)
 		case <-watchdog.C:
 			d.notifier.watchdog()
+		case <-repair.C:
+			if d.ready {
+				d.applyPinning(true)
+			}
 		}
 	}
 }
@@ -310,14 +333,15 @@ func (d *daemon) reconcile(cause string) {
 			d.log.Warn("routing plan", "problem", p)
 		}
 	}
-	if !slices.Equal(active, d.active) {
-		old := d.active
-		d.active = active
+	old := d.active
+	d.active = active
+	d.applyPinning(false)
+	if !slices.Equal(active, old) {
 		took := time.Since(start)
 		d.log.Info("active uplinks", "from", strings.Join(old, ","), "to", strings.Join(active, ","), "why", why, "cause", cause, "took", took)
 		d.hub.publish(uplink.Event{Time: time.Now(), Kind: "active", From: strings.Join(old, ","), To: strings.Join(active, ","), Reason: why, Active: active, Took: took})
-		d.flushDeparted(old, active)
 	}
+	d.flushDeparted()
 	d.publishStatus()
 	if d.ready {
 		d.notifier.status(d.summary())
@@ -325,17 +349,23 @@ func (d *daemon) reconcile(cause string) {
 }
 
 // flushDeparted deletes the conntrack entries NATed to the addresses of uplinks that stopped
-// carrying traffic: with static SNAT (and with masquerade when the interface stays up) the
+// carrying connections: with static SNAT (and with masquerade when the interface stays up) the
 // kernel would keep sending those flows out with the old address, where the new ISP drops them.
-func (d *daemon) flushDeparted(old, active []string) {
-	for _, name := range old {
-		if slices.Contains(active, name) {
+// With pinning, an uplink keeps its connections until it is down (or drained --now), so
+// failback does not break connections that work on the backup; without it, an uplink's
+// connections move as soon as it leaves the active set.
+func (d *daemon) flushDeparted() {
+	for _, m := range d.members {
+		carries := slices.Contains(d.active, m.cfg.Name)
+		if d.pins != nil {
+			carries = d.live(m)
+		}
+		departed := m.wasLive && !carries
+		m.wasLive = carries
+		if !departed {
 			continue
 		}
-		m := d.member(name)
-		if m == nil {
-			continue
-		}
+		name := m.cfg.Name
 		for _, a := range m.lastSeen {
 			n, err := d.router.FlushSNAT(a)
 			if err != nil {
@@ -401,6 +431,8 @@ func (d *daemon) publishStatus() {
 			Active:      slices.Contains(d.active, m.cfg.Name),
 			Priority:    m.cfg.Priority,
 			Weight:      m.cfg.Weight,
+			Mark:        m.cfg.Mark(),
+			Table:       m.cfg.Table(d.cfg.Daemon),
 			RTT:         rtt,
 			Loss:        loss,
 			HoldDown:    m.machine.HoldDown(),

@@ -5,6 +5,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -119,7 +120,7 @@ func cleanupAll(cfg *uplink.Config, log *slog.Logger) error {
 	for _, d := range ch.Done {
 		log.Info("removed", "entry", d)
 	}
-	return err
+	return errors.Join(err, cleanupPinning(log))
 }
 
 func routingSettings(d uplink.Daemon) routing.Settings {
