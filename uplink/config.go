@@ -112,8 +112,23 @@ func DefaultConfig() Config {
 	}
 }
 
-// Methods are the probe methods the configuration accepts.
-var Methods = []string{"icmp"}
+// Methods are the probe methods the configuration accepts: "icmp" (echo), "tcp" (a connect
+// to port 80) or "tcp:PORT".
+var Methods = []string{"icmp", "tcp", "tcp:PORT"}
+
+var tcpMethod = regexp.MustCompile(`^tcp(:([1-9][0-9]{0,4}))?$`)
+
+func validMethod(m string) bool {
+	if m == "icmp" {
+		return true
+	}
+	sub := tcpMethod.FindStringSubmatch(m)
+	if sub == nil {
+		return false
+	}
+	port, _ := strconv.Atoi(sub[2])
+	return sub[2] == "" || port <= 65535
+}
 
 const maxUplinkID = 250
 
@@ -279,7 +294,7 @@ func validateProbe(p *Probe, name, section string, own, defaults rawProbe, fail 
 	} else if p.Quorum > len(p.Targets) {
 		fail(qkey, "quorum %d is more than the %d targets of uplink %q", p.Quorum, len(p.Targets), name)
 	}
-	if !slices.Contains(Methods, p.Method) {
+	if !validMethod(p.Method) {
 		fail(where("method", own.Method != nil, defaults.Method != nil), "unknown probe method %q (known: %s)", p.Method, strings.Join(Methods, ", "))
 	}
 	for _, d := range []struct {

@@ -129,3 +129,11 @@ func firstLineAfter(t *testing.T, path, prefix string) string {
 	t.Fatalf("%s does not start with %q", path, prefix)
 	return ""
 }
+
+func TestProbeMethods(t *testing.T) {
+	for m, ok := range map[string]bool{"icmp": true, "tcp": true, "tcp:443": true, "tcp:0": false, "tcp:70000": false, "http": false, "tcp:": false} {
+		if validMethod(m) != ok {
+			t.Errorf("method %q: valid=%v, want %v", m, !ok, ok)
+		}
+	}
+}
