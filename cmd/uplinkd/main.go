@@ -100,6 +100,16 @@ func printSummary(w io.Writer, cfg *uplink.Config) {
 		fmt.Fprintf(w, "  %-10s %-10s tier %d weight %-3d table %d mark %#x  %s\n", u.Name, u.Interface, u.Priority, u.Weight, u.Table(cfg.Daemon), u.Mark(), gw)
 		fmt.Fprintf(w, "  %-10s %s every %s, timeout %s, quorum %d of %s; down after %d, up after %d\n", "", p.Method, p.Interval, p.Timeout, p.Quorum, strings.Join(targets, " "), p.DownAfter, p.UpAfter)
 	}
+	for _, s := range cfg.Services {
+		fallback := "then balanced like the rest"
+		if !s.Fallback {
+			fallback = "else refused"
+		}
+		fmt.Fprintf(w, "  service %-10s → %s, %s\n", s.Name, strings.Join(s.Uplinks, " then "), fallback)
+	}
+	if cfg.Daemon.Pinning {
+		fmt.Fprintf(w, "  connections pinned to their uplink (nftables table inet uplinkd)\n")
+	}
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {
