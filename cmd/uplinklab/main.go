@@ -7,6 +7,8 @@
 //	uplinklab heal  [-prefix ullab] ISP
 //	uplinklab serve [-prefix ullab]             UDP echo and TCP servers in inet until interrupted
 //	uplinklab flow  [-prefix ullab] [-for 30s] [-interval 10ms]  a UDP flow from lan; prints outages
+//	uplinklab demo  [-fast] [-uplinkd PATH]     narrated failover and failback of uplinkd in a fresh lab
+//	uplinklab bench [-runs 3] [-json FILE] [-only FAULT/NAT/CONFIG] [-idle 30s]  failover figures
 //
 // One file per sub-command; main only dispatches.
 package main
@@ -28,6 +30,8 @@ var commands = map[string]func(ctx context.Context, args []string) error{
 	"heal":  cmdHeal,
 	"serve": cmdServe,
 	"flow":  cmdFlow,
+	"demo":  cmdDemo,
+	"bench": cmdBench,
 }
 
 func main() {

@@ -1,0 +1,314 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/uplinkd/uplinkd/internal/netlab"
+	"github.com/uplinkd/uplinkd/uplink"
+)
+
+// demoBudget bounds the demo after the binary is built; cleanup comes on top and is quick.
+const demoBudget = 55 * time.Second
+
+// cmdDemo builds a lab, runs uplinkd in it and narrates a silent failure, a failback, a carrier
+// loss and its heal while a long-lived UDP flow from the LAN shows what a user would feel.
+func cmdDemo(ctx context.Context, args []string) error {
+	return runDemo(ctx, args, os.Stdout)
+}
+
+func runDemo(ctx context.Context, args []string, w io.Writer) (err error) {
+	fs, prefix := newFlags("demo")
+	*prefix = "" // a unique lab unless asked otherwise: never clash with `uplinklab up`
+	fast := fs.Bool("fast", false, "probe every 100ms (timeout 300ms, down_after 3, up_after 5) instead of the shipped 500ms defaults")
+	bin := fs.String("uplinkd", "", "uplinkd binary to run (default: go build ./cmd/uplinkd)")
+	hold := fs.Duration("hold", 3*time.Second, "how long to stay on isp2 before healing isp1")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := needRoot(); err != nil {
+		return err
+	}
+	tl := &timeline{w: w, start: time.Now()}
+	cfg, cfgName := defaultConfig, "shipped defaults"
+	if *fast {
+		cfg, cfgName = tunedConfig, "-fast"
+	}
+	tmp, err := os.MkdirTemp("", "uplinklab-demo-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	if *bin == "" {
+		tl.say("building uplinkd (go build ./cmd/uplinkd)")
+	}
+	path, err := uplinkdBinary(ctx, *bin, tmp)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, demoBudget)
+	defer cancel()
+
+	tl.say("building the lab: lan → gw (uplinkd) → isp1 | isp2 → internet (203.0.113.0/24)")
+	lab, err := netlab.New(netlab.Options{Prefix: *prefix, Servers: true})
+	if err != nil {
+		return err
+	}
+	defer func() { // always, also after Ctrl-C or a failed step
+		if cerr := lab.Close(); cerr != nil {
+			err = errors.Join(err, fmt.Errorf("remove lab %s: %w", lab.Prefix(), cerr))
+			return
+		}
+		tl.say("lab %s removed", lab.Prefix())
+	}()
+	tl.say("starting uplinkd in %s (%s: probe every %s, timeout %s, down after %d, up after %d rounds)",
+		lab.NS(netlab.RoleGW), cfgName, cfg.Interval, cfg.Timeout, cfg.DownAfter, cfg.UpAfter)
+	d, err := startDaemon(ctx, lab, path, cfg, 15*time.Second, func(ev uplink.Event) { tl.say("uplinkd: %s", describeEvent(ev)) })
+	if err != nil {
+		return fmt.Errorf("start uplinkd: %w", err)
+	}
+	defer d.stop()
+	st, err := d.waitStatus(ctx, time.Second, "a status", func(uplink.Status) bool { return true })
+	if err != nil {
+		return err
+	}
+	for _, u := range st.Uplinks {
+		tl.say("uplinkd: %s is %s (%s)", u.Name, u.State, u.Reason)
+	}
+	tl.say("uplinkd: active %s", strings.Join(st.Active, ","))
+
+	var box flowBox
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	var watching sync.WaitGroup
+	watching.Go(func() { watchFlow(watchCtx, &box, tl) })
+	defer func() { stopWatch(); watching.Wait(); box.set(nil) }()
+
+	failLimit, backLimit := 10*time.Second, 20*time.Second
+	steps := []demoStep{
+		{name: "silent failure", fault: netlab.SilentFailure,
+			breakMsg: "breaking isp1 silently (its upstream dies; the link stays up)",
+			healMsg:  "healing isp1 (its upstream comes back)"},
+		{name: "carrier loss", fault: netlab.CarrierLoss,
+			breakMsg: "pulling isp1's cable (carrier loss on wan1)",
+			healMsg:  "plugging isp1's cable back in"},
+	}
+	var results []demoResult
+	defer func() { printDemoSummary(tl, results, err) }()
+	for i, s := range steps {
+		r := demoResult{step: s.name}
+		tl.say("── step %d: %s ──", i+1, s.name)
+		// A fresh flow per step: the last one may be pinned to isp2 by now.
+		flow, err := lab.StartFlow(netlab.FlowOptions{SrcPort: uint16(40000 + i), ReplyTimeout: 300 * time.Millisecond})
+		if err != nil {
+			return err
+		}
+		box.set(flow)
+		tl.say("LAN starts a long-lived UDP flow to %s:%d (a datagram every 10 ms from port %d)", netlab.Server4, netlab.EchoPort, 40000+i)
+		if err := waitFlowOK(ctx, flow, 3*time.Second); err != nil {
+			return err
+		}
+		sleepCtx(ctx, time.Second) // let the timeline show the steady state
+		tl.say("%s", s.breakMsg)
+		cut := time.Now()
+		if err := lab.Break(1, s.fault); err != nil {
+			return err
+		}
+		ev, err := d.waitEvent(ctx, failLimit, cut, "the failover to isp2", activeIs("isp2"))
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		r.failover, r.took = ev.Time.Sub(cut), ev.Took
+		tl.say("failover: isp2 carries the traffic %s after the cut (the route switch itself took %s)", secs(r.failover), ev.Took.Round(10*time.Microsecond))
+		out, lost, err := flowRestored(ctx, flow, cut, ev.Time.Add(500*time.Millisecond), failLimit)
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		r.outage = out
+		tl.say("the flow is back: it was out for %s (%s lost)", secs(out), datagrams(lost))
+		tl.say("holding %s on isp2", *hold)
+		sleepCtx(ctx, *hold)
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		tl.say("%s", s.healMsg)
+		healed := time.Now()
+		if err := lab.Heal(1); err != nil {
+			return err
+		}
+		tl.say("waiting for failback: isp1 must answer %d rounds in a row (%s)", cfg.UpAfter, time.Duration(cfg.UpAfter)*cfg.Interval)
+		ev, err = d.waitEvent(ctx, backLimit, healed, "the failback to isp1", activeIs("isp1"))
+		if err != nil {
+			return fmt.Errorf("%s: %w", s.name, err)
+		}
+		r.failback = ev.Time.Sub(healed)
+		tl.say("failback: isp1 carries the traffic again, %s after the heal", secs(r.failback))
+		back, lostBack, err := flowRestored(ctx, flow, healed, ev.Time.Add(500*time.Millisecond), failLimit)
+		if err != nil {
+			return fmt.Errorf("%s failback: %w", s.name, err)
+		}
+		r.backOutage = back
+		r.stayed = ispOf(flow.Report().Via) == "isp2"
+		switch {
+		case r.stayed:
+			tl.say("the running flow stays on isp2: uplinkd keeps a working connection on the uplink it started on")
+		case lostBack > 0:
+			tl.say("the flow moved back to isp1 with a %s gap (%s lost)", secs(back), datagrams(lostBack))
+		default:
+			tl.say("the flow moved back to isp1 without losing a datagram")
+		}
+		c, cancelTCP := context.WithTimeout(ctx, 2*time.Second)
+		via, err := lab.CheckTCP(c, netlab.RoleLAN, netip.AddrPortFrom(netlab.Server4, netlab.TCPPort))
+		cancelTCP()
+		if err != nil {
+			return fmt.Errorf("%s: after the failback: %w", s.name, err)
+		}
+		tl.say("a new TCP connection from the LAN leaves via %s (%s)", via, ispOf(via))
+		results = append(results, r)
+	}
+	return nil
+}
+
+// demoStep is one fault the demo shows.
+type demoStep struct {
+	name              string
+	fault             netlab.Fault
+	breakMsg, healMsg string
+}
+
+// demoResult is what one step measured.
+type demoResult struct {
+	step                   string
+	failover, outage, took time.Duration
+	failback, backOutage   time.Duration
+	stayed                 bool // the flow stayed on isp2 after the failback (pinned)
+}
+
+func printDemoSummary(tl *timeline, results []demoResult, err error) {
+	tl.say("── summary ──")
+	for _, r := range results {
+		after := "the flow stayed on isp2"
+		if !r.stayed {
+			after = "the flow's gap " + secs(r.backOutage)
+		}
+		tl.say("%-15s failover %s, flow out %s (switch %s); failback %s, %s",
+			r.step+":", secs(r.failover), secs(r.outage), r.took.Round(10*time.Microsecond), secs(r.failback), after)
+	}
+	if err != nil {
+		tl.say("FAILED: %v", err)
+	}
+}
+
+// flowBox holds the demo's current flow; setting a new one stops the old one.
+type flowBox struct {
+	mu sync.Mutex
+	f  *netlab.Flow
+}
+
+func (b *flowBox) set(f *netlab.Flow) {
+	b.mu.Lock()
+	old := b.f
+	b.f = f
+	b.mu.Unlock()
+	if old != nil {
+		old.Stop()
+	}
+}
+
+func (b *flowBox) get() *netlab.Flow {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.f
+}
+
+// watchFlow prints the current flow's state every 250 ms when it changed, until ctx ends.
+func watchFlow(ctx context.Context, box *flowBox, tl *timeline) {
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	last, lastFlow := "", (*netlab.Flow)(nil)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		f := box.get()
+		if f == nil {
+			continue
+		}
+		if f != lastFlow {
+			last, lastFlow = "", f
+		}
+		r := f.Report()
+		state := "waiting for the first reply"
+		switch {
+		case len(r.Outages) > 0 && r.Outages[len(r.Outages)-1].Ongoing:
+			state = "LOST"
+		case r.Via != "":
+			host, _, _ := strings.Cut(r.Via, ":")
+			state = fmt.Sprintf("ok via %s (%s)", host, ispOf(r.Via))
+		}
+		if state != last {
+			tl.say("LAN → %s: %s", netlab.Server4, state)
+			last = state
+		}
+	}
+}
+
+// waitFlowOK waits until the flow gets a reply to a datagram sent from now on.
+func waitFlowOK(ctx context.Context, f *netlab.Flow, limit time.Duration) error {
+	c, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	return f.WaitReply(c, time.Now())
+}
+
+// describeEvent renders a daemon event for the timeline.
+func describeEvent(ev uplink.Event) string {
+	switch ev.Kind {
+	case "state":
+		return fmt.Sprintf("%s %s → %s (%s)", ev.Uplink, ev.From, ev.To, ev.Reason)
+	case "active":
+		return fmt.Sprintf("traffic moves %s → %s (%s; switch took %s)", orNone(ev.From), orNone(ev.To), ev.Reason, ev.Took.Round(10*time.Microsecond))
+	}
+	s := ev.Kind
+	if ev.Uplink != "" {
+		s += " " + ev.Uplink
+	}
+	return s + ": " + ev.Reason
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
+
+func datagrams(n int) string {
+	if n == 1 {
+		return "1 datagram"
+	}
+	return fmt.Sprintf("%d datagrams", n)
+}
+
+// secs renders a duration as seconds with millisecond precision.
+func secs(d time.Duration) string { return fmt.Sprintf("%.3f s", d.Seconds()) }
+
+// timeline prints lines stamped with the seconds since the demo started; safe for concurrent use.
+type timeline struct {
+	mu    sync.Mutex
+	w     io.Writer
+	start time.Time
+}
+
+func (t *timeline) say(format string, args ...any) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	fmt.Fprintf(t.w, "%6.2fs  %s\n", time.Since(t.start).Seconds(), fmt.Sprintf(format, args...))
+}
