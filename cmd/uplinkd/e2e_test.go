@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -199,5 +200,35 @@ func TestProbesOfTheInactiveUplinkLeaveThroughIt(t *testing.T) {
 	}
 	if st := d.status(); st.Uplinks[1].State != uplink.Up {
 		t.Errorf("isp2 is %s, want up: its probes answer through it", st.Uplinks[1].State)
+	}
+}
+
+func TestIPv6FollowsTheFailoverLikeIPv4(t *testing.T) {
+	lab := netlab.ForTest(t, netlab.Options{Servers: true})
+	d := startDaemon(t, lab, fastConfig())
+	d.waitActive(5*time.Second, "isp1")
+	via6 := func() string {
+		t.Helper()
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		src, err := lab.CheckTCP(ctx, netlab.RoleLAN, netip.AddrPortFrom(netlab.Server6, netlab.TCPPort))
+		if err != nil {
+			t.Fatalf("no IPv6 connection from the LAN: %v", err)
+		}
+		ap, err := netip.ParseAddrPort(src)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ap.Addr().String()
+	}
+	if got := via6(); got != netlab.GWWAN1Addr6.String() {
+		t.Fatalf("IPv6 leaves via %s, want isp1's %s", got, netlab.GWWAN1Addr6)
+	}
+	if err := lab.Break(1, netlab.SilentFailure); err != nil {
+		t.Fatal(err)
+	}
+	d.waitActive(10*time.Second, "isp2")
+	if got := via6(); got != netlab.GWWAN2Addr6.String() {
+		t.Errorf("after the failover IPv6 leaves via %s, want isp2's %s", got, netlab.GWWAN2Addr6)
 	}
 }
