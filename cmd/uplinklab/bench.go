@@ -26,7 +26,7 @@ import (
 // for the failback before the next run.
 const benchMethod = "one lab per NAT mode; each run: a fresh uplinkd, a fresh UDP flow (10 ms datagrams, one source port), " +
 	"break isp1, heal it, wait for failback. restore_flow: cut → first answered datagram after the outage " +
-	"(loss30: cut → end of the last outage before the move); restore_new: cut → first new TCP connection from the LAN " +
+	"(not for loss30: there flow_loss_pct is the flow's loss from 1 s after the move to 10 s after the cut, since pinning keeps a working flow on the degraded uplink); restore_new: cut → first new TCP connection from the LAN " +
 	"that succeeds through isp2 (attempts every 25 ms, 200 ms timeout); failback: heal → daemon's active set is isp1; " +
 	"switch: the daemon's own 'took' for the failover; moved: cut → active set changes; flaps: isp1 state changes in " +
 	"the first 10 s of loss; cpu/vmhwm: uplinkd's utime+stime and VmHWM at the end of each run"
@@ -244,12 +244,13 @@ func (b *bench) withLab(ctx context.Context, nat string, scenarios []scenario, i
 type runResult struct {
 	RestoreFlow, RestoreNew, Failback, Switch, Moved time.Duration
 	Flaps                                            int
+	FlowLoss                                         float64 // loss30: % of the flow's datagrams lost after the move
 	Usage                                            procUsage
 }
 
 func (r runResult) String() string {
-	return fmt.Sprintf("restore_flow %s, restore_new %s, moved %s, failback %s, switch %s, flaps %d, cpu %s, vmhwm %d KiB",
-		r.RestoreFlow, r.RestoreNew, r.Moved, r.Failback, r.Switch, r.Flaps, r.Usage.CPU, r.Usage.VmHWM/1024)
+	return fmt.Sprintf("restore_flow %s, restore_new %s, moved %s, failback %s, switch %s, flaps %d, flow loss after the move %.1f %%, cpu %s, vmhwm %d KiB",
+		r.RestoreFlow, r.RestoreNew, r.Moved, r.Failback, r.Switch, r.Flaps, r.FlowLoss, r.Usage.CPU, r.Usage.VmHWM/1024)
 }
 
 // run is one measurement: a fresh daemon, a fresh flow, break isp1, heal it.
@@ -282,14 +283,19 @@ func (b *bench) run(ctx context.Context, lab *netlab.Lab, s scenario, sport uint
 	}
 	var moved uplink.Event
 	if s.Fault == netlab.Loss30 {
-		sleepCtx(ctx, 10*time.Second)
-		res.Flaps = d.events.count(cut, cut.Add(10*time.Second), isp1State)
 		moved, err = d.waitEvent(ctx, 15*time.Second, cut, "isp2 to carry the traffic", activeIs("isp2"))
 		if err != nil {
 			return res, err
 		}
+		// The flow's loss once isp2 carries new traffic: a pinned flow stays on the degraded isp1.
 		sleepCtx(ctx, time.Until(moved.Time.Add(time.Second)))
-		res.RestoreFlow = lastOutageEnd(flow.Report(), cut, moved.Time.Add(500*time.Millisecond))
+		before := flow.Report()
+		sleepCtx(ctx, max(2*time.Second, time.Until(cut.Add(10*time.Second))))
+		after := flow.Report()
+		if n := after.Sent - before.Sent; n > 0 {
+			res.FlowLoss = 100 * float64(n-(after.Received-before.Received)) / float64(n)
+		}
+		res.Flaps = d.events.count(cut, cut.Add(10*time.Second), isp1State)
 	} else {
 		moved, err = d.waitEvent(ctx, 15*time.Second, cut, "the failover to isp2", activeIs("isp2"))
 		if err != nil {
@@ -399,21 +405,6 @@ func flowRestored(ctx context.Context, f *netlab.Flow, cut, settled time.Time, l
 	}
 }
 
-// lastOutageEnd is, for a lossy uplink, cut → the end of the last outage that began before
-// until: how long the flow suffered before it moved to a clean path. 0 if it lost nothing.
-func lastOutageEnd(r netlab.FlowReport, cut, until time.Time) time.Duration {
-	var end time.Time
-	for _, o := range r.Outages {
-		if !o.End.Before(cut) && o.Start.Before(until) {
-			end = o.End
-		}
-	}
-	if end.IsZero() {
-		return 0
-	}
-	return max(0, end.Sub(cut))
-}
-
 // idle runs uplinkd with the named config in lab for period and measures its CPU and peak RSS.
 func (b *bench) idle(ctx context.Context, lab *netlab.Lab, name string, period time.Duration) (idleReport, error) {
 	cfg := defaultConfig
@@ -477,8 +468,9 @@ type scenarioReport struct {
 	Failback    *stat    `json:"failback,omitempty"`
 	Switch      *stat    `json:"switch,omitempty"`
 	Moved       *stat    `json:"moved,omitempty"`
-	Flaps       *stat    `json:"flaps,omitempty"` // counts, not milliseconds (median/max)
-	CPU         *stat    `json:"cpu,omitempty"`   // uplinkd's CPU time over the whole run
+	Flaps       *stat    `json:"flaps,omitempty"`         // counts, not milliseconds
+	FlowLoss    *stat    `json:"flow_loss_pct,omitempty"` // loss30: the long-lived flow's loss after the move, percent
+	CPU         *stat    `json:"cpu,omitempty"`           // uplinkd's CPU time over the whole run
 	VmHWMKiB    int64    `json:"vmhwm_kib,omitempty"`
 	Target      string   `json:"target"`
 }
@@ -529,13 +521,14 @@ func summarize(s scenario, runs []runResult, errs []string) scenarioReport {
 	r.Switch = ms(func(x runResult) time.Duration { return x.Switch })
 	r.Moved = ms(func(x runResult) time.Duration { return x.Moved })
 	r.CPU = ms(func(x runResult) time.Duration { return x.Usage.CPU })
-	var flaps []float64
+	var flaps, loss []float64
 	for _, x := range runs {
 		flaps = append(flaps, float64(x.Flaps))
+		loss = append(loss, x.FlowLoss)
 		r.VmHWMKiB = max(r.VmHWMKiB, x.Usage.VmHWM/1024)
 	}
 	if s.Fault == netlab.Loss30 {
-		r.Flaps = medianMax(flaps)
+		r.Flaps, r.FlowLoss = medianMax(flaps), medianMax(loss)
 	}
 	return r
 }
@@ -568,18 +561,21 @@ func round(x float64, digits int) float64 {
 // printTable prints the report for a person: seconds as median/max.
 func printTable(w io.Writer, rep benchReport) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "fault\tnat\tconfig\truns\trestore_flow\trestore_new\tfailback\tswitch\tmoved\tflaps\tcpu\tvmhwm\ttarget\n")
+	fmt.Fprintf(tw, "fault\tnat\tconfig\truns\trestore_flow\trestore_new\tfailback\tswitch\tmoved\tflaps\tflow_loss\tcpu\tvmhwm\ttarget\n")
 	for _, s := range rep.Scenarios {
-		flaps := "-"
+		flaps, loss := "-", "-"
 		if s.Flaps != nil {
 			flaps = fmt.Sprintf("%g/%g", s.Flaps.Median, s.Flaps.Max)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+		if s.FlowLoss != nil {
+			loss = fmt.Sprintf("%.0f/%.0f %%", s.FlowLoss.Median, s.FlowLoss.Max)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			s.Fault, s.NAT, s.Config, s.Runs, fmtSecs(s.RestoreFlow), fmtSecs(s.RestoreNew), fmtSecs(s.Failback),
-			fmtMS(s.Switch), fmtSecs(s.Moved), flaps, fmtSecs(s.CPU), fmtMiB(s.VmHWMKiB), s.Target)
+			fmtMS(s.Switch), fmtSecs(s.Moved), flaps, loss, fmtSecs(s.CPU), fmtMiB(s.VmHWMKiB), s.Target)
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "durations: median/max seconds (switch: milliseconds); cpu: uplinkd's CPU time per run; vmhwm: peak RSS")
+	fmt.Fprintln(w, "durations: median/max seconds (switch: milliseconds); flow_loss: loss30 only, the running flow's loss after the move; cpu: uplinkd's CPU time per run; vmhwm: peak RSS")
 	for _, s := range rep.Scenarios {
 		for _, e := range s.Errors {
 			fmt.Fprintf(w, "FAILED %s/%s/%s: %s\n", s.Fault, s.NAT, s.Config, firstLine(e))

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/uplinkd/uplinkd/uplink"
+)
+
+func TestDemoAndBenchAreCommands(t *testing.T) {
+	for _, name := range []string{"demo", "bench"} {
+		if commands[name] == nil {
+			t.Errorf("no command %q", name)
+		}
+	}
+}
+
+func TestDescribeEventReadsAsASentence(t *testing.T) {
+	tests := []struct {
+		name string
+		ev   uplink.Event
+		want string
+	}{
+		{"a state change with its reason", uplink.Event{Kind: "state", Uplink: "isp1", From: "up", To: "down", Reason: "carrier lost on wan1"},
+			"isp1 up → down (carrier lost on wan1)"},
+		{"an active change with the switch time", uplink.Event{Kind: "active", From: "isp1", To: "isp2", Reason: "best tier that is up", Took: 12345 * time.Microsecond},
+			"traffic moves isp1 → isp2 (best tier that is up; switch took 12.35ms)"},
+		{"the first active set", uplink.Event{Kind: "active", To: "isp1", Reason: "start"},
+			"traffic moves (none) → isp1 (start; switch took 0s)"},
+		{"another kind", uplink.Event{Kind: "drain", Uplink: "isp2", Reason: "operator"},
+			"drain isp2: operator"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := describeEvent(tt.ev); got != tt.want {
+				t.Errorf("describeEvent = %q, want %q", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestTimelineStampsEachLineWithTheSecondsSinceTheStart(t *testing.T) {
+	var b bytes.Buffer
+	tl := &timeline{w: &b, start: time.Now()}
+	tl.say("breaking %s", "isp1")
+	if got := b.String(); !strings.HasSuffix(got, "s  breaking isp1\n") || !strings.HasPrefix(strings.TrimSpace(got), "0.0") {
+		t.Errorf("timeline line %q, want \"  0.00s  breaking isp1\"", got)
+	}
+}
+
+func TestFastDemoFailsOverFailsBackAndRemovesItsLab(t *testing.T) {
+	needRootTest(t)
+	bin := testBinary(t)
+	prefix := uniquePrefix("uldemo")
+	var out bytes.Buffer
+	err := runDemo(context.Background(), []string{"-fast", "-hold", "500ms", "-uplinkd", bin, "-prefix", prefix}, &out)
+	t.Logf("demo output:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("demo failed: %v", err)
+	}
+	text := out.String()
+	for _, want := range []string{
+		"breaking isp1 silently", "failover: isp2 carries the traffic", "failback: isp1 carries the traffic again",
+		"pulling isp1's cable", "── summary ──", "silent failure: failover", "carrier loss:   failover",
+	} {
+		if !strings.Contains(text, want) {
+			t.Errorf("the demo never said %q", want)
+		}
+	}
+	if n := strings.Count(text, "failover: isp2 carries"); n != 2 {
+		t.Errorf("%d failovers narrated, want 2", n)
+	}
+	if left := labNamespaces(t, prefix); len(left) > 0 {
+		t.Errorf("the demo left namespaces behind: %v", left)
+	}
+}
