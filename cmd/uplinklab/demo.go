@@ -200,7 +200,12 @@ func printDemoSummary(tl *timeline, results []demoResult, err error) {
 		tl.say("%-15s failover %s, flow out %s (switch %s); failback %s, %s",
 			r.step+":", secs(r.failover), secs(r.outage), r.took.Round(10*time.Microsecond), secs(r.failback), after)
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, context.Canceled):
+		tl.say("interrupted: cleaning up")
+	case errors.Is(err, context.DeadlineExceeded):
+		tl.say("FAILED: the demo's %s budget ran out: %v", demoBudget, err)
+	case err != nil:
 		tl.say("FAILED: %v", err)
 	}
 }
