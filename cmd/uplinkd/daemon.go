@@ -114,9 +114,11 @@ func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger) error 
 	d.publishStatus()
 	err = d.loop(ctx, monitorEvents, monitorDone)
 	d.notifier.stopping()
+	stopping := time.Now()
 	for _, m := range d.members {
 		m.prober.stop()
 	}
+	log.Debug("probers stopped", "took", time.Since(stopping))
 	if d.cfg.Daemon.CleanupOnExit {
 		if ch, cerr := d.router.Cleanup(); cerr != nil {
 			log.Error("cleanup on exit", "err", cerr)
@@ -131,6 +133,7 @@ func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger) error 
 	}
 	cancel()
 	<-serverDone
+	log.Debug("control server stopped", "took", time.Since(stopping))
 	return err
 }
 
