@@ -123,7 +123,7 @@ func TestOneTargetDroppingICMPDoesNotCauseAFailover(t *testing.T) {
 	if st.Uplinks[0].State != uplink.Up || !slices.Equal(st.Active, []string{"isp1"}) {
 		t.Errorf("isp1 %s, active %v; want up and active", st.Uplinks[0].State, st.Active)
 	}
-	if tr := d.events.transitions("isp1"); len(tr) != 0 {
+	if tr := d.events.Transitions("isp1"); len(tr) != 0 {
 		t.Errorf("isp1 changed state: %v", tr)
 	}
 	if loss := st.Uplinks[0].Targets[2].Loss; loss < 99 {
@@ -141,7 +141,7 @@ func TestThirtyPercentLossDegradesWithoutFlapping(t *testing.T) {
 	d.waitFor("isp1 degraded", 15*time.Second, func(st uplink.Status) bool { return st.Uplinks[0].State == uplink.Degraded })
 	d.waitActive(time.Second, "isp2")
 	time.Sleep(5 * time.Second)
-	tr := d.events.transitions("isp1")
+	tr := d.events.Transitions("isp1")
 	if len(tr) > 2 {
 		t.Errorf("isp1 flapped under 30%% loss: %v", tr)
 	}

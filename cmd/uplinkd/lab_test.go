@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -23,6 +20,7 @@ import (
 
 var (
 	buildOnce sync.Once
+	buildDir  string
 	binary    string
 	buildErr  error
 )
@@ -31,15 +29,9 @@ var (
 func uplinkdBinary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "uplinkd-e2e-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binary = filepath.Join(dir, "uplinkd")
-		out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		buildDir, buildErr = os.MkdirTemp("", "uplinkd-e2e-")
+		if buildErr == nil {
+			binary, buildErr = netlab.UplinkdBinary(context.Background(), "", buildDir)
 		}
 	})
 	if buildErr != nil {
@@ -50,82 +42,58 @@ func uplinkdBinary(t *testing.T) string {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binary != "" {
-		os.RemoveAll(filepath.Dir(binary))
+	if buildDir != "" {
+		os.RemoveAll(buildDir)
 	}
 	os.Exit(code)
 }
 
-// labDaemon is uplinkd running in a lab's gateway namespace.
+// labDaemon is uplinkd running in a lab's gateway namespace (netlab.Daemon), with t-based
+// helpers: a failed wait ends the test.
 type labDaemon struct {
 	t      *testing.T
-	lab    *netlab.Lab
+	d      *netlab.Daemon
 	proc   *netlab.Proc
 	client *control.Client
 	config string // path of its config file
-	events *eventLog
+	events *netlab.EventLog
 }
 
-// fastConfig probes every 100ms: the tests wait less, and it is the "tuned" config of the README.
+// fastConfig probes every 100ms: the tests wait less.
 func fastConfig() netlab.DaemonConfig {
 	return netlab.DaemonConfig{Interval: 100 * time.Millisecond, Timeout: 300 * time.Millisecond, DownAfter: 3, UpAfter: 5}
 }
 
-// startDaemon writes cfg, starts uplinkd in the gateway namespace and waits until it answers
-// on its socket with a first verdict.
+// startDaemon starts uplinkd with cfg in the gateway namespace and waits until it answers on
+// its socket with a first verdict. It stops when t ends, logging its output if t failed.
 func startDaemon(t *testing.T, lab *netlab.Lab, cfg netlab.DaemonConfig) *labDaemon {
 	t.Helper()
-	bin := uplinkdBinary(t)
-	dir := t.TempDir()
-	cfg.Socket = filepath.Join(dir, "uplinkd.sock")
-	path := filepath.Join(dir, "uplinkd.toml")
-	if err := os.WriteFile(path, []byte(cfg.Render()), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	proc, err := lab.Start(context.Background(), netlab.RoleGW, bin, "--config", path)
+	d, err := lab.StartDaemon(context.Background(), netlab.DaemonOptions{
+		Binary: uplinkdBinary(t), Config: cfg, ReadyLimit: 10 * time.Second,
+		Ready: func(st uplink.Status) bool { return len(st.Active) > 0 && st.Uplinks[0].State != uplink.Unknown },
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &labDaemon{t: t, lab: lab, proc: proc, client: control.NewClient(cfg.Socket), config: path}
 	t.Cleanup(func() {
-		if err := proc.Stop(2 * time.Second); err != nil {
+		if err := d.Stop(); err != nil {
 			t.Errorf("uplinkd did not stop cleanly: %v", err)
 		}
 		if t.Failed() {
-			t.Logf("uplinkd output:\n%s", proc.Output())
+			t.Logf("uplinkd output:\n%s", d.Proc().Output())
 		}
 	})
-	d.waitFor("a first verdict", 10*time.Second, func(st uplink.Status) bool { return len(st.Active) > 0 && st.Uplinks[0].State != uplink.Unknown })
-	d.events = followEvents(t, d.client)
-	return d
+	return &labDaemon{t: t, d: d, proc: d.Proc(), client: d.Client(), config: d.ConfigPath(), events: d.Events()}
 }
 
 // waitFor polls the status until ok or the (bounded) wait ends, and returns the last status.
 func (d *labDaemon) waitFor(what string, limit time.Duration, ok func(uplink.Status) bool) uplink.Status {
 	d.t.Helper()
-	deadline := time.Now().Add(limit)
-	var last uplink.Status
-	var lastErr error
-	for time.Now().Before(deadline) {
-		select {
-		case <-d.proc.Done():
-			d.t.Fatalf("uplinkd exited while waiting for %s: %v\n%s", what, d.proc.Err(), d.proc.Output())
-		default:
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		st, err := d.client.Status(ctx)
-		cancel()
-		if err == nil {
-			last = st
-			if ok(st) {
-				return st
-			}
-		}
-		lastErr = err
-		time.Sleep(20 * time.Millisecond)
+	st, err := d.d.WaitStatus(context.Background(), limit, what, ok)
+	if err != nil {
+		d.t.Fatal(err)
 	}
-	d.t.Fatalf("gave up after %s waiting for %s; last status %+v (err %v)", limit, what, last, lastErr)
-	return last
+	return st
 }
 
 func (d *labDaemon) waitActive(limit time.Duration, names ...string) uplink.Status {
@@ -135,9 +103,7 @@ func (d *labDaemon) waitActive(limit time.Duration, names ...string) uplink.Stat
 
 func (d *labDaemon) status() uplink.Status {
 	d.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-	defer cancel()
-	st, err := d.client.Status(ctx)
+	st, err := d.d.Status(context.Background())
 	if err != nil {
 		d.t.Fatal(err)
 	}
@@ -161,39 +127,4 @@ func viaTCP(t *testing.T, lab *netlab.Lab) string {
 	}
 	t.Fatalf("no new TCP connection from the LAN: %v", lastErr)
 	return ""
-}
-
-// eventLog collects the daemon's event stream.
-type eventLog struct {
-	mu     sync.Mutex
-	events []uplink.Event
-}
-
-func followEvents(t *testing.T, c *control.Client) *eventLog {
-	l := &eventLog{}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = c.Events(ctx, func(ev uplink.Event) {
-			l.mu.Lock()
-			l.events = append(l.events, ev)
-			l.mu.Unlock()
-		})
-	}()
-	t.Cleanup(func() { cancel(); <-done })
-	return l
-}
-
-// transitions lists "from→to" state changes of one uplink seen so far.
-func (l *eventLog) transitions(name string) []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	var out []string
-	for _, ev := range l.events {
-		if ev.Kind == "state" && ev.Uplink == name {
-			out = append(out, ev.From+"→"+ev.To)
-		}
-	}
-	return out
 }

@@ -135,6 +135,11 @@ func (l *Lab) StartDaemon(ctx context.Context, opts DaemonOptions) (*Daemon, err
 	}
 	d := &Daemon{proc: proc, client: control.NewClient(cfg.Socket), dir: dir, config: path, events: &EventLog{onEvent: opts.OnEvent}}
 	if _, err := d.WaitStatus(ctx, limit, "a first verdict", ready); err != nil {
+		select {
+		case <-proc.Done(): // the error already shows how it ended
+		default:
+			err = fmt.Errorf("%w\nuplinkd's last output:\n%s", err, lastLines(proc.Output(), 20))
+		}
 		return nil, errors.Join(err, d.Stop())
 	}
 	evCtx, cancel := context.WithCancel(context.Background())
