@@ -31,6 +31,7 @@ func (d *daemon) pinPlan() connmark.Plan {
 			Weight:    m.cfg.Weight,
 			Live:      d.live(m),
 			Eligible:  slices.Contains(d.active, m.cfg.Name),
+			Addrs:     m.link.Addrs,
 		})
 	}
 	for _, s := range d.cfg.Services {

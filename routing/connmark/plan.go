@@ -33,6 +33,10 @@ type Uplink struct {
 	Live bool
 	// Eligible: may take new connections (in the active set). Implies Live.
 	Eligible bool
+	// Addrs are the uplink's addresses. The gateway's own new connections from one of them
+	// are pinned to this uplink: the kernel chose (or the program bound) that source address,
+	// and any other uplink's ISP would drop it (BCP 38).
+	Addrs []netip.Addr
 }
 
 // PortRange is an inclusive range of destination ports; From == To for one port.

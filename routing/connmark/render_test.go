@@ -29,10 +29,14 @@ func TestRenderGolden(t *testing.T) {
 		{Name: "metered", Dst: []netip.Prefix{pfx("203.0.113.0/24")}, Block: true},
 		{Name: "no-uplink-left-fall-back", Dst: []netip.Prefix{pfx("198.51.100.7/32")}},
 	}
+	addrs := twoUplinks(1, 1)
+	addrs.Uplinks[0].Addrs = []netip.Addr{netip.MustParseAddr("198.51.100.2"), netip.MustParseAddr("198.51.100.10"), netip.MustParseAddr("2001:db8:11::2")}
+	addrs.Uplinks[1].Addrs = []netip.Addr{netip.MustParseAddr("198.51.100.66")}
 	for _, tc := range []struct {
 		name, file string
 		plan       Plan
 	}{
+		{"the gateway's own connections follow their uplink source address", "source-addrs.nft", addrs},
 		{"two live eligible uplinks weighted 3 to 1", "weights-3-1.nft", twoUplinks(3, 1)},
 		{"a drained uplink keeps its connections but takes no new ones", "drained.nft", drained},
 		{"an uplink that is down loses its connections", "down.nft", down},

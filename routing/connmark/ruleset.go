@@ -104,6 +104,7 @@ func build(p Plan) ruleset {
 	out = append(out, rule{stmts: []stmt{ctDirection{dir: "reply"}, verdict{kind: "return"}}})
 	if len(ups) > 0 {
 		out = append(out, rule{stmts: []stmt{ifnameIn{meta: "oifname", set: "uplink_ifaces", invert: true}, verdict{kind: "return"}}, comment: "not bound for an uplink"})
+		out = append(out, sourceRules(ups)...)
 		out = append(out, rule{stmts: []stmt{verdict{kind: "goto", chain: "pick"}}})
 	}
 
@@ -131,6 +132,30 @@ func build(p Plan) ruleset {
 		}}})
 	}
 	return rs
+}
+
+// sourceRules pin the gateway's own connections whose source address belongs to an uplink to
+// that uplink, whatever the balance says: a source address leaves only through its own ISP.
+func sourceRules(ups []Uplink) []rule {
+	var rules []rule
+	for _, u := range ups {
+		for _, f := range []int{4, 6} {
+			var ps []netip.Prefix
+			for _, a := range u.Addrs {
+				if a.Is4() == (f == 4) {
+					ps = append(ps, netip.PrefixFrom(a, a.BitLen()))
+				}
+			}
+			if len(ps) == 0 {
+				continue
+			}
+			rules = append(rules, rule{
+				stmts:   []stmt{addrMatch{family: f, field: "saddr", ranges: prefixRanges(ps)}, verdict{kind: "goto", chain: chainName("pin", u.Mark)}},
+				comment: "from " + u.Name + "'s address",
+			})
+		}
+	}
+	return rules
 }
 
 // pickRules chooses the uplink of a new (or orphaned) connection: the first

@@ -260,7 +260,8 @@ func richPlans() []struct {
 } {
 	pfx := netip.MustParsePrefix
 	base := twoUplinks(3, 1)
-	base.Uplinks = append(base.Uplinks, Uplink{Name: "lte", Interface: "wwan0", Mark: 0x300, Weight: 2, Live: true})
+	base.Uplinks = append(base.Uplinks, Uplink{Name: "lte", Interface: "wwan0", Mark: 0x300, Weight: 2, Live: true,
+		Addrs: []netip.Addr{netip.MustParseAddr("198.51.100.130"), netip.MustParseAddr("198.51.100.131"), netip.MustParseAddr("2001:db8:13::2")}})
 	services := base
 	services.Services = []Service{
 		{Name: "voip", Src: []netip.Prefix{pfx("192.0.2.0/25"), pfx("192.0.2.128/26"), pfx("2001:db8:1::/64")}, Proto: "udp",
