@@ -63,7 +63,7 @@ func runBench(ctx context.Context, args []string, stdout, progress io.Writer) er
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	path, err := uplinkdBinary(ctx, *bin, tmp)
+	path, err := netlab.UplinkdBinary(ctx, *bin, tmp)
 	if err != nil {
 		return err
 	}
@@ -245,7 +245,7 @@ type runResult struct {
 	RestoreFlow, RestoreNew, Failback, Switch, Moved time.Duration
 	Flaps                                            int
 	FlowLoss                                         float64 // loss30: % of the flow's datagrams lost after the move
-	Usage                                            procUsage
+	Usage                                            netlab.Usage
 }
 
 func (r runResult) String() string {
@@ -260,7 +260,7 @@ func (b *bench) run(ctx context.Context, lab *netlab.Lab, s scenario, sport uint
 	if err != nil {
 		return res, err
 	}
-	defer func() { err = errors.Join(err, d.stop()) }()
+	defer func() { err = errors.Join(err, d.Stop()) }()
 	flow, err := lab.StartFlow(netlab.FlowOptions{SrcPort: sport, ReplyTimeout: 500 * time.Millisecond})
 	if err != nil {
 		return res, err
@@ -283,7 +283,7 @@ func (b *bench) run(ctx context.Context, lab *netlab.Lab, s scenario, sport uint
 	}
 	var moved uplink.Event
 	if s.Fault == netlab.Loss30 {
-		moved, err = d.waitEvent(ctx, 15*time.Second, cut, "isp2 to carry the traffic", activeIs("isp2"))
+		moved, err = d.WaitEvent(ctx, 15*time.Second, cut, "isp2 to carry the traffic", netlab.ActiveIs("isp2"))
 		if err != nil {
 			return res, err
 		}
@@ -295,16 +295,16 @@ func (b *bench) run(ctx context.Context, lab *netlab.Lab, s scenario, sport uint
 		if n := after.Sent - before.Sent; n > 0 {
 			res.FlowLoss = 100 * float64(n-(after.Received-before.Received)) / float64(n)
 		}
-		res.Flaps = d.events.count(cut, cut.Add(10*time.Second), isp1State)
+		res.Flaps = d.Events().Count(cut, cut.Add(10*time.Second), isp1State)
 	} else {
-		moved, err = d.waitEvent(ctx, 15*time.Second, cut, "the failover to isp2", activeIs("isp2"))
+		moved, err = d.WaitEvent(ctx, 15*time.Second, cut, "the failover to isp2", netlab.ActiveIs("isp2"))
 		if err != nil {
 			return res, err
 		}
 		if res.RestoreFlow, _, err = flowRestored(ctx, flow, cut, moved.Time.Add(700*time.Millisecond), 10*time.Second); err != nil {
 			return res, err
 		}
-		res.Flaps = d.events.count(cut, time.Now(), isp1State)
+		res.Flaps = d.Events().Count(cut, time.Now(), isp1State)
 	}
 	res.Moved, res.Switch = moved.Time.Sub(cut), moved.Took
 	at := <-newConn
@@ -317,12 +317,12 @@ func (b *bench) run(ctx context.Context, lab *netlab.Lab, s scenario, sport uint
 	if err := lab.Heal(1); err != nil {
 		return res, err
 	}
-	back, err := d.waitEvent(ctx, 45*time.Second, healed, "the failback to isp1", activeIs("isp1"))
+	back, err := d.WaitEvent(ctx, 45*time.Second, healed, "the failback to isp1", netlab.ActiveIs("isp1"))
 	if err != nil {
 		return res, err
 	}
 	res.Failback = back.Time.Sub(healed)
-	if res.Usage, err = readUsage(d.proc.Pid()); err != nil {
+	if res.Usage, err = d.Usage(); err != nil {
 		return res, err
 	}
 	return res, nil
@@ -416,9 +416,9 @@ func (b *bench) idle(ctx context.Context, lab *netlab.Lab, name string, period t
 	if err != nil {
 		return idleReport{}, err
 	}
-	defer d.stop()
+	defer d.Stop()
 	sleepCtx(ctx, time.Second) // past the start-up work
-	u0, err := readUsage(d.proc.Pid())
+	u0, err := d.Usage()
 	if err != nil {
 		return idleReport{}, err
 	}
@@ -427,7 +427,7 @@ func (b *bench) idle(ctx context.Context, lab *netlab.Lab, name string, period t
 	if ctx.Err() != nil {
 		return idleReport{}, ctx.Err()
 	}
-	u1, err := readUsage(d.proc.Pid())
+	u1, err := d.Usage()
 	if err != nil {
 		return idleReport{}, err
 	}

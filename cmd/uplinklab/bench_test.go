@@ -97,8 +97,8 @@ func TestOutageAfterSkipsOutagesThatEndedBeforeTheCut(t *testing.T) {
 func TestSummarizeKeepsUnmeasuredFiguresOut(t *testing.T) {
 	s := scenario{Fault: netlab.Loss30, NAT: netlab.NATSNAT, Config: "tuned"}
 	runs := []runResult{
-		{RestoreFlow: -1, RestoreNew: time.Second, Failback: 2 * time.Second, Switch: time.Millisecond, Moved: time.Second, Flaps: 1, FlowLoss: 30, Usage: procUsage{CPU: time.Second, VmHWM: 20 << 20}},
-		{RestoreFlow: -1, RestoreNew: 3 * time.Second, Failback: 4 * time.Second, Switch: 3 * time.Millisecond, Moved: 3 * time.Second, Flaps: 2, FlowLoss: 20, Usage: procUsage{CPU: time.Second, VmHWM: 18 << 20}},
+		{RestoreFlow: -1, RestoreNew: time.Second, Failback: 2 * time.Second, Switch: time.Millisecond, Moved: time.Second, Flaps: 1, FlowLoss: 30, Usage: netlab.Usage{CPU: time.Second, VmHWM: 20 << 20}},
+		{RestoreFlow: -1, RestoreNew: 3 * time.Second, Failback: 4 * time.Second, Switch: 3 * time.Millisecond, Moved: 3 * time.Second, Flaps: 2, FlowLoss: 20, Usage: netlab.Usage{CPU: time.Second, VmHWM: 18 << 20}},
 	}
 	r := summarize(s, runs, []string{"run 3: boom"})
 	if r.RestoreFlow != nil {

@@ -27,7 +27,7 @@ func cmdDemo(ctx context.Context, args []string) error {
 func runDemo(ctx context.Context, args []string, w io.Writer) (err error) {
 	fs, prefix := newFlags("demo")
 	*prefix = "" // a unique lab unless asked otherwise: never clash with `uplinklab up`
-	fast := fs.Bool("fast", false, "probe every 100ms (timeout 300ms, down_after 3, up_after 5) instead of the shipped 500ms defaults")
+	fast := fs.Bool("fast", false, "probe every 100ms (timeout 200ms, down_after 3, up_after 5) instead of the shipped 500ms defaults")
 	bin := fs.String("uplinkd", "", "uplinkd binary to run (default: go build ./cmd/uplinkd)")
 	hold := fs.Duration("hold", 3*time.Second, "how long to stay on isp2 before healing isp1")
 	if err := fs.Parse(args); err != nil {
@@ -49,7 +49,7 @@ func runDemo(ctx context.Context, args []string, w io.Writer) (err error) {
 	if *bin == "" {
 		tl.say("building uplinkd (go build ./cmd/uplinkd)")
 	}
-	path, err := uplinkdBinary(ctx, *bin, tmp)
+	path, err := netlab.UplinkdBinary(ctx, *bin, tmp)
 	if err != nil {
 		return err
 	}
@@ -74,8 +74,8 @@ func runDemo(ctx context.Context, args []string, w io.Writer) (err error) {
 	if err != nil {
 		return fmt.Errorf("start uplinkd: %w", err)
 	}
-	defer d.stop()
-	st, err := d.waitStatus(ctx, time.Second, "a status", func(uplink.Status) bool { return true })
+	defer d.Stop()
+	st, err := d.WaitStatus(ctx, time.Second, "a status", func(uplink.Status) bool { return true })
 	if err != nil {
 		return err
 	}
@@ -120,7 +120,7 @@ func runDemo(ctx context.Context, args []string, w io.Writer) (err error) {
 		if err := lab.Break(1, s.fault); err != nil {
 			return err
 		}
-		ev, err := d.waitEvent(ctx, failLimit, cut, "the failover to isp2", activeIs("isp2"))
+		ev, err := d.WaitEvent(ctx, failLimit, cut, "the failover to isp2", netlab.ActiveIs("isp2"))
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
@@ -143,7 +143,7 @@ func runDemo(ctx context.Context, args []string, w io.Writer) (err error) {
 			return err
 		}
 		tl.say("waiting for failback: isp1 must answer %d rounds in a row (%s)", cfg.UpAfter, time.Duration(cfg.UpAfter)*cfg.Interval)
-		ev, err = d.waitEvent(ctx, backLimit, healed, "the failback to isp1", activeIs("isp1"))
+		ev, err = d.WaitEvent(ctx, backLimit, healed, "the failback to isp1", netlab.ActiveIs("isp1"))
 		if err != nil {
 			return fmt.Errorf("%s: %w", s.name, err)
 		}
