@@ -28,8 +28,10 @@ const benchMethod = "one lab per NAT mode; each run: a fresh uplinkd, a fresh UD
 	"break isp1, heal it, wait for failback. restore_flow: cut → first answered datagram after the outage " +
 	"(not for loss30: there flow_loss_pct is the flow's loss from 1 s after the move to 10 s after the cut, since pinning keeps a working flow on the degraded uplink); restore_new: cut → first new TCP connection from the LAN " +
 	"that succeeds through isp2 (attempts every 25 ms, 200 ms timeout); failback: heal → daemon's active set is isp1; " +
+	"failback_tcp: a chat TCP connection opened from the LAN once new connections work through isp2 is asked 3 times (100 ms apart, " +
+	"2 s each) after the failback and counts as kept when every answer came through isp2; " +
 	"switch: the daemon's own 'took' for the failover; moved: cut → active set changes; flaps: isp1 state changes in " +
-	"the first 10 s of loss; cpu/vmhwm: uplinkd's utime+stime and VmHWM at the end of each run"
+	"the first 10 s of loss; cpu/vmhwm: uplinkd's utime+stime and VmHWM at the end of each run. " + drainMethod
 
 // cmdBench measures failover and failback over faults, NAT modes and configs, and the daemon's
 // idle cost, and prints a table and JSON.
@@ -45,6 +47,7 @@ func runBench(ctx context.Context, args []string, stdout, progress io.Writer) er
 	only := fs.String("only", "", "comma-separated scenarios FAULT/NAT/CONFIG; an empty or * part matches all (e.g. silent/masquerade/tuned, carrier//, //default)")
 	idle := fs.Duration("idle", 30*time.Second, "how long to measure the idle daemon per config (0 skips it)")
 	bin := fs.String("uplinkd", "", "uplinkd binary to run (default: go build ./cmd/uplinkd)")
+	drain := fs.Bool("drain", true, "also measure a graceful drain of isp1 with a connection on it, in every lab built")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -76,14 +79,14 @@ func runBench(ctx context.Context, args []string, stdout, progress io.Writer) er
 				mine = append(mine, s)
 			}
 		}
-		wantIdle := nat == netlab.NATMasquerade && *idle > 0
-		if len(mine) == 0 && !wantIdle {
+		idleFor := *idle
+		if nat != netlab.NATMasquerade {
+			idleFor = 0
+		}
+		if len(mine) == 0 && idleFor <= 0 {
 			continue
 		}
-		sr, ir, err := b.withLab(ctx, nat, mine, wantIdle, *idle)
-		rep.Scenarios = append(rep.Scenarios, sr...)
-		rep.Idle = append(rep.Idle, ir...)
-		if err != nil {
+		if err := b.withLab(ctx, nat, mine, idleFor, *drain, &rep); err != nil {
 			return err
 		}
 	}
@@ -193,26 +196,36 @@ func (b *bench) logf(format string, args ...any) {
 	fmt.Fprintf(b.progress, "bench: "+format+"\n", args...)
 }
 
-// withLab builds a lab for nat, runs the scenarios (and the idle measurement) in it and
-// removes it.
-func (b *bench) withLab(ctx context.Context, nat string, scenarios []scenario, idle bool, idleFor time.Duration) (sr []scenarioReport, ir []idleReport, err error) {
+// withLab builds a lab for nat, runs the scenarios in it (and the idle measurement when
+// idleFor > 0, the drain when drain is set), adds the figures to rep and removes the lab.
+func (b *bench) withLab(ctx context.Context, nat string, scenarios []scenario, idleFor time.Duration, drain bool, rep *benchReport) (err error) {
 	b.logf("building a lab with NAT %s", nat)
 	lab, err := netlab.New(netlab.Options{Prefix: b.prefix, NAT: nat, Servers: true})
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
 	defer func() {
 		if cerr := lab.Close(); cerr != nil {
 			err = errors.Join(err, fmt.Errorf("remove lab %s: %w", lab.Prefix(), cerr))
 		}
 	}()
-	if idle {
+	if err := lab.StartChat(); err != nil {
+		return err
+	}
+	if idleFor > 0 {
 		for _, name := range []string{"default", "tuned"} {
 			r, err := b.idle(ctx, lab, name, idleFor)
 			if err != nil {
-				return sr, ir, fmt.Errorf("idle %s: %w", name, err)
+				return fmt.Errorf("idle %s: %w", name, err)
 			}
-			ir = append(ir, r)
+			rep.Idle = append(rep.Idle, r)
+		}
+	}
+	if drain {
+		r, err := b.drain(ctx, lab, nat)
+		rep.Drain = append(rep.Drain, r)
+		if err != nil {
+			return err
 		}
 	}
 	for _, s := range scenarios {
@@ -220,7 +233,7 @@ func (b *bench) withLab(ctx context.Context, nat string, scenarios []scenario, i
 		var errs []string
 		for i := range b.runs {
 			if ctx.Err() != nil {
-				return sr, ir, ctx.Err()
+				return ctx.Err()
 			}
 			b.sport++
 			r, err := b.run(ctx, lab, s, b.sport)
@@ -228,16 +241,16 @@ func (b *bench) withLab(ctx context.Context, nat string, scenarios []scenario, i
 				b.logf("%s run %d/%d FAILED: %v", s, i+1, b.runs, err)
 				errs = append(errs, err.Error())
 				if herr := lab.Heal(1); herr != nil { // leave the lab clean for the next run
-					return sr, ir, herr
+					return herr
 				}
 				continue
 			}
 			b.logf("%s run %d/%d: %s", s, i+1, b.runs, r)
 			results = append(results, r)
 		}
-		sr = append(sr, summarize(s, results, errs))
+		rep.Scenarios = append(rep.Scenarios, summarize(s, results, errs))
 	}
-	return sr, ir, nil
+	return nil
 }
 
 // runResult is what one run measured. A negative duration was not measured.
@@ -245,12 +258,13 @@ type runResult struct {
 	RestoreFlow, RestoreNew, Failback, Switch, Moved time.Duration
 	Flaps                                            int
 	FlowLoss                                         float64 // loss30: % of the flow's datagrams lost after the move
+	FailbackTCP                                      string  // "kept" or "broken": the chat opened on isp2, after the failback
 	Usage                                            netlab.Usage
 }
 
 func (r runResult) String() string {
-	return fmt.Sprintf("restore_flow %s, restore_new %s, moved %s, failback %s, switch %s, flaps %d, flow loss after the move %.1f %%, cpu %s, vmhwm %d KiB",
-		r.RestoreFlow, r.RestoreNew, r.Moved, r.Failback, r.Switch, r.Flaps, r.FlowLoss, r.Usage.CPU, r.Usage.VmHWM/1024)
+	return fmt.Sprintf("restore_flow %s, restore_new %s, moved %s, failback %s (tcp %s), switch %s, flaps %d, flow loss after the move %.1f %%, cpu %s, vmhwm %d KiB",
+		r.RestoreFlow, r.RestoreNew, r.Moved, r.Failback, r.FailbackTCP, r.Switch, r.Flaps, r.FlowLoss, r.Usage.CPU, r.Usage.VmHWM/1024)
 }
 
 // run is one measurement: a fresh daemon, a fresh flow, break isp1, heal it.
@@ -271,11 +285,8 @@ func (b *bench) run(ctx context.Context, lab *netlab.Lab, s scenario, sport uint
 	}
 	sleepCtx(ctx, 300*time.Millisecond) // a steady state before the cut
 
-	newCtx, stopNew := context.WithTimeout(ctx, 30*time.Second)
-	newConn := make(chan time.Time, 1)
-	var polling sync.WaitGroup
-	defer func() { stopNew(); polling.Wait() }()
-	polling.Go(func() { newConn <- firstNewTCP(newCtx, lab, "isp2") })
+	newConn, stopNew := watchNewTCP(ctx, lab, "isp2", 30*time.Second)
+	defer stopNew()
 
 	cut := time.Now()
 	if err := lab.Break(1, s.Fault); err != nil {
@@ -307,11 +318,18 @@ func (b *bench) run(ctx context.Context, lab *netlab.Lab, s scenario, sport uint
 		res.Flaps = d.Events().Count(cut, time.Now(), isp1State)
 	}
 	res.Moved, res.Switch = moved.Time.Sub(cut), moved.Took
-	at := <-newConn
+	at := newConn()
 	if at.IsZero() {
 		return res, errors.New("no new TCP connection through isp2 within 30 s of the cut")
 	}
 	res.RestoreNew = at.Sub(cut)
+
+	// A connection opened on the backup must outlive the failback.
+	chat, err := openChat(ctx, lab, "isp2")
+	if err != nil {
+		return res, fmt.Errorf("after the failover: %w", err)
+	}
+	defer chat.Close()
 
 	healed := time.Now()
 	if err := lab.Heal(1); err != nil {
@@ -322,6 +340,11 @@ func (b *bench) run(ctx context.Context, lab *netlab.Lab, s scenario, sport uint
 		return res, err
 	}
 	res.Failback = back.Time.Sub(healed)
+	res.FailbackTCP = "kept"
+	if err := chatStays(ctx, chat, "isp2"); err != nil {
+		res.FailbackTCP = "broken"
+		b.logf("%s: the connection opened on isp2 did not survive the failback: %v", s, err)
+	}
 	if res.Usage, err = d.Usage(); err != nil {
 		return res, err
 	}
@@ -329,6 +352,22 @@ func (b *bench) run(ctx context.Context, lab *netlab.Lab, s scenario, sport uint
 }
 
 func isp1State(ev uplink.Event) bool { return ev.Kind == "state" && ev.Uplink == "isp1" }
+
+// watchNewTCP runs firstNewTCP in the background for at most limit. first waits for its answer
+// (zero when none came within limit); stop ends the attempts and waits for them.
+func watchNewTCP(ctx context.Context, lab *netlab.Lab, want string, limit time.Duration) (first func() time.Time, stop func()) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	found := make(chan time.Time, 1)
+	var wg sync.WaitGroup
+	wg.Go(func() { found <- firstNewTCP(ctx, lab, want) })
+	var at time.Time
+	var once sync.Once
+	first = func() time.Time {
+		once.Do(func() { at = <-found })
+		return at
+	}
+	return first, func() { cancel(); wg.Wait() }
+}
 
 // firstNewTCP opens a new TCP connection from the LAN every 25 ms (200 ms timeout each, at most
 // 8 at once) until one succeeds through the wanted uplink, and returns when it did (zero when
@@ -450,6 +489,7 @@ type benchReport struct {
 	Method     string           `json:"method"`
 	Scenarios  []scenarioReport `json:"scenarios"`
 	Idle       []idleReport     `json:"idle"`
+	Drain      []drainReport    `json:"drain,omitempty"`
 	References []string         `json:"references"`
 }
 
@@ -466,6 +506,7 @@ type scenarioReport struct {
 	RestoreFlow *stat    `json:"restore_flow,omitempty"`
 	RestoreNew  *stat    `json:"restore_new,omitempty"`
 	Failback    *stat    `json:"failback,omitempty"`
+	FailbackTCP *kept    `json:"failback_tcp,omitempty"` // did the connection opened on isp2 outlive the failback
 	Switch      *stat    `json:"switch,omitempty"`
 	Moved       *stat    `json:"moved,omitempty"`
 	Flaps       *stat    `json:"flaps,omitempty"`         // counts, not milliseconds
@@ -506,21 +547,14 @@ func summarize(s scenario, runs []runResult, errs []string) scenarioReport {
 	if s.NAT == netlab.NATSNAT {
 		r.Target += "; as fast as masquerade"
 	}
-	ms := func(get func(runResult) time.Duration) *stat {
-		var v []float64
-		for _, x := range runs {
-			if d := get(x); d >= 0 {
-				v = append(v, float64(d)/float64(time.Millisecond))
-			}
-		}
-		return medianMax(v)
-	}
+	ms := func(get func(runResult) time.Duration) *stat { return msStat(runs, get) }
 	r.RestoreFlow = ms(func(x runResult) time.Duration { return x.RestoreFlow })
 	r.RestoreNew = ms(func(x runResult) time.Duration { return x.RestoreNew })
 	r.Failback = ms(func(x runResult) time.Duration { return x.Failback })
 	r.Switch = ms(func(x runResult) time.Duration { return x.Switch })
 	r.Moved = ms(func(x runResult) time.Duration { return x.Moved })
 	r.CPU = ms(func(x runResult) time.Duration { return x.Usage.CPU })
+	r.FailbackTCP = keptOf(runs, func(x runResult) string { return x.FailbackTCP })
 	var flaps, loss []float64
 	for _, x := range runs {
 		flaps = append(flaps, float64(x.Flaps))
@@ -531,6 +565,18 @@ func summarize(s scenario, runs []runResult, errs []string) scenarioReport {
 		r.Flaps, r.FlowLoss = medianMax(flaps), medianMax(loss)
 	}
 	return r
+}
+
+// msStat is the median and maximum in milliseconds of a duration the runs measured (negative:
+// not measured); nil when none did.
+func msStat[R any](runs []R, get func(R) time.Duration) *stat {
+	var v []float64
+	for _, x := range runs {
+		if d := get(x); d >= 0 {
+			v = append(v, float64(d)/float64(time.Millisecond))
+		}
+	}
+	return medianMax(v)
 }
 
 // medianMax returns nil for no values. The median of an even count is the mean of the middle two.
@@ -561,7 +607,7 @@ func round(x float64, digits int) float64 {
 // printTable prints the report for a person: seconds as median/max.
 func printTable(w io.Writer, rep benchReport) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "fault\tnat\tconfig\truns\trestore_flow\trestore_new\tfailback\tswitch\tmoved\tflaps\tflow_loss\tcpu\tvmhwm\ttarget\n")
+	fmt.Fprintf(tw, "fault\tnat\tconfig\truns\trestore_flow\trestore_new\tfailback\tfailback_tcp\tswitch\tmoved\tflaps\tflow_loss\tcpu\tvmhwm\ttarget\n")
 	for _, s := range rep.Scenarios {
 		flaps, loss := "-", "-"
 		if s.Flaps != nil {
@@ -570,17 +616,18 @@ func printTable(w io.Writer, rep benchReport) {
 		if s.FlowLoss != nil {
 			loss = fmt.Sprintf("%.0f/%.0f %%", s.FlowLoss.Median, s.FlowLoss.Max)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			s.Fault, s.NAT, s.Config, s.Runs, fmtSecs(s.RestoreFlow), fmtSecs(s.RestoreNew), fmtSecs(s.Failback),
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
+			s.Fault, s.NAT, s.Config, s.Runs, fmtSecs(s.RestoreFlow), fmtSecs(s.RestoreNew), fmtSecs(s.Failback), s.FailbackTCP,
 			fmtMS(s.Switch), fmtSecs(s.Moved), flaps, loss, fmtSecs(s.CPU), fmtMiB(s.VmHWMKiB), s.Target)
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "durations: median/max seconds (switch: milliseconds); flow_loss: loss30 only, the running flow's loss after the move; cpu: uplinkd's CPU time per run; vmhwm: peak RSS")
+	fmt.Fprintln(w, "durations: median/max seconds (switch: milliseconds); failback_tcp: runs in which a TCP connection opened on isp2 still answered through isp2 after the failback; flow_loss: loss30 only, the running flow's loss after the move; cpu: uplinkd's CPU time per run; vmhwm: peak RSS")
 	for _, s := range rep.Scenarios {
 		for _, e := range s.Errors {
 			fmt.Fprintf(w, "FAILED %s/%s/%s: %s\n", s.Fault, s.NAT, s.Config, firstLine(e))
 		}
 	}
+	printDrainTable(w, rep.Drain)
 	if len(rep.Idle) > 0 {
 		fmt.Fprintln(w)
 		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)

@@ -162,4 +162,16 @@ func TestOneBenchRunGivesPositiveFiguresAndValidJSON(t *testing.T) {
 	if !strings.Contains(out.String(), "restore_flow") || !strings.Contains(out.String(), "dpinger") {
 		t.Errorf("the table lacks its header or the reference points:\n%s", out.String())
 	}
+	if s.FailbackTCP == nil || s.FailbackTCP.Runs != 1 {
+		t.Errorf("failback_tcp %+v, want a verdict for the one run", s.FailbackTCP)
+	}
+	if len(rep.Drain) != 1 {
+		t.Fatalf("%d drain figures, want one for masquerade", len(rep.Drain))
+	}
+	if dr := rep.Drain[0]; dr.Runs != 1 || dr.DrainTCP == nil || dr.NewTCP == nil || dr.NewTCP.Median <= 0 || len(dr.Errors) != 0 {
+		t.Errorf("drain %+v, want one run with a verdict and a positive new_tcp", dr)
+	}
+	if !strings.Contains(out.String(), "failback_tcp") || !strings.Contains(out.String(), "drain_tcp") {
+		t.Errorf("the table lacks failback_tcp or the drain table:\n%s", out.String())
+	}
 }
