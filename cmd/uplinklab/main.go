@@ -8,7 +8,7 @@
 //	uplinklab serve [-prefix ullab]             UDP echo and TCP servers in inet until interrupted
 //	uplinklab flow  [-prefix ullab] [-for 30s] [-interval 10ms]  a UDP flow from lan; prints outages
 //	uplinklab demo  [-fast] [-uplinkd PATH]     narrated failover and failback of uplinkd in a fresh lab
-//	uplinklab bench [-runs 3] [-json FILE] [-only FAULT/NAT/CONFIG] [-idle 30s]  failover figures
+//	uplinklab bench [-runs 3] [-json FILE] [-only FAULT/NAT/CONFIG] [-idle 30s] [-drain=false]  failover and drain figures
 //
 // One file per sub-command; main only dispatches.
 package main
