@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"net/netip"
-	"os"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,35 +16,10 @@ import (
 // The end-to-end tests run the real uplinkd binary inside the gateway namespace of a netlab
 // lab. They need root; without it they skip.
 
-var (
-	buildOnce sync.Once
-	buildDir  string
-	binary    string
-	buildErr  error
-)
-
 // uplinkdBinary builds cmd/uplinkd once per test run.
-func uplinkdBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "uplinkd-e2e-")
-		if buildErr == nil {
-			binary, buildErr = netlab.UplinkdBinary(context.Background(), "", buildDir)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binary
-}
+func uplinkdBinary(t *testing.T) string { return netlab.UplinkdForTest(t) }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { netlab.RunTests(m) }
 
 // labDaemon is uplinkd running in a lab's gateway namespace (netlab.Daemon), with t-based
 // helpers: a failed wait ends the test.

@@ -1,47 +1,20 @@
 package main
 
 import (
-	"context"
 	"os"
 	"os/exec"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/uplinkd/uplinkd/internal/netlab"
 )
 
-var (
-	buildOnce sync.Once
-	builtBin  string
-	buildErr  error
-	buildDir  string
-)
-
 // testBinary builds cmd/uplinkd once per test run, for the root tests of demo and bench.
-func testBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		buildDir, buildErr = os.MkdirTemp("", "uplinklab-test-")
-		if buildErr == nil {
-			builtBin, buildErr = netlab.UplinkdBinary(context.Background(), "", buildDir)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return builtBin
-}
+func testBinary(t *testing.T) string { return netlab.UplinkdForTest(t) }
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if buildDir != "" {
-		os.RemoveAll(buildDir)
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { netlab.RunTests(m) }
 
 // needRootTest skips t unless it runs as root.
 func needRootTest(t *testing.T) {

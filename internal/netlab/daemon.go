@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"testing"
 	"time"
 
 	"github.com/uplinkd/uplinkd/internal/control"
@@ -44,6 +45,51 @@ func UplinkdBinary(ctx context.Context, path, dir string) (string, error) {
 		return "", fmt.Errorf("netlab: build uplinkd: %w: %s", err, bytes.TrimSpace(out))
 	}
 	return bin, nil
+}
+
+// shared is the uplinkd that SharedUplinkd builds once per process.
+var shared struct {
+	once     sync.Once
+	dir, bin string
+	err      error
+}
+
+// SharedUplinkd builds cmd/uplinkd once per process, for test packages that run the daemon
+// in many tests, and returns its path (later calls wait for the first build and share its
+// result). Call RemoveSharedUplinkd from TestMain when the tests are done.
+func SharedUplinkd() (string, error) {
+	shared.once.Do(func() {
+		shared.dir, shared.err = os.MkdirTemp("", "uplinkd-build-")
+		if shared.err == nil {
+			shared.bin, shared.err = UplinkdBinary(context.Background(), "", shared.dir)
+		}
+	})
+	return shared.bin, shared.err
+}
+
+// RemoveSharedUplinkd removes what SharedUplinkd built, if anything.
+func RemoveSharedUplinkd() {
+	if shared.dir != "" {
+		os.RemoveAll(shared.dir)
+	}
+}
+
+// UplinkdForTest is SharedUplinkd for a test: a failed build fails t.
+func UplinkdForTest(t testing.TB) string {
+	t.Helper()
+	bin, err := SharedUplinkd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return bin
+}
+
+// RunTests is a TestMain for packages that use UplinkdForTest: it runs the tests, removes the
+// shared binary and exits.
+func RunTests(m *testing.M) {
+	code := m.Run()
+	RemoveSharedUplinkd()
+	os.Exit(code)
 }
 
 // DaemonOptions shape StartDaemon.
