@@ -8,14 +8,15 @@ import (
 
 // DaemonConfig shapes the uplinkd configuration for a lab.
 type DaemonConfig struct {
-	Socket    string
-	Interval  time.Duration // default 500ms (the shipped default)
-	Timeout   time.Duration // default 1s
-	DownAfter int           // default 3
-	UpAfter   int           // default 10
-	Weights   [2]int        // default 1, 1
-	SameTier  bool          // both uplinks in tier 1 (load sharing) instead of isp2 as backup
-	Extra     string        // appended verbatim (e.g. more [defaults] keys are not possible here: use fields)
+	Socket      string
+	SocketGroup string        // empty: the daemon's default ("uplinkd", which a lab machine may lack)
+	Interval    time.Duration // default 500ms (the shipped default)
+	Timeout     time.Duration // default 1s
+	DownAfter   int           // default 3
+	UpAfter     int           // default 10
+	Weights     [2]int        // default 1, 1
+	SameTier    bool          // both uplinks in tier 1 (load sharing) instead of isp2 as backup
+	Extra       string        // appended verbatim (e.g. more [defaults] keys are not possible here: use fields)
 }
 
 // Render returns the TOML text. isp1's IPv4 gateway is left for uplinkd to learn from the
@@ -42,7 +43,11 @@ func (c DaemonConfig) Render() string {
 		tier2 = 1
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "[daemon]\nsocket = %q\nlog_level = \"debug\"\n\n", c.Socket)
+	fmt.Fprintf(&b, "[daemon]\nsocket = %q\nlog_level = \"debug\"\n", c.Socket)
+	if c.SocketGroup != "" {
+		fmt.Fprintf(&b, "socket_group = %q\n", c.SocketGroup)
+	}
+	b.WriteString("\n")
 	fmt.Fprintf(&b, "[defaults]\ntargets = [%s]\ninterval = %q\ntimeout = %q\ndown_after = %d\nup_after = %d\n\n",
 		strings.Join(targets, ", "), or(c.Interval, 500*time.Millisecond), or(c.Timeout, time.Second),
 		orInt(c.DownAfter, 3), orInt(c.UpAfter, 10))
