@@ -22,8 +22,9 @@ import (
 const (
 	// retryApply is how soon a failed routing change is tried again.
 	retryApply = time.Second
-	// repairInterval is how often the nftables table is checked for damage.
-	repairInterval = 5 * time.Second
+	// repairInterval is how often the nftables table is checked for damage in case the
+	// nftables monitor missed it (it reports deletions at once).
+	repairInterval = 30 * time.Second
 )
 
 // member is one uplink as the run loop knows it.
@@ -54,6 +55,7 @@ type daemon struct {
 
 	pins       *connmark.Table // nil when pin_connections is off
 	pinApplied string          // the last connection-mark plan applied, as nft text
+	pinDamage  chan struct{}   // the nftables monitor saw something of ours deleted
 	ready      bool
 
 	rounds   chan roundResult
@@ -84,6 +86,7 @@ func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger) error 
 	d.retry.Stop()
 	if cfg.Daemon.Pinning {
 		d.pins = connmark.NewTable(netns.None(), log)
+		d.pinDamage = make(chan struct{}, 1)
 	}
 	ln, err := control.Listen(cfg.Daemon.Socket, cfg.Daemon.SocketGroup)
 	if err != nil {
@@ -102,6 +105,13 @@ func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger) error 
 
 	d.ctx = ctx
 	go d.hangups(ctx)
+	if d.pins != nil {
+		go func() {
+			if err := d.pins.Watch(ctx, d.pinDamage); err != nil {
+				log.Warn("nftables monitor unavailable; checking the connection-mark table every "+repairInterval.String(), "err", err)
+			}
+		}()
+	}
 	for _, u := range cfg.Uplinks {
 		m := &member{cfg: u, machine: uplink.NewMachine(u.Name, u.Probe, time.Now())}
 		d.learn(m)
@@ -177,6 +187,10 @@ func (d *daemon) loop(ctx context.Context, monitorEvents <-chan routing.Event, m
 		case <-watchdog.C:
 			d.notifier.watchdog()
 		case <-repair.C:
+			if d.ready {
+				d.applyPinning(true)
+			}
+		case <-d.pinDamage: // nil without pinning: never ready
 			if d.ready {
 				d.applyPinning(true)
 			}

@@ -1,0 +1,47 @@
+package connmark
+
+import (
+	"context"
+	"testing"
+	"time"
+)
+
+func TestWatchReportsTheDeletionOfOurTableButNotOfOthers(t *testing.T) {
+	needRoot(t)
+	ns := newNS(t, "w")
+	tb := NewTable(nsHandle(t, ns), nil)
+	if err := tb.Apply(twoUplinks(1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	nft(t, ns, "table inet other {\n\tchain c {\n\t}\n}\n")
+	out := make(chan struct{}, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- tb.Watch(ctx, out) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Watch: %v", err)
+		}
+	}()
+	time.Sleep(100 * time.Millisecond) // let the subscription start
+
+	nft(t, ns, "delete table inet other\n")
+	select {
+	case <-out:
+		t.Fatal("the deletion of another table was reported")
+	case <-time.After(300 * time.Millisecond):
+	}
+	nft(t, ns, "delete table inet uplinkd\n")
+	select {
+	case <-out:
+	case <-time.After(2 * time.Second):
+		t.Fatal("the deletion of our table was not reported within 2s")
+	}
+	if err := tb.Apply(twoUplinks(1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := tb.Exists(); !ok || err != nil {
+		t.Errorf("Apply after the report did not restore the table: %v %v", ok, err)
+	}
+}
