@@ -2,6 +2,9 @@ package routing
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"net"
 	"net/netip"
 	"os/exec"
 	"strings"
@@ -9,6 +12,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+
+	"github.com/uplinkd/uplinkd/internal/netlab"
 )
 
 // Root-only tests against the real kernel, each in namespaces it builds (see netns_test.go).
@@ -279,27 +284,56 @@ func TestFlushSNATRemovesOnlyThatUplinksEntries(t *testing.T) {
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("nft: %v: %s", err, out)
 	}
+	// A TCP server on port 80 behind each uplink; the client sends UDP to 53 and 123 (nobody
+	// listens: the conntrack entry stays, unreplied) and makes a TCP exchange on 80.
 	for _, isp := range []string{g.isp1, g.isp2} {
-		listen := exec.Command("ip", "netns", "exec", isp, "socat", "TCP6-LISTEN:80,ipv6only=0,reuseaddr,fork", "SYSTEM:echo hi")
-		if err := listen.Start(); err != nil {
+		var ln net.Listener
+		if err := netlab.InNamespace(isp, func() (err error) {
+			ln, err = net.Listen("tcp", "[::]:80")
+			return err
+		}); err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { _ = listen.Process.Kill(); _ = listen.Wait() })
+		t.Cleanup(func() { ln.Close() })
+		go func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				_, _ = c.Write([]byte("hi\n"))
+				c.Close()
+			}
+		}()
 	}
-	time.Sleep(300 * time.Millisecond) // the listeners bind
-	send := func(args ...string) {
-		c := exec.Command("ip", append([]string{"netns", "exec", lan, "socat", "-T1"}, args...)...)
-		c.Stdin = strings.NewReader("hello\n")
-		out, err := c.CombinedOutput()
-		if err != nil {
-			t.Logf("socat %v: %v: %s", args, err, out) // UDP without a listener may report a refusal
+	err := netlab.InNamespace(lan, func() error {
+		for _, dst := range []string{"203.0.113.100", "203.0.113.101", "2001:db8:100::100", "2001:db8:100::101"} {
+			for _, port := range []string{"53", "123"} {
+				c, err := net.DialTimeout("udp", net.JoinHostPort(dst, port), time.Second)
+				if err != nil {
+					return err
+				}
+				_, err = c.Write([]byte("hello\n"))
+				c.Close()
+				if err != nil {
+					return err
+				}
+			}
+			c, err := net.DialTimeout("tcp", net.JoinHostPort(dst, "80"), time.Second)
+			if err != nil {
+				return err
+			}
+			_ = c.SetDeadline(time.Now().Add(time.Second))
+			_, err = io.ReadAll(c)
+			c.Close()
+			if err != nil {
+				return fmt.Errorf("tcp %s: %w", dst, err)
+			}
 		}
-	}
-	for _, dst := range []string{"203.0.113.100", "203.0.113.101", "[2001:db8:100::100]", "[2001:db8:100::101]"} {
-		for _, port := range []string{"53", "123"} {
-			send("-u", "STDIN", "UDP-SENDTO:"+dst+":"+port)
-		}
-		send("-u", "TCP:"+dst+":80", "OPEN:/dev/null")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 
 	type counts struct{ isp1, isp2, other int }

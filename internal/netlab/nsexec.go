@@ -8,18 +8,24 @@ import (
 	"github.com/vishvananda/netns"
 )
 
-// InNS runs f on a fresh OS thread switched into role's namespace and waits for it. Sockets f
-// creates belong to that namespace for good and may then be used from any goroutine; goroutines
-// f starts do NOT run in the namespace, so f must create its sockets itself.
-//
-// The thread is never switched back: its goroutine exits still locked, and Go then throws the
-// thread away, so no other goroutine can ever run in a lab namespace by accident (or in the
-// root namespace believing it is in the lab).
+// InNS runs f in role's namespace; see InNamespace.
 func (l *Lab) InNS(role string, f func() error) error {
 	if err := validRole(role); err != nil {
 		return err
 	}
-	path := nsPath(l.NS(role))
+	return InNamespace(l.NS(role), f)
+}
+
+// InNamespace runs f on a fresh OS thread switched into the named namespace (/run/netns/name)
+// and waits for it. Sockets f creates belong to that namespace for good and may then be used
+// from any goroutine; goroutines f starts do NOT run in the namespace, so f must create its
+// sockets itself.
+//
+// The thread is never switched back: its goroutine exits still locked, and Go then throws the
+// thread away, so no other goroutine can ever run in a lab namespace by accident (or in the
+// root namespace believing it is in the lab).
+func InNamespace(name string, f func() error) error {
+	path := nsPath(name)
 	done := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread() // never unlocked, on purpose (see above)
