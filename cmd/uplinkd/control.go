@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -48,6 +49,8 @@ func (d *daemon) do(f func(*daemon) error) error {
 	select {
 	case d.requests <- func(d *daemon) { res <- f(d) }:
 		return <-res
+	case <-d.ctx.Done():
+		return errors.New("uplinkd is stopping")
 	case <-time.After(10 * time.Second):
 		return fmt.Errorf("uplinkd is busy: the request was not taken within 10s")
 	}

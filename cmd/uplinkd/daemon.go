@@ -43,7 +43,7 @@ type member struct {
 // daemon is the run loop's state. Only the loop goroutine touches it; everything else talks to
 // it through channels.
 type daemon struct {
-	ctx     context.Context // ends when the daemon stops; probers run under it
+	ctx     context.Context // ends when the daemon stops; probers and API requests watch it
 	cfg     *uplink.Config
 	log     *slog.Logger
 	router  *routing.Router
@@ -94,6 +94,7 @@ func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger) error 
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	d.ctx = ctx // before any goroutine that reads it starts
 	serverDone := make(chan error, 1)
 	go func() { serverDone <- control.Serve(ctx, ln, backend{d}, log) }()
 
@@ -103,7 +104,6 @@ func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger) error 
 		monitorDone <- routing.NewMonitor(netns.None(), routingSettings(cfg.Daemon), log).Run(ctx, monitorEvents)
 	}()
 
-	d.ctx = ctx
 	go d.hangups(ctx)
 	if d.pins != nil {
 		go func() {

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"path"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/uplinkd/uplinkd/uplink"
@@ -57,7 +58,45 @@ func newServer(b Backend, log *slog.Logger, admin uint32) *http.Server {
 	}
 	// Event streams never go idle; cancelling their context lets Shutdown finish.
 	srv.RegisterOnShutdown(cancel)
+	// Shutdown waits up to 5 s for a connection that has not sent its first request (Go's
+	// client dials spare connections like that); such a connection has nothing in flight.
+	var fresh freshConns
+	srv.ConnState = fresh.track
+	srv.RegisterOnShutdown(fresh.closeAll)
 	return srv
+}
+
+// freshConns are the connections that have not started a request yet.
+type freshConns struct {
+	mu       sync.Mutex
+	conns    map[net.Conn]struct{}
+	shutdown bool
+}
+
+func (f *freshConns) track(c net.Conn, s http.ConnState) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	switch {
+	case s == http.StateNew && f.shutdown:
+		c.Close()
+	case s == http.StateNew:
+		if f.conns == nil {
+			f.conns = map[net.Conn]struct{}{}
+		}
+		f.conns[c] = struct{}{}
+	default:
+		delete(f.conns, c)
+	}
+}
+
+func (f *freshConns) closeAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.shutdown = true
+	for c := range f.conns {
+		c.Close()
+	}
+	f.conns = nil
 }
 
 // Serve serves the control API on ln until ctx ends, then shuts down, giving requests in flight

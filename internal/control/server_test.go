@@ -10,6 +10,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/uplinkd/uplinkd/uplink"
 )
@@ -270,5 +271,30 @@ func BenchmarkStatusRoundTrip(b *testing.B) {
 		if _, err := c.Status(context.Background()); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// A connection that never sends a request (Go's client dials spare ones) must not hold up the
+// daemon's stop: http.Server.Shutdown alone would wait up to 5 s for it.
+func TestStoppingDoesNotWaitForConnectionsWithoutARequest(t *testing.T) {
+	socket, stop := startServer(t, newFake())
+	silent, err := net.Dial("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	// The server accepts in order: once a later connection is answered, the silent one is known.
+	if code, _, _ := rawDo(t, socket, "GET", "/v1/status"); code != http.StatusOK {
+		t.Fatalf("status: %d", code)
+	}
+	begin := time.Now()
+	stop()
+	// serve gives requests in flight 2 s; nothing is in flight, so it must not use them.
+	if took := time.Since(begin); took > time.Second {
+		t.Errorf("stopping took %v: the server waited for a connection that never sent a request", took)
+	}
+	_ = silent.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := silent.Read(make([]byte, 1)); err != io.EOF {
+		t.Errorf("the silent connection read %d, %v; want EOF (closed by the server)", n, err)
 	}
 }
