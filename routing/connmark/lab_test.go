@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +13,8 @@ import (
 	"time"
 
 	"github.com/vishvananda/netns"
+
+	"github.com/uplinkd/uplinkd/internal/netlab"
 )
 
 // A small lab of network namespaces for the root tests, built with ip(8):
@@ -81,34 +82,11 @@ func nsHandle(t testing.TB, name string) netns.NsHandle {
 	return h
 }
 
-// inNS runs f on a thread that is in namespace ns; sockets f opens stay there.
-func inNS(t testing.TB, ns netns.NsHandle, f func()) {
+// inNS runs f in namespace ns (by name); sockets f opens stay there.
+func inNS(t testing.TB, ns string, f func()) {
 	t.Helper()
-	done := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		// The thread is left locked when we cannot switch back, so the
-		// runtime retires it instead of reusing it in the wrong namespace.
-		orig, err := netns.Get()
-		if err != nil {
-			done <- err
-			return
-		}
-		defer orig.Close()
-		if err := netns.Set(ns); err != nil {
-			done <- err
-			return
-		}
-		f()
-		if err := netns.Set(orig); err != nil {
-			done <- err
-			return
-		}
-		runtime.UnlockOSThread()
-		done <- nil
-	}()
-	if err := <-done; err != nil {
-		t.Fatalf("enter namespace: %v", err)
+	if err := netlab.InNamespace(ns, func() error { f(); return nil }); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -180,11 +158,10 @@ func nftList(t testing.TB, ns string, args ...string) string {
 // serve starts the peer's servers; they stop when the test ends.
 func (l *lab) serve(t *testing.T, ns, name string) *atomic.Int64 {
 	t.Helper()
-	h := nsHandle(t, ns)
 	var udp net.PacketConn
 	var tcp net.Listener
 	var err1, err2 error
-	inNS(t, h, func() {
+	inNS(t, ns, func() {
 		udp, err1 = net.ListenPacket("udp4", "203.0.113.100:9000")
 		tcp, err2 = net.Listen("tcp4", "203.0.113.100:9001")
 	})
@@ -257,7 +234,7 @@ func (l *lab) dial(t *testing.T) *flow {
 	t.Helper()
 	var c net.Conn
 	var err error
-	inNS(t, nsHandle(t, l.client), func() {
+	inNS(t, l.client, func() {
 		c, err = net.DialTimeout("tcp4", "203.0.113.100:9001", 3*time.Second)
 	})
 	if err != nil {
@@ -285,7 +262,7 @@ func (l *lab) sendUDP(t *testing.T, first, n int) (p1, p2 int64) {
 	b1, b2 := l.udp1.Load(), l.udp2.Load()
 	dst := &net.UDPAddr{IP: net.IPv4(203, 0, 113, 100), Port: 9000}
 	var err error
-	inNS(t, nsHandle(t, l.client), func() {
+	inNS(t, l.client, func() {
 		for i := range n {
 			var c *net.UDPConn
 			c, err = net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(192, 0, 2, 2), Port: first + i})

@@ -177,7 +177,7 @@ func TestTableInLab(t *testing.T) {
 			t.Errorf("service udp9000 → isp2: new connections went %d to peer1 and %d to peer2, want 0 and 50", p1, p2)
 		}
 		var err error
-		inNS(t, nsHandle(t, l.client), func() {
+		inNS(t, l.client, func() {
 			var c net.Conn
 			c, err = net.DialTimeout("tcp4", "203.0.113.100:9001", 2*time.Second)
 			if err == nil {
