@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/uplinkd/uplinkd/internal/netlab"
+	"github.com/uplinkd/uplinkd/uplink"
 )
 
 // The namespace tests run the probes in a helper process: this test binary re-executed under
@@ -53,7 +54,12 @@ func runHelper(reqJSON string) int {
 	out := make([][]helperResult, len(reqs))
 	var wg sync.WaitGroup
 	for i, req := range reqs {
-		p, err := New(req.Method)
+		m, err := uplink.ParseMethod(req.Method)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "helper:", err)
+			return 2
+		}
+		p, err := New(m)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "helper:", err)
 			return 2

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	probing "github.com/prometheus-community/pro-bing"
+	"github.com/uplinkd/uplinkd/uplink"
 )
 
 // icmpProber sends one echo request per probe from a privileged (raw) socket. A pro-bing Pinger
@@ -17,12 +18,7 @@ import (
 // Count 1 and Timeout = the probe timeout, and its own echo identifier (see ids).
 type icmpProber struct{}
 
-func newICMP(arg string) (Prober, error) {
-	if arg != "" {
-		return nil, fmt.Errorf("probe: method icmp takes no argument, got %q", arg)
-	}
-	return icmpProber{}, nil
-}
+func newICMP(uplink.Method) Prober { return icmpProber{} }
 
 func (icmpProber) Probe(ctx context.Context, pin Pin, target netip.Addr, timeout time.Duration) Result {
 	res := Result{Target: target}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/uplinkd/uplinkd/uplink"
 )
 
 // Pin makes a probe leave through one uplink even while traffic uses another: the uplink's
@@ -59,27 +61,25 @@ type Prober interface {
 	Probe(ctx context.Context, pin Pin, target netip.Addr, timeout time.Duration) Result
 }
 
-// methods maps a method name to its constructor; arg is what follows "name:" in the method
-// string ("" if nothing does).
-var methods = map[string]func(arg string) (Prober, error){
-	"icmp": newICMP,
-	"tcp":  newTCP,
+// methods maps a method name to its constructor, which gets the parsed method.
+var methods = map[string]func(m uplink.Method) Prober{
+	uplink.MethodICMP: newICMP,
+	uplink.MethodTCP:  newTCP,
 }
 
-// New returns the prober for a method: "icmp" (echo request, raw socket: needs CAP_NET_RAW, and
-// CAP_NET_ADMIN for the mark), "tcp" (a connect to port 80) or "tcp:PORT".
-func New(method string) (Prober, error) {
-	name, arg, _ := strings.Cut(method, ":")
-	mk, ok := methods[name]
+// New returns the prober for a method: icmp (echo request, raw socket: needs CAP_NET_RAW, and
+// CAP_NET_ADMIN for the mark) or tcp (a connect to the method's port).
+func New(m uplink.Method) (Prober, error) {
+	mk, ok := methods[m.Name]
 	if !ok {
 		names := make([]string, 0, len(methods))
 		for n := range methods {
 			names = append(names, n)
 		}
 		sort.Strings(names)
-		return nil, fmt.Errorf("probe: unknown method %q: want one of %s", method, strings.Join(names, ", "))
+		return nil, fmt.Errorf("probe: unknown method %q: want one of %s", m.Name, strings.Join(names, ", "))
 	}
-	return mk(arg)
+	return mk(m), nil
 }
 
 // Round probes all targets concurrently through one pinned uplink and returns the results in

@@ -8,38 +8,19 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/uplinkd/uplinkd/uplink"
 )
 
-func TestNew(t *testing.T) {
-	tests := []struct {
-		name    string
-		method  string
-		wantErr string
-	}{
-		{"icmp is a method", "icmp", ""},
-		{"tcp defaults to port 80", "tcp", ""},
-		{"tcp takes a port", "tcp:443", ""},
-		{"an unknown method names the known ones", "http3", `unknown method "http3": want one of icmp, tcp`},
-		{"tcp refuses port 0", "tcp:0", "want a port number"},
-		{"tcp refuses a name for a port", "tcp:https", "want a port number"},
-		{"icmp takes no argument", "icmp:1", "takes no argument"},
+func TestNewFindsEachMethodAndRefusesUnknownOnes(t *testing.T) {
+	if _, err := New(uplink.Method{Name: "icmp"}); err != nil {
+		t.Errorf("icmp: %v", err)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			p, err := New(tt.method)
-			if tt.wantErr == "" {
-				if err != nil || p == nil {
-					t.Fatalf("New(%q) = %v, %v", tt.method, p, err)
-				}
-				return
-			}
-			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-				t.Fatalf("New(%q) error = %v, want it to contain %q", tt.method, err, tt.wantErr)
-			}
-		})
+	if p, err := New(uplink.Method{Name: "tcp", Port: 443}); err != nil || p.(tcpProber).port != 443 {
+		t.Errorf("tcp:443 = %v, %v", p, err)
 	}
-	if p, _ := New("tcp"); p.(tcpProber).port != 80 {
-		t.Errorf("tcp port = %d, want 80", p.(tcpProber).port)
+	if _, err := New(uplink.Method{Name: "http3"}); err == nil || !strings.Contains(err.Error(), `unknown method "http3": want one of icmp, tcp`) {
+		t.Errorf("an unknown method: %v", err)
 	}
 }
 
@@ -59,7 +40,7 @@ func TestProbesRefuseWhatCannotBeProbedWithoutSendingAnything(t *testing.T) {
 		{"an IPv4 source for an IPv6 target", Pin{Source6: v4}, v6, time.Second, "other address family"},
 	}
 	for _, method := range []string{"icmp", "tcp"} {
-		p, err := New(method)
+		p, err := New(uplink.Method{Name: method, Port: 80})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -7,9 +7,10 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"strconv"
 	"syscall"
 	"time"
+
+	"github.com/uplinkd/uplinkd/uplink"
 )
 
 // tcpProber opens a TCP connection to target:port and closes it: for targets or networks that
@@ -17,16 +18,7 @@ import (
 // might come from a middlebox rather than the target).
 type tcpProber struct{ port uint16 }
 
-func newTCP(arg string) (Prober, error) {
-	if arg == "" {
-		return tcpProber{port: 80}, nil
-	}
-	port, err := strconv.ParseUint(arg, 10, 16)
-	if err != nil || port == 0 {
-		return nil, fmt.Errorf("probe: method tcp:%s: want a port number 1-65535", arg)
-	}
-	return tcpProber{port: uint16(port)}, nil
-}
+func newTCP(m uplink.Method) Prober { return tcpProber{port: m.Port} }
 
 func (t tcpProber) Probe(ctx context.Context, pin Pin, target netip.Addr, timeout time.Duration) Result {
 	res := Result{Target: target}

@@ -119,13 +119,13 @@ func (m *Machine) trim() {
 }
 
 // Decide applies the rules at time now and returns the state change, if any.
-func (m *Machine) Decide(now time.Time) (Event, bool) {
+func (m *Machine) Decide(now time.Time) (Transition, bool) {
 	m.decay(now)
 	if m.linkProblem != "" {
 		return m.set(now, Down, m.linkProblem)
 	}
 	if len(m.rounds) == 0 {
-		return Event{}, false
+		return Transition{}, false
 	}
 	last := m.rounds[len(m.rounds)-1]
 	total := len(last.Results)
@@ -144,17 +144,17 @@ func (m *Machine) Decide(now time.Time) (Event, bool) {
 			return m.set(now, Down, m.downReason(alive, total))
 		}
 		if last.answered() < m.p.Quorum {
-			return Event{}, false // a failing streak is judged by down_after, not as loss
+			return Transition{}, false // a failing streak is judged by down_after, not as loss
 		}
 		m.baseLoss, _ = m.Quality()
 		return m.setQuality(now, "")
 	case Down:
 		if m.goodRun < m.p.UpAfter {
-			return Event{}, false
+			return Transition{}, false
 		}
 		hold := m.HoldDown()
 		if stable := now.Sub(m.goodSince); stable < hold {
-			return Event{}, false
+			return Transition{}, false
 		}
 		// Judge quality on the rounds since it recovered, not on the outage.
 		m.rounds = slices.Delete(m.rounds, 0, len(m.rounds)-min(m.goodRun, len(m.rounds)))
@@ -164,7 +164,7 @@ func (m *Machine) Decide(now time.Time) (Event, bool) {
 		}
 		return m.setQuality(now, reason)
 	}
-	return Event{}, false
+	return Transition{}, false
 }
 
 // HoldDown is how long a good run must last before a Down uplink may return: nothing for the
@@ -224,7 +224,7 @@ func (m *Machine) downReason(alive, total int) string {
 }
 
 // setQuality moves to Up or Degraded by the window's loss and RTT, with hysteresis.
-func (m *Machine) setQuality(now time.Time, why string) (Event, bool) {
+func (m *Machine) setQuality(now time.Time, why string) (Transition, bool) {
 	loss, rtt := m.Quality()
 	degraded := loss > m.p.MaxLoss || rtt > m.p.MaxRTT
 	if m.state == Degraded {
@@ -271,12 +271,11 @@ func (m *Machine) Quality() (loss float64, rtt time.Duration) {
 }
 
 // Targets returns per-target loss and mean RTT over the window, in configuration order.
-func (m *Machine) Targets() []TargetStatus {
+func (m *Machine) Targets() []TargetStats {
 	window := m.rounds[max(0, len(m.rounds)-m.p.Window):]
-	out := make([]TargetStatus, 0, len(m.p.Targets))
+	out := make([]TargetStats, 0, len(m.p.Targets))
 	for _, t := range m.p.Targets {
-		var st TargetStatus
-		st.Address = t.String()
+		st := TargetStats{Address: t}
 		var sum time.Duration
 		answered := 0
 		for _, r := range window {
@@ -302,12 +301,12 @@ func (m *Machine) Targets() []TargetStatus {
 	return out
 }
 
-func (m *Machine) set(now time.Time, to State, reason string) (Event, bool) {
+func (m *Machine) set(now time.Time, to State, reason string) (Transition, bool) {
 	if to == m.state {
 		m.reason = reason // keep the newest explanation without announcing a change
-		return Event{}, false
+		return Transition{}, false
 	}
-	ev := Event{Time: now, Kind: "state", Uplink: m.name, From: m.state.String(), To: to.String(), Reason: reason}
+	ev := Transition{Time: now, Uplink: m.name, From: m.state, To: to, Reason: reason}
 	m.state, m.since, m.reason = to, now, reason
 	m.cleanRun = 0
 	return ev, true

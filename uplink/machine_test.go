@@ -26,7 +26,7 @@ type harness struct {
 	t      *testing.T
 	m      *Machine
 	now    time.Time
-	events []Event
+	events []Transition
 }
 
 func newHarness(t *testing.T, p Probe) *harness {
@@ -77,7 +77,7 @@ func TestAHealthyUplinkIsUpAfterItsFirstRound(t *testing.T) {
 	if got := h.round(t1, t2, t3); got != Up {
 		t.Fatalf("got %s", got)
 	}
-	if len(h.events) != 1 || h.events[0].From != "unknown" || h.events[0].To != "up" {
+	if len(h.events) != 1 || h.events[0].From != Unknown || h.events[0].To != Up {
 		t.Errorf("events %v", h.events)
 	}
 }
@@ -298,7 +298,7 @@ func thirtyPercentLoss(t *testing.T, seed uint64) {
 	}
 	var changes []string
 	for _, ev := range h.events {
-		changes = append(changes, ev.From+"→"+ev.To)
+		changes = append(changes, ev.From.String()+"→"+ev.To.String())
 	}
 	if len(changes) > 2 {
 		t.Errorf("seed %d: flapped: %v", seed, changes)

@@ -7,12 +7,13 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/uplink"
 )
 
 // formatStatus writes the status table a person reads at a glance. now is when it was fetched,
 // for "up 3m12s"; it is a parameter so the table is a pure function of its inputs.
-func formatStatus(w io.Writer, st uplink.Status, now time.Time) error {
+func formatStatus(w io.Writer, st api.Status, now time.Time) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "uplinkd %s, running %s, config %s\n\n", orDash(st.Version), human(st.Uptime), orDash(st.Config))
 
@@ -57,7 +58,7 @@ func formatStatus(w io.Writer, st uplink.Status, now time.Time) error {
 	return err
 }
 
-func stateFor(u uplink.UplinkStatus, now time.Time) string {
+func stateFor(u api.UplinkStatus, now time.Time) string {
 	if u.Since.IsZero() {
 		return u.State.String()
 	}
@@ -66,7 +67,7 @@ func stateFor(u uplink.UplinkStatus, now time.Time) string {
 
 // note says what a person needs to know beyond the state: drained, held down, and why an uplink
 // is not up.
-func note(u uplink.UplinkStatus) string {
+func note(u api.UplinkStatus) string {
 	var parts []string
 	if u.Drained {
 		parts = append(parts, "DRAINED")
@@ -91,7 +92,7 @@ func rtt(d time.Duration) string {
 	return fmt.Sprintf("%.1fms", ms)
 }
 
-func loss(u uplink.UplinkStatus) string {
+func loss(u api.UplinkStatus) string {
 	if u.RTT <= 0 && u.Loss == 0 {
 		return "-" // nothing measured yet
 	}
@@ -135,7 +136,7 @@ func human(d time.Duration) string {
 }
 
 // formatEvent renders one event as a line a person reads, in the given time zone.
-func formatEvent(e uplink.Event, loc *time.Location) string {
+func formatEvent(e api.Event, loc *time.Location) string {
 	var subject []string
 	if e.Uplink != "" {
 		subject = append(subject, e.Uplink)
@@ -143,7 +144,7 @@ func formatEvent(e uplink.Event, loc *time.Location) string {
 	if e.From != "" || e.To != "" {
 		subject = append(subject, orDash(e.From)+" -> "+orDash(e.To))
 	}
-	if e.Kind == "active" || len(e.Active) > 0 {
+	if e.Kind == api.KindActive || len(e.Active) > 0 {
 		act := strings.Join(e.Active, ",")
 		if act == "" {
 			act = "none"

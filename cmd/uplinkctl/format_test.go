@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/uplink"
 )
 
@@ -16,13 +17,13 @@ var update = flag.Bool("update", false, "rewrite the golden files in testdata")
 var fetched = time.Date(2026, 3, 4, 12, 0, 0, 0, time.UTC)
 
 // sampleStatus has one uplink of every kind a person must tell apart.
-func sampleStatus() uplink.Status {
+func sampleStatus() api.Status {
 	ago := func(d time.Duration) time.Time { return fetched.Add(-d) }
-	return uplink.Status{
+	return api.Status{
 		Version: "1.0.0", Started: ago(26 * time.Hour), Uptime: 26*time.Hour + 5*time.Minute, Config: "/etc/uplinkd/uplinkd.toml",
 		Active:      []string{"fiber", "cable"},
 		ActiveRoute: "default proto 199 metric 0\n\tnexthop via 198.51.100.1 dev eth1 weight 3\n\tnexthop via 203.0.113.1 dev eth2 weight 1",
-		Uplinks: []uplink.UplinkStatus{
+		Uplinks: []api.UplinkStatus{
 			{Name: "fiber", Interface: "eth1", State: uplink.Up, Since: ago(3*time.Minute + 12*time.Second), Active: true, Priority: 1, Weight: 3, RTT: 8400 * time.Microsecond, Loss: 0, Connections: 412},
 			{Name: "cable", Interface: "eth2", State: uplink.Up, Since: ago(2*time.Hour + 5*time.Minute), Active: true, Priority: 1, Weight: 1, RTT: 21 * time.Millisecond, Loss: 2.5, Connections: 97},
 			{Name: "lte", Interface: "wwan0", State: uplink.Degraded, Since: ago(50 * time.Second), Priority: 2, Weight: 1, RTT: 612 * time.Millisecond, Loss: 15, Reason: "mean RTT 612ms over 500ms", Connections: 0},
@@ -42,7 +43,7 @@ func TestStatusTableMatchesGolden(t *testing.T) {
 	allDown.ActiveRoute = ""
 	tests := []struct {
 		name, golden string
-		st           uplink.Status
+		st           api.Status
 	}{
 		{"a mixed gateway shows every kind of uplink", "status.golden", sampleStatus()},
 		{"a gateway with nothing up says so loudly", "status-down.golden", allDown},
@@ -60,13 +61,13 @@ func TestStatusTableMatchesGolden(t *testing.T) {
 
 func TestEventLinesMatchGolden(t *testing.T) {
 	at := fetched.Add(1500 * time.Millisecond)
-	events := []uplink.Event{
-		{Time: at, Kind: "state", Uplink: "dsl", From: "up", To: "down", Reason: "carrier lost"},
-		{Time: at, Kind: "active", Active: []string{"fiber"}, Reason: "dsl down", Took: 1200 * time.Microsecond},
-		{Time: at, Kind: "active", Reason: "every uplink down: keeping the primary tier"},
-		{Time: at, Kind: "drain", Uplink: "spare", Reason: "operator (uid 0)"},
-		{Time: at, Kind: "reload", Reason: "config reloaded: 1 uplink added"},
-		{Time: at, Kind: "error", Uplink: "fiber", Reason: "routing: replace route table 201: no such device"},
+	events := []api.Event{
+		{Time: at, Kind: api.KindState, Uplink: "dsl", From: "up", To: "down", Reason: "carrier lost"},
+		{Time: at, Kind: api.KindActive, Active: []string{"fiber"}, Reason: "dsl down", Took: 1200 * time.Microsecond},
+		{Time: at, Kind: api.KindActive, Reason: "every uplink down: keeping the primary tier"},
+		{Time: at, Kind: api.KindDrain, Uplink: "spare", Reason: "operator (uid 0)"},
+		{Time: at, Kind: api.KindReload, Reason: "config reloaded: 1 uplink added"},
+		{Time: at, Kind: api.KindError, Uplink: "fiber", Reason: "routing: replace route table 201: no such device"},
 	}
 	var buf bytes.Buffer
 	for _, e := range events {

@@ -13,8 +13,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/internal/control"
-	"github.com/uplinkd/uplinkd/uplink"
+	"github.com/uplinkd/uplinkd/uplink/config"
 )
 
 // version is set at build time: -ldflags "-X main.version=1.2.3".
@@ -170,7 +171,7 @@ func (c *cli) events(ctx context.Context, args []string) int {
 		return usageError(c.stderr, err)
 	}
 	enc := json.NewEncoder(c.stdout)
-	err := c.client.Events(ctx, func(e uplink.Event) {
+	err := c.client.Events(ctx, func(e api.Event) {
 		if *asJSON {
 			_ = enc.Encode(e) // a closed stdout ends us through SIGPIPE
 			return
@@ -236,7 +237,7 @@ func (c *cli) checkConfig(args []string) int {
 	if len(pos) == 1 {
 		path = pos[0]
 	}
-	cfg, err := uplink.LoadConfig(path)
+	cfg, err := config.Load(path)
 	if err != nil {
 		fmt.Fprintf(c.stderr, "uplinkctl: %v\n", err)
 		return exitFail

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/internal/control"
 	"github.com/uplinkd/uplinkd/uplink"
 )
@@ -20,13 +21,13 @@ import (
 // fakeDaemon is the daemon side, in memory, served over a real socket by internal/control.
 type fakeDaemon struct {
 	mu        sync.Mutex
-	st        uplink.Status
+	st        api.Status
 	drained   map[string]bool
 	reloadErr error
-	events    chan uplink.Event
+	events    chan api.Event
 }
 
-func (f *fakeDaemon) Status() uplink.Status {
+func (f *fakeDaemon) Status() api.Status {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.st
@@ -46,8 +47,8 @@ func (f *fakeDaemon) Drain(name string, drained, now bool) error {
 
 func (f *fakeDaemon) Reload() error { return f.reloadErr }
 
-func (f *fakeDaemon) Subscribe(ctx context.Context) <-chan uplink.Event {
-	out := make(chan uplink.Event)
+func (f *fakeDaemon) Subscribe(ctx context.Context) <-chan api.Event {
+	out := make(chan api.Event)
 	go func() { // owned by the subscription; ends with ctx
 		defer close(out)
 		for {
@@ -66,7 +67,7 @@ func (f *fakeDaemon) Subscribe(ctx context.Context) <-chan uplink.Event {
 	return out
 }
 
-func startDaemon(t *testing.T, st uplink.Status) (*fakeDaemon, string) {
+func startDaemon(t *testing.T, st api.Status) (*fakeDaemon, string) {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "ctl") // short: socket paths are limited to 107 bytes
 	if err != nil {
@@ -78,7 +79,7 @@ func startDaemon(t *testing.T, st uplink.Status) (*fakeDaemon, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &fakeDaemon{st: st, drained: map[string]bool{}, events: make(chan uplink.Event)}
+	f := &fakeDaemon{st: st, drained: map[string]bool{}, events: make(chan api.Event)}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- control.Serve(ctx, ln, f, nil) }()
@@ -135,7 +136,7 @@ func TestStatusJSONIsTheDaemonsStatus(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
-	var got uplink.Status
+	var got api.Status
 	if err := json.Unmarshal([]byte(out), &got); err != nil {
 		t.Fatalf("not JSON: %v\n%s", err, out)
 	}
@@ -214,7 +215,7 @@ func TestEventsFollowsTheStreamUntilStopped(t *testing.T) {
 			var out syncBuffer
 			done := make(chan int, 1)
 			go func() { done <- run(ctx, args, &out, &out) }()
-			ev := uplink.Event{Time: fetched, Kind: "state", Uplink: "dsl", From: "up", To: "down", Reason: "carrier lost"}
+			ev := api.Event{Time: fetched, Kind: api.KindState, Uplink: "dsl", From: "up", To: "down", Reason: "carrier lost"}
 			select {
 			case f.events <- ev: // taken once the stream is open
 			case <-time.After(10 * time.Second):

@@ -8,15 +8,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/internal/control"
-	"github.com/uplinkd/uplinkd/uplink"
 )
 
 // backend answers the control API. Status reads the last published snapshot; changes run
 // inside the loop, which owns the state.
 type backend struct{ d *daemon }
 
-func (b backend) Status() uplink.Status {
+func (b backend) Status() api.Status {
 	st := *b.d.status.Load()
 	st.Uptime = time.Since(st.Started).Round(time.Second)
 	if b.d.pins != nil {
@@ -39,7 +39,7 @@ func (b backend) Reload() error {
 	return b.d.do(func(d *daemon) error { return d.reload("api") })
 }
 
-func (b backend) Subscribe(ctx context.Context) <-chan uplink.Event {
+func (b backend) Subscribe(ctx context.Context) <-chan api.Event {
 	return b.d.hub.subscribe(ctx)
 }
 
@@ -65,13 +65,13 @@ func (d *daemon) setDrained(name string, drained, now bool) error {
 		return nil
 	}
 	m.drained, m.drainNow = drained, drained && now
-	kind := "undrain"
+	kind := api.KindUndrain
 	if drained {
-		kind = "drain"
+		kind = api.KindDrain
 	}
-	d.log.Info("operator "+kind, "uplink", name, "now", now)
-	d.hub.publish(uplink.Event{Time: time.Now(), Kind: kind, Uplink: name, Reason: "operator request"})
-	d.reconcile(kind)
+	d.log.Info("operator "+string(kind), "uplink", name, "now", now)
+	d.hub.publish(api.Event{Time: time.Now(), Kind: kind, Uplink: name, Reason: "operator request"})
+	d.reconcile(string(kind))
 	return nil
 }
 
@@ -79,13 +79,13 @@ func (d *daemon) setDrained(name string, drained, now bool) error {
 // dropped (its stream ends) rather than slowing the loop.
 type hub struct {
 	mu   sync.Mutex
-	subs map[chan uplink.Event]struct{}
+	subs map[chan api.Event]struct{}
 }
 
-func newHub() *hub { return &hub{subs: map[chan uplink.Event]struct{}{}} }
+func newHub() *hub { return &hub{subs: map[chan api.Event]struct{}{}} }
 
-func (h *hub) subscribe(ctx context.Context) <-chan uplink.Event {
-	ch := make(chan uplink.Event, 128)
+func (h *hub) subscribe(ctx context.Context) <-chan api.Event {
+	ch := make(chan api.Event, 128)
 	h.mu.Lock()
 	h.subs[ch] = struct{}{}
 	h.mu.Unlock()
@@ -101,7 +101,7 @@ func (h *hub) subscribe(ctx context.Context) <-chan uplink.Event {
 	return ch
 }
 
-func (h *hub) publish(ev uplink.Event) {
+func (h *hub) publish(ev api.Event) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for ch := range h.subs {

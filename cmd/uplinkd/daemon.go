@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/internal/control"
 	"github.com/uplinkd/uplinkd/probe"
 	"github.com/uplinkd/uplinkd/routing"
@@ -61,7 +62,7 @@ type daemon struct {
 	rounds   chan roundResult
 	requests chan func(*daemon)
 	hub      *hub
-	status   atomic.Pointer[uplink.Status]
+	status   atomic.Pointer[api.Status]
 	notifier notifier
 }
 
@@ -319,7 +320,7 @@ func (d *daemon) reconcile(cause string) {
 	for _, m := range d.members {
 		if ev, changed := m.machine.Decide(start); changed {
 			d.log.Info("uplink state", "uplink", ev.Uplink, "from", ev.From, "to", ev.To, "reason", ev.Reason)
-			d.hub.publish(ev)
+			d.hub.publish(api.StateEvent(ev))
 		}
 	}
 	cands := make([]uplink.Candidate, len(d.members))
@@ -336,7 +337,7 @@ func (d *daemon) reconcile(cause string) {
 			d.log.Error("routing apply failed; retrying", "err", err, "retry_in", retryApply)
 			d.applied = ""
 			d.retry.Reset(retryApply)
-			d.hub.publish(uplink.Event{Time: time.Now(), Kind: "error", Reason: "routing: " + err.Error()})
+			d.hub.publish(api.Event{Time: time.Now(), Kind: api.KindError, Reason: "routing: " + err.Error()})
 		} else {
 			d.applied = text
 			if changes.Messages > 0 {
@@ -356,7 +357,7 @@ func (d *daemon) reconcile(cause string) {
 	if !slices.Equal(active, old) {
 		took := time.Since(start)
 		d.log.Info("active uplinks", "from", strings.Join(old, ","), "to", strings.Join(active, ","), "why", why, "cause", cause, "took", took)
-		d.hub.publish(uplink.Event{Time: time.Now(), Kind: "active", From: strings.Join(old, ","), To: strings.Join(active, ","), Reason: why, Active: active, Took: took})
+		d.hub.publish(api.Event{Time: time.Now(), Kind: api.KindActive, From: strings.Join(old, ","), To: strings.Join(active, ","), Reason: why, Active: active, Took: took})
 	}
 	d.flushDeparted()
 	d.publishStatus()
@@ -427,7 +428,7 @@ func (d *daemon) summary() string {
 
 func (d *daemon) publishStatus() {
 	now := time.Now()
-	st := &uplink.Status{
+	st := &api.Status{
 		Version: version,
 		Started: d.started,
 		Uptime:  now.Sub(d.started),
@@ -438,7 +439,7 @@ func (d *daemon) publishStatus() {
 	for _, m := range d.members {
 		since, reason := m.machine.Since()
 		loss, rtt := m.machine.Quality()
-		us := uplink.UplinkStatus{
+		us := api.UplinkStatus{
 			Name:        m.cfg.Name,
 			Interface:   m.cfg.Interface,
 			State:       m.machine.State(),
@@ -453,7 +454,7 @@ func (d *daemon) publishStatus() {
 			RTT:         rtt,
 			Loss:        loss,
 			HoldDown:    m.machine.HoldDown(),
-			Targets:     m.machine.Targets(),
+			Targets:     api.Targets(m.machine.Targets()),
 			Connections: -1,
 		}
 		if g := m.gateway4(); g.IsValid() {

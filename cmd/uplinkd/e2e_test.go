@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/internal/netlab"
 	"github.com/uplinkd/uplinkd/uplink"
 )
@@ -91,7 +92,7 @@ func TestWhenBothISPsFailTheDaemonKeepsTheDefaultRoute(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	d.waitFor("both down", 10*time.Second, func(st uplink.Status) bool {
+	d.waitFor("both down", 10*time.Second, func(st api.Status) bool {
 		return st.Uplinks[0].State == uplink.Down && st.Uplinks[1].State == uplink.Down
 	})
 	if st := d.status(); !slices.Equal(st.Active, []string{"isp1"}) {
@@ -106,7 +107,7 @@ func TestWhenBothISPsFailTheDaemonKeepsTheDefaultRoute(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	d.waitFor("both up", 10*time.Second, func(st uplink.Status) bool {
+	d.waitFor("both up", 10*time.Second, func(st api.Status) bool {
 		return st.Uplinks[0].State == uplink.Up && st.Uplinks[1].State == uplink.Up
 	})
 }
@@ -138,7 +139,7 @@ func TestThirtyPercentLossDegradesWithoutFlapping(t *testing.T) {
 	if err := lab.Break(1, netlab.Loss30); err != nil {
 		t.Fatal(err)
 	}
-	d.waitFor("isp1 degraded", 15*time.Second, func(st uplink.Status) bool { return st.Uplinks[0].State == uplink.Degraded })
+	d.waitFor("isp1 degraded", 15*time.Second, func(st api.Status) bool { return st.Uplinks[0].State == uplink.Degraded })
 	d.waitActive(time.Second, "isp2")
 	time.Sleep(5 * time.Second)
 	tr := d.events.Transitions("isp1")

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/internal/control"
 	"github.com/uplinkd/uplinkd/internal/netlab"
 	"github.com/uplinkd/uplinkd/uplink"
@@ -43,7 +44,7 @@ func startDaemon(t *testing.T, lab *netlab.Lab, cfg netlab.DaemonConfig) *labDae
 	t.Helper()
 	d, err := lab.StartDaemon(context.Background(), netlab.DaemonOptions{
 		Binary: uplinkdBinary(t), Config: cfg, ReadyLimit: 10 * time.Second,
-		Ready: func(st uplink.Status) bool { return len(st.Active) > 0 && st.Uplinks[0].State != uplink.Unknown },
+		Ready: func(st api.Status) bool { return len(st.Active) > 0 && st.Uplinks[0].State != uplink.Unknown },
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -60,7 +61,7 @@ func startDaemon(t *testing.T, lab *netlab.Lab, cfg netlab.DaemonConfig) *labDae
 }
 
 // waitFor polls the status until ok or the (bounded) wait ends, and returns the last status.
-func (d *labDaemon) waitFor(what string, limit time.Duration, ok func(uplink.Status) bool) uplink.Status {
+func (d *labDaemon) waitFor(what string, limit time.Duration, ok func(api.Status) bool) api.Status {
 	d.t.Helper()
 	st, err := d.d.WaitStatus(context.Background(), limit, what, ok)
 	if err != nil {
@@ -69,12 +70,12 @@ func (d *labDaemon) waitFor(what string, limit time.Duration, ok func(uplink.Sta
 	return st
 }
 
-func (d *labDaemon) waitActive(limit time.Duration, names ...string) uplink.Status {
+func (d *labDaemon) waitActive(limit time.Duration, names ...string) api.Status {
 	d.t.Helper()
-	return d.waitFor("active "+strings.Join(names, ","), limit, func(st uplink.Status) bool { return slices.Equal(st.Active, names) })
+	return d.waitFor("active "+strings.Join(names, ","), limit, func(st api.Status) bool { return slices.Equal(st.Active, names) })
 }
 
-func (d *labDaemon) status() uplink.Status {
+func (d *labDaemon) status() api.Status {
 	d.t.Helper()
 	st, err := d.d.Status(context.Background())
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/uplinkd/uplinkd/routing"
 	"github.com/uplinkd/uplinkd/uplink"
+	"github.com/uplinkd/uplinkd/uplink/config"
 	"github.com/vishvananda/netlink"
 )
 
@@ -52,7 +53,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "uplinkd %s\n", version)
 		return 0
 	}
-	cfg, err := uplink.LoadConfig(*configPath)
+	cfg, err := config.Load(*configPath)
 	if err != nil {
 		fmt.Fprintf(stderr, "uplinkd: %v\n", err)
 		return 1

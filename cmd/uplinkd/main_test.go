@@ -15,8 +15,8 @@ func TestCommandLine(t *testing.T) {
 		stderrHa string
 	}{
 		{"version prints the version", []string{"--version"}, 0, "uplinkd dev", ""},
-		{"check accepts a valid config and summarises it", []string{"--check", "--config", "../../uplink/testdata/valid.toml"}, 0, "ok, 2 uplinks", ""},
-		{"check names file, line and key of a mistake", []string{"--check", "--config", "../../uplink/testdata/invalid-weight-zero.toml"}, 1, "", "invalid-weight-zero.toml:8: uplink[1].weight: 0 is outside 1..256"},
+		{"check accepts a valid config and summarises it", []string{"--check", "--config", "../../uplink/config/testdata/valid.toml"}, 0, "ok, 2 uplinks", ""},
+		{"check names file, line and key of a mistake", []string{"--check", "--config", "../../uplink/config/testdata/invalid-weight-zero.toml"}, 1, "", "invalid-weight-zero.toml:8: uplink[1].weight: 0 is outside 1..256"},
 		{"a missing config file is an error", []string{"--check", "--config", "/nonexistent/uplinkd.toml"}, 1, "", "no such file"},
 		{"a stray argument is a usage error", []string{"check"}, 2, "", "unexpected argument"},
 		{"an unknown flag is a usage error", []string{"--frobnicate"}, 2, "", "flag provided but not defined"},

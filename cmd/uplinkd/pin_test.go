@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/internal/netlab"
 	"github.com/uplinkd/uplinkd/uplink"
 )
@@ -149,7 +150,7 @@ uplinks = ["isp2", "isp1"]
 	if err := lab.Break(2, netlab.SilentFailure); err != nil {
 		t.Fatal(err)
 	}
-	d.waitFor("isp2 down", 10*time.Second, func(st uplink.Status) bool { return st.Uplinks[1].State == uplink.Down })
+	d.waitFor("isp2 down", 10*time.Second, func(st api.Status) bool { return st.Uplinks[1].State == uplink.Down })
 	chat2, err := lab.DialChat(context.Background(), netlab.RoleLAN)
 	if err != nil {
 		t.Fatal(err)
@@ -175,7 +176,7 @@ fallback = false
 	if err := lab.Break(2, netlab.SilentFailure); err != nil {
 		t.Fatal(err)
 	}
-	d.waitFor("isp2 down", 10*time.Second, func(st uplink.Status) bool { return st.Uplinks[1].State == uplink.Down })
+	d.waitFor("isp2 down", 10*time.Second, func(st api.Status) bool { return st.Uplinks[1].State == uplink.Down })
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 	defer cancel()
 	if c, err := lab.DialChat(ctx, netlab.RoleLAN); err == nil {

@@ -10,7 +10,9 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/uplink"
+	"github.com/uplinkd/uplinkd/uplink/config"
 )
 
 // reload reads the configuration file again. A bad file is refused with the reason and the
@@ -19,10 +21,10 @@ import (
 func (d *daemon) reload(cause string) error {
 	d.notifier.reloading()
 	defer d.notifier.ready(d.summary())
-	cfg, err := uplink.LoadConfig(d.cfg.Path)
+	cfg, err := config.Load(d.cfg.Path)
 	if err != nil {
 		d.log.Error("reload refused; the running configuration stays", "cause", cause, "err", err)
-		d.hub.publish(uplink.Event{Time: time.Now(), Kind: "reload", Reason: "refused: " + err.Error()})
+		d.hub.publish(api.Event{Time: time.Now(), Kind: api.KindReload, Reason: "refused: " + err.Error()})
 		return err
 	}
 	if cfg.Daemon.Socket != d.cfg.Daemon.Socket || cfg.Daemon.SocketGroup != d.cfg.Daemon.SocketGroup {
@@ -63,7 +65,7 @@ func (d *daemon) reload(cause string) error {
 	d.members = kept
 	d.cfg = cfg
 	d.log.Info("configuration reloaded", "cause", cause, "uplinks", len(cfg.Uplinks))
-	d.hub.publish(uplink.Event{Time: time.Now(), Kind: "reload", Reason: "configuration reloaded"})
+	d.hub.publish(api.Event{Time: time.Now(), Kind: api.KindReload, Reason: "configuration reloaded"})
 	d.reconcile("reload")
 	return nil
 }

@@ -15,8 +15,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/internal/netlab"
-	"github.com/uplinkd/uplinkd/uplink"
 )
 
 // Method of the benchmark, also written into the JSON so the figures carry their definition.
@@ -292,7 +292,7 @@ func (b *bench) run(ctx context.Context, lab *netlab.Lab, s scenario, sport uint
 	if err := lab.Break(1, s.Fault); err != nil {
 		return res, err
 	}
-	var moved uplink.Event
+	var moved api.Event
 	if s.Fault == netlab.Loss30 {
 		moved, err = d.WaitEvent(ctx, 15*time.Second, cut, "isp2 to carry the traffic", netlab.ActiveIs("isp2"))
 		if err != nil {
@@ -351,7 +351,7 @@ func (b *bench) run(ctx context.Context, lab *netlab.Lab, s scenario, sport uint
 	return res, nil
 }
 
-func isp1State(ev uplink.Event) bool { return ev.Kind == "state" && ev.Uplink == "isp1" }
+func isp1State(ev api.Event) bool { return ev.Kind == api.KindState && ev.Uplink == "isp1" }
 
 // watchNewTCP runs firstNewTCP in the background for at most limit. first waits for its answer
 // (zero when none came within limit); stop ends the attempts and waits for them.

@@ -6,8 +6,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/internal/netlab"
-	"github.com/uplinkd/uplinkd/uplink"
 )
 
 // This file holds what demo and bench share on top of netlab.Daemon: the two configs, the
@@ -24,10 +24,10 @@ var (
 // startDaemon starts bin with cfg in lab's gateway namespace, logging at info as shipped, and
 // waits (bounded by limit) until both uplinks have a verdict and isp1 is active; onEvent, if
 // set, sees every event after that as it arrives.
-func startDaemon(ctx context.Context, lab *netlab.Lab, bin string, cfg netlab.DaemonConfig, limit time.Duration, onEvent func(uplink.Event)) (*netlab.Daemon, error) {
+func startDaemon(ctx context.Context, lab *netlab.Lab, bin string, cfg netlab.DaemonConfig, limit time.Duration, onEvent func(api.Event)) (*netlab.Daemon, error) {
 	return lab.StartDaemon(ctx, netlab.DaemonOptions{
 		Binary: bin, Config: cfg, InfoLogs: true, ReadyLimit: limit, OnEvent: onEvent,
-		Ready: func(st uplink.Status) bool {
+		Ready: func(st api.Status) bool {
 			return netlab.Judged(st) && len(st.Uplinks) == 2 && slices.Equal(st.Active, []string{"isp1"})
 		},
 	})

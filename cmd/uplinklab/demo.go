@@ -11,8 +11,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/internal/netlab"
-	"github.com/uplinkd/uplinkd/uplink"
 )
 
 // demoBudget bounds the demo after the binary is built; cleanup comes on top and is quick.
@@ -70,12 +70,12 @@ func runDemo(ctx context.Context, args []string, w io.Writer) (err error) {
 	}()
 	tl.say("starting uplinkd in %s (%s: probe every %s, timeout %s, down after %d, up after %d rounds)",
 		lab.NS(netlab.RoleGW), cfgName, cfg.Interval, cfg.Timeout, cfg.DownAfter, cfg.UpAfter)
-	d, err := startDaemon(ctx, lab, path, cfg, 15*time.Second, func(ev uplink.Event) { tl.say("uplinkd: %s", describeEvent(ev)) })
+	d, err := startDaemon(ctx, lab, path, cfg, 15*time.Second, func(ev api.Event) { tl.say("uplinkd: %s", describeEvent(ev)) })
 	if err != nil {
 		return fmt.Errorf("start uplinkd: %w", err)
 	}
 	defer d.Stop()
-	st, err := d.WaitStatus(ctx, time.Second, "a status", func(uplink.Status) bool { return true })
+	st, err := d.WaitStatus(ctx, time.Second, "a status", func(api.Status) bool { return true })
 	if err != nil {
 		return err
 	}
@@ -274,14 +274,14 @@ func waitFlowOK(ctx context.Context, f *netlab.Flow, limit time.Duration) error 
 }
 
 // describeEvent renders a daemon event for the timeline.
-func describeEvent(ev uplink.Event) string {
+func describeEvent(ev api.Event) string {
 	switch ev.Kind {
-	case "state":
+	case api.KindState:
 		return fmt.Sprintf("%s %s → %s (%s)", ev.Uplink, ev.From, ev.To, ev.Reason)
-	case "active":
+	case api.KindActive:
 		return fmt.Sprintf("traffic moves %s → %s (%s; switch took %s)", orNone(ev.From), orNone(ev.To), ev.Reason, ev.Took.Round(10*time.Microsecond))
 	}
-	s := ev.Kind
+	s := string(ev.Kind)
 	if ev.Uplink != "" {
 		s += " " + ev.Uplink
 	}

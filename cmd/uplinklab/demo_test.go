@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/uplinkd/uplinkd/uplink"
+	"github.com/uplinkd/uplinkd/internal/api"
 )
 
 func TestDemoAndBenchAreCommands(t *testing.T) {
@@ -21,16 +21,16 @@ func TestDemoAndBenchAreCommands(t *testing.T) {
 func TestDescribeEventReadsAsASentence(t *testing.T) {
 	tests := []struct {
 		name string
-		ev   uplink.Event
+		ev   api.Event
 		want string
 	}{
-		{"a state change with its reason", uplink.Event{Kind: "state", Uplink: "isp1", From: "up", To: "down", Reason: "carrier lost on wan1"},
+		{"a state change with its reason", api.Event{Kind: api.KindState, Uplink: "isp1", From: "up", To: "down", Reason: "carrier lost on wan1"},
 			"isp1 up → down (carrier lost on wan1)"},
-		{"an active change with the switch time", uplink.Event{Kind: "active", From: "isp1", To: "isp2", Reason: "best tier that is up", Took: 12345 * time.Microsecond},
+		{"an active change with the switch time", api.Event{Kind: api.KindActive, From: "isp1", To: "isp2", Reason: "best tier that is up", Took: 12345 * time.Microsecond},
 			"traffic moves isp1 → isp2 (best tier that is up; switch took 12.35ms)"},
-		{"the first active set", uplink.Event{Kind: "active", To: "isp1", Reason: "start"},
+		{"the first active set", api.Event{Kind: api.KindActive, To: "isp1", Reason: "start"},
 			"traffic moves (none) → isp1 (start; switch took 0s)"},
-		{"another kind", uplink.Event{Kind: "drain", Uplink: "isp2", Reason: "operator"},
+		{"another kind", api.Event{Kind: api.KindDrain, Uplink: "isp2", Reason: "operator"},
 			"drain isp2: operator"},
 	}
 	for _, tt := range tests {

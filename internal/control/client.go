@@ -13,7 +13,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/uplinkd/uplinkd/uplink"
+	"github.com/uplinkd/uplinkd/internal/api"
 )
 
 // DefaultSocket is where the packaged daemon listens.
@@ -63,8 +63,8 @@ func NewClient(socketPath string) *Client {
 }
 
 // Status fetches the daemon's whole state.
-func (c *Client) Status(ctx context.Context) (uplink.Status, error) {
-	var st uplink.Status
+func (c *Client) Status(ctx context.Context) (api.Status, error) {
+	var st api.Status
 	err := c.do(ctx, http.MethodGet, "/v1/status", &st)
 	return st, err
 }
@@ -91,7 +91,7 @@ func (c *Client) Reload(ctx context.Context) error {
 
 // Events calls fn for every event until ctx ends (it then returns ctx.Err()) or the daemon
 // closes the stream (an error saying so).
-func (c *Client) Events(ctx context.Context, fn func(uplink.Event)) error {
+func (c *Client) Events(ctx context.Context, fn func(api.Event)) error {
 	resp, err := c.send(ctx, http.MethodGet, "/v1/events")
 	if err != nil {
 		return err
@@ -106,7 +106,7 @@ func (c *Client) Events(ctx context.Context, fn func(uplink.Event)) error {
 		if len(sc.Bytes()) == 0 {
 			continue
 		}
-		var ev uplink.Event
+		var ev api.Event
 		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil {
 			return fmt.Errorf("uplinkd sent an unreadable event: %w", err)
 		}

@@ -14,17 +14,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/uplink"
 )
 
 // fakeBackend is an in-memory daemon.
 type fakeBackend struct {
 	mu         sync.Mutex
-	status     uplink.Status
+	status     api.Status
 	drains     []drainCall
 	reloadErr  error
 	reloads    int
-	subs       map[chan uplink.Event]bool
+	subs       map[chan api.Event]bool
 	subscribed chan struct{} // receives once per Subscribe
 	ended      chan struct{} // receives once per subscription that ended
 }
@@ -37,21 +38,21 @@ type drainCall struct {
 func newFake() *fakeBackend {
 	since := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
 	return &fakeBackend{
-		status: uplink.Status{
+		status: api.Status{
 			Version: "test", Started: since, Uptime: time.Hour, Config: "/etc/uplinkd/uplinkd.toml",
 			Active: []string{"isp1"}, ActiveRoute: "default via 198.51.100.1 dev eth1 proto 199",
-			Uplinks: []uplink.UplinkStatus{
+			Uplinks: []api.UplinkStatus{
 				{Name: "isp1", Interface: "eth1", State: uplink.Up, Since: since, Active: true, Priority: 1, Weight: 1, RTT: 12 * time.Millisecond, Connections: 3},
 				{Name: "isp2", Interface: "eth2", State: uplink.Down, Since: since, Reason: "2/3 targets silent", Priority: 2, Weight: 1, Connections: -1},
 			},
 		},
-		subs:       map[chan uplink.Event]bool{},
+		subs:       map[chan api.Event]bool{},
 		subscribed: make(chan struct{}, 8),
 		ended:      make(chan struct{}, 8),
 	}
 }
 
-func (f *fakeBackend) Status() uplink.Status {
+func (f *fakeBackend) Status() api.Status {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.status
@@ -77,8 +78,8 @@ func (f *fakeBackend) Reload() error {
 	return f.reloadErr
 }
 
-func (f *fakeBackend) Subscribe(ctx context.Context) <-chan uplink.Event {
-	ch := make(chan uplink.Event, 16)
+func (f *fakeBackend) Subscribe(ctx context.Context) <-chan api.Event {
+	ch := make(chan api.Event, 16)
 	f.mu.Lock()
 	f.subs[ch] = true
 	f.mu.Unlock()
@@ -94,7 +95,7 @@ func (f *fakeBackend) Subscribe(ctx context.Context) <-chan uplink.Event {
 	return ch
 }
 
-func (f *fakeBackend) publish(ev uplink.Event) {
+func (f *fakeBackend) publish(ev api.Event) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for ch := range f.subs {

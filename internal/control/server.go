@@ -13,20 +13,20 @@ import (
 	"sync"
 	"time"
 
-	"github.com/uplinkd/uplinkd/uplink"
+	"github.com/uplinkd/uplinkd/internal/api"
 )
 
 // Backend is what the control API needs from the daemon. Implementations must be goroutine-safe:
 // every request runs on its own goroutine.
 type Backend interface {
-	Status() uplink.Status
+	Status() api.Status
 	// Drain sets or clears an uplink's drained flag. now moves its existing connections away at
 	// once instead of letting them finish. An unknown name returns an error wrapping ErrUnknownUplink.
 	Drain(name string, drained bool, now bool) error
 	// Reload validates and applies the config file again; the error explains why it was refused.
 	Reload() error
 	// Subscribe streams events until ctx ends, then closes the channel.
-	Subscribe(ctx context.Context) <-chan uplink.Event
+	Subscribe(ctx context.Context) <-chan api.Event
 }
 
 // ErrUnknownUplink is wrapped by Backend.Drain for a name that is not configured.

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/uplink"
 )
 
@@ -210,14 +211,14 @@ func TestEventStream(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 
-	got := make(chan uplink.Event, 4)
+	got := make(chan api.Event, 4)
 	done := make(chan error, 1)
-	go func() { done <- NewClient(socket).Events(ctx, func(e uplink.Event) { got <- e }) }()
+	go func() { done <- NewClient(socket).Events(ctx, func(e api.Event) { got <- e }) }()
 	recv(t, f.subscribed, "the subscription")
 
-	sent := []uplink.Event{
-		{Kind: "state", Uplink: "isp1", From: "up", To: "down", Reason: "3 rounds without quorum"},
-		{Kind: "active", Active: []string{"isp2"}, Reason: "isp1 down", Took: 1500000},
+	sent := []api.Event{
+		{Kind: api.KindState, Uplink: "isp1", From: "up", To: "down", Reason: "3 rounds without quorum"},
+		{Kind: api.KindActive, Active: []string{"isp2"}, Reason: "isp1 down", Took: 1500000},
 	}
 	for _, ev := range sent {
 		f.publish(ev)
@@ -238,7 +239,7 @@ func TestEventStream(t *testing.T) {
 	t.Run("the server stopping ends open streams", func(t *testing.T) {
 		done := make(chan error, 1)
 		go func() {
-			done <- NewClient(socket).Events(context.Background(), func(uplink.Event) {})
+			done <- NewClient(socket).Events(context.Background(), func(api.Event) {})
 		}()
 		recv(t, f.subscribed, "the second subscription")
 		stop()

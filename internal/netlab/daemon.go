@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/internal/control"
 	up "github.com/uplinkd/uplinkd/uplink" // netlab already has a func uplink
 )
@@ -101,14 +102,14 @@ type DaemonOptions struct {
 	InfoLogs bool
 	// Ready says when the daemon counts as started (nil: Judged); ReadyLimit bounds the wait
 	// (0: 10 s).
-	Ready      func(up.Status) bool
+	Ready      func(api.Status) bool
 	ReadyLimit time.Duration
 	// OnEvent, if set, sees every event as it arrives, from the follower goroutine.
-	OnEvent func(up.Event)
+	OnEvent func(api.Event)
 }
 
 // Judged says that every uplink has a verdict and something carries the traffic.
-func Judged(st up.Status) bool {
+func Judged(st api.Status) bool {
 	if len(st.Uplinks) == 0 || len(st.Active) == 0 {
 		return false
 	}
@@ -121,8 +122,8 @@ func Judged(st up.Status) bool {
 }
 
 // ActiveIs matches an "active" event whose new set is exactly names.
-func ActiveIs(names ...string) func(up.Event) bool {
-	return func(ev up.Event) bool { return ev.Kind == "active" && slices.Equal(ev.Active, names) }
+func ActiveIs(names ...string) func(api.Event) bool {
+	return func(ev api.Event) bool { return ev.Kind == api.KindActive && slices.Equal(ev.Active, names) }
 }
 
 // stopGrace is how long Stop waits after SIGTERM: uplinkd stops in milliseconds, so a stop
@@ -213,7 +214,7 @@ func (d *Daemon) Events() *EventLog { return d.events }
 func (d *Daemon) Usage() (Usage, error) { return ReadUsage(d.proc.Pid()) }
 
 // Status asks the daemon for its status, waiting at most 2 s.
-func (d *Daemon) Status(ctx context.Context) (up.Status, error) {
+func (d *Daemon) Status(ctx context.Context) (api.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
 	return d.client.Status(ctx)
@@ -221,9 +222,9 @@ func (d *Daemon) Status(ctx context.Context) (up.Status, error) {
 
 // WaitStatus polls the status every 20 ms until ok, the daemon exits, ctx ends or limit
 // passes, and returns the last status it read.
-func (d *Daemon) WaitStatus(ctx context.Context, limit time.Duration, what string, ok func(up.Status) bool) (up.Status, error) {
+func (d *Daemon) WaitStatus(ctx context.Context, limit time.Duration, what string, ok func(api.Status) bool) (api.Status, error) {
 	deadline := time.Now().Add(limit)
-	var last up.Status
+	var last api.Status
 	var lastErr error
 	for time.Now().Before(deadline) {
 		if err := d.stillWaiting(ctx, what); err != nil {
@@ -246,17 +247,17 @@ func (d *Daemon) WaitStatus(ctx context.Context, limit time.Duration, what strin
 
 // WaitEvent waits until the event log holds an event at or after since that matches ok, the
 // daemon exits, ctx ends or limit passes.
-func (d *Daemon) WaitEvent(ctx context.Context, limit time.Duration, since time.Time, what string, ok func(up.Event) bool) (up.Event, error) {
+func (d *Daemon) WaitEvent(ctx context.Context, limit time.Duration, since time.Time, what string, ok func(api.Event) bool) (api.Event, error) {
 	deadline := time.Now().Add(limit)
 	for {
 		if ev, found := d.events.Find(since, ok); found {
 			return ev, nil
 		}
 		if err := d.stillWaiting(ctx, what); err != nil {
-			return up.Event{}, err
+			return api.Event{}, err
 		}
 		if !time.Now().Before(deadline) {
-			return up.Event{}, fmt.Errorf("gave up after %s waiting for %s", limit, what)
+			return api.Event{}, fmt.Errorf("gave up after %s waiting for %s", limit, what)
 		}
 		sleep(ctx, 10*time.Millisecond)
 	}
@@ -291,7 +292,7 @@ func (d *Daemon) Stop() error {
 }
 
 // describeStatus is a one-line summary for error messages: "active [isp1]; isp1 up (…), isp2 down (…)".
-func describeStatus(st up.Status) string {
+func describeStatus(st api.Status) string {
 	parts := make([]string, 0, len(st.Uplinks))
 	for _, u := range st.Uplinks {
 		parts = append(parts, fmt.Sprintf("%s %s (%s)", u.Name, u.State, u.Reason))
@@ -301,12 +302,12 @@ func describeStatus(st up.Status) string {
 
 // EventLog collects a daemon's event stream. Its methods are safe for concurrent use.
 type EventLog struct {
-	onEvent func(up.Event)
+	onEvent func(api.Event)
 	mu      sync.Mutex
-	events  []up.Event
+	events  []api.Event
 }
 
-func (l *EventLog) add(ev up.Event) {
+func (l *EventLog) add(ev api.Event) {
 	l.mu.Lock()
 	l.events = append(l.events, ev)
 	l.mu.Unlock()
@@ -316,14 +317,14 @@ func (l *EventLog) add(ev up.Event) {
 }
 
 // All returns the events seen so far.
-func (l *EventLog) All() []up.Event {
+func (l *EventLog) All() []api.Event {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return slices.Clone(l.events)
 }
 
 // Find returns the first event at or after since that matches ok.
-func (l *EventLog) Find(since time.Time, ok func(up.Event) bool) (up.Event, bool) {
+func (l *EventLog) Find(since time.Time, ok func(api.Event) bool) (api.Event, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, ev := range l.events {
@@ -331,11 +332,11 @@ func (l *EventLog) Find(since time.Time, ok func(up.Event) bool) (up.Event, bool
 			return ev, true
 		}
 	}
-	return up.Event{}, false
+	return api.Event{}, false
 }
 
 // Count counts the events in [from, to) that match ok.
-func (l *EventLog) Count(from, to time.Time, ok func(up.Event) bool) int {
+func (l *EventLog) Count(from, to time.Time, ok func(api.Event) bool) int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	n := 0
@@ -353,7 +354,7 @@ func (l *EventLog) Transitions(name string) []string {
 	defer l.mu.Unlock()
 	var out []string
 	for _, ev := range l.events {
-		if ev.Kind == "state" && ev.Uplink == name {
+		if ev.Kind == api.KindState && ev.Uplink == name {
 			out = append(out, ev.From+"→"+ev.To)
 		}
 	}

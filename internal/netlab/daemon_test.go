@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uplinkd/uplinkd/internal/api"
 	up "github.com/uplinkd/uplinkd/uplink"
 )
 
@@ -60,11 +61,11 @@ func TestReadUsageOfThisProcess(t *testing.T) {
 func TestEventLogFindsCountsAndListsTransitionsFromATime(t *testing.T) {
 	t0 := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	var seen int
-	l := &EventLog{onEvent: func(up.Event) { seen++ }}
-	l.add(up.Event{Time: t0, Kind: "state", Uplink: "isp1", From: "up", To: "down"})
-	l.add(up.Event{Time: t0.Add(time.Second), Kind: "active", Active: []string{"isp2"}})
-	l.add(up.Event{Time: t0.Add(2 * time.Second), Kind: "state", Uplink: "isp1", From: "down", To: "up"})
-	l.add(up.Event{Time: t0.Add(3 * time.Second), Kind: "active", Active: []string{"isp1"}})
+	l := &EventLog{onEvent: func(api.Event) { seen++ }}
+	l.add(api.Event{Time: t0, Kind: api.KindState, Uplink: "isp1", From: "up", To: "down"})
+	l.add(api.Event{Time: t0.Add(time.Second), Kind: api.KindActive, Active: []string{"isp2"}})
+	l.add(api.Event{Time: t0.Add(2 * time.Second), Kind: api.KindState, Uplink: "isp1", From: "down", To: "up"})
+	l.add(api.Event{Time: t0.Add(3 * time.Second), Kind: api.KindActive, Active: []string{"isp1"}})
 	if seen != 4 || len(l.All()) != 4 {
 		t.Errorf("onEvent saw %d events, the log holds %d; want 4 and 4", seen, len(l.All()))
 	}
@@ -74,7 +75,7 @@ func TestEventLogFindsCountsAndListsTransitionsFromATime(t *testing.T) {
 	if _, ok := l.Find(t0.Add(4*time.Second), ActiveIs("isp1")); ok {
 		t.Error("Find returned an event from before since")
 	}
-	isp1State := func(ev up.Event) bool { return ev.Kind == "state" && ev.Uplink == "isp1" }
+	isp1State := func(ev api.Event) bool { return ev.Kind == api.KindState && ev.Uplink == "isp1" }
 	if n := l.Count(t0, t0.Add(2*time.Second), isp1State); n != 1 {
 		t.Errorf("Count = %d isp1 state changes in [0s, 2s), want 1", n)
 	}
@@ -87,16 +88,16 @@ func TestEventLogFindsCountsAndListsTransitionsFromATime(t *testing.T) {
 }
 
 func TestJudged(t *testing.T) {
-	u := func(state up.State) up.UplinkStatus { return up.UplinkStatus{Name: "x", State: state} }
+	u := func(state up.State) api.UplinkStatus { return api.UplinkStatus{Name: "x", State: state} }
 	tests := []struct {
 		name string
-		st   up.Status
+		st   api.Status
 		want bool
 	}{
-		{"every uplink judged and one active is judged", up.Status{Active: []string{"isp1"}, Uplinks: []up.UplinkStatus{u(up.Up), u(up.Down)}}, true},
-		{"an uplink still unknown is not", up.Status{Active: []string{"isp1"}, Uplinks: []up.UplinkStatus{u(up.Up), u(up.Unknown)}}, false},
-		{"nothing active is not", up.Status{Uplinks: []up.UplinkStatus{u(up.Up)}}, false},
-		{"an empty status is not", up.Status{}, false},
+		{"every uplink judged and one active is judged", api.Status{Active: []string{"isp1"}, Uplinks: []api.UplinkStatus{u(up.Up), u(up.Down)}}, true},
+		{"an uplink still unknown is not", api.Status{Active: []string{"isp1"}, Uplinks: []api.UplinkStatus{u(up.Up), u(up.Unknown)}}, false},
+		{"nothing active is not", api.Status{Uplinks: []api.UplinkStatus{u(up.Up)}}, false},
+		{"an empty status is not", api.Status{}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -139,7 +140,7 @@ func TestADaemonStartsJudgesFollowsEventsAndStopsCleanly(t *testing.T) {
 		}
 	}()
 	t.Cleanup(func() { d.Stop() })
-	if _, err := d.WaitStatus(ctx, 5*time.Second, "isp1 active", func(st up.Status) bool { return len(st.Active) == 1 && st.Active[0] == "isp1" }); err != nil {
+	if _, err := d.WaitStatus(ctx, 5*time.Second, "isp1 active", func(st api.Status) bool { return len(st.Active) == 1 && st.Active[0] == "isp1" }); err != nil {
 		t.Fatal(err)
 	}
 	since := time.Now()
@@ -161,7 +162,7 @@ func TestADaemonStartsJudgesFollowsEventsAndStopsCleanly(t *testing.T) {
 	if _, err := os.Stat(filepath.Dir(d.ConfigPath())); !os.IsNotExist(err) {
 		t.Errorf("Stop left the daemon's directory behind: %v", err)
 	}
-	if _, err := d.WaitStatus(ctx, time.Second, "anything", func(up.Status) bool { return true }); err == nil || !strings.Contains(err.Error(), "exited") {
+	if _, err := d.WaitStatus(ctx, time.Second, "anything", func(api.Status) bool { return true }); err == nil || !strings.Contains(err.Error(), "exited") {
 		t.Errorf("waiting on a stopped daemon gave %v, want an error saying it exited", err)
 	}
 }

@@ -1,4 +1,4 @@
-package uplink
+package config
 
 import (
 	"bufio"
@@ -8,10 +8,12 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/uplinkd/uplinkd/uplink"
 )
 
 func TestValidConfigFillsDefaultsAndKeepsOverrides(t *testing.T) {
-	cfg, err := LoadConfig("testdata/valid.toml")
+	cfg, err := Load("testdata/valid.toml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +45,7 @@ func TestValidConfigFillsDefaultsAndKeepsOverrides(t *testing.T) {
 }
 
 func TestDefaultsDetectASilentFailureInAboutTwoSeconds(t *testing.T) {
-	p := DefaultConfig().Defaults
+	p := uplink.DefaultConfig().Defaults
 	detect := time.Duration(p.DownAfter-1)*p.Interval + p.Timeout
 	if detect > 2500*time.Millisecond {
 		t.Errorf("default detection takes %s", detect)
@@ -59,7 +61,7 @@ func TestEveryInvalidConfigFailsWithItsExactMessage(t *testing.T) {
 	for _, f := range files {
 		t.Run(strings.TrimSuffix(filepath.Base(f), ".toml"), func(t *testing.T) {
 			want := firstLineAfter(t, f, "# error: ")
-			_, err := LoadConfig(f)
+			_, err := Load(f)
 			if err == nil {
 				t.Fatalf("accepted; want %q", want)
 			}
@@ -71,7 +73,7 @@ func TestEveryInvalidConfigFailsWithItsExactMessage(t *testing.T) {
 }
 
 func TestAMissingFileIsAnError(t *testing.T) {
-	_, err := LoadConfig("testdata/nonexistent.toml")
+	_, err := Load("testdata/nonexistent.toml")
 	if err == nil || !strings.Contains(err.Error(), "nonexistent.toml") {
 		t.Errorf("got %v", err)
 	}
@@ -89,7 +91,7 @@ weight = 0
 name = "isp1"
 interface = "wan2"
 `
-	_, err := ParseConfig("x.toml", []byte(src))
+	_, err := Parse("x.toml", []byte(src))
 	if err == nil || !strings.Contains(err.Error(), "x.toml:7: uplink[1].weight") || !strings.Contains(err.Error(), "x.toml:9: uplink[2].name") {
 		t.Errorf("got %v", err)
 	}
@@ -106,7 +108,7 @@ interface = "wan1"
 targets = ["192.0.2.1"]
 quorum = 1
 `
-	cfg, err := ParseConfig("x.toml", []byte(src))
+	cfg, err := Parse("x.toml", []byte(src))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,12 +130,4 @@ func firstLineAfter(t *testing.T, path, prefix string) string {
 	}
 	t.Fatalf("%s does not start with %q", path, prefix)
 	return ""
-}
-
-func TestProbeMethods(t *testing.T) {
-	for m, ok := range map[string]bool{"icmp": true, "tcp": true, "tcp:443": true, "tcp:0": false, "tcp:70000": false, "http": false, "tcp:": false} {
-		if validMethod(m) != ok {
-			t.Errorf("method %q: valid=%v, want %v", m, !ok, ok)
-		}
-	}
 }

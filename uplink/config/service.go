@@ -1,4 +1,4 @@
-package uplink
+package config
 
 import (
 	"fmt"
@@ -6,24 +6,9 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/uplinkd/uplinkd/uplink"
 )
-
-// Service is a per-service traffic rule: new connections that match leave through the first
-// listed uplink that can carry them.
-type Service struct {
-	Name        string
-	Src, Dst    []netip.Prefix // empty: any
-	Proto       string         // "", "tcp", "udp" or "icmp"
-	Ports       []PortRange    // destination ports; needs tcp or udp (or no proto: both)
-	InInterface string         // incoming interface; "" any
-	Uplinks     []string       // in order of preference
-	// Fallback: when none of Uplinks can carry traffic, balance the connection like any
-	// other (true, the default) or refuse it (false: e.g. never put backups on a metered link).
-	Fallback bool
-}
-
-// PortRange is an inclusive range of ports.
-type PortRange struct{ From, To uint16 }
 
 var protocols = []string{"tcp", "udp", "icmp"}
 
@@ -39,7 +24,7 @@ type rawService struct {
 }
 
 // portSpec is 443 or "8000-8100".
-type portSpec struct{ PortRange }
+type portSpec struct{ uplink.PortRange }
 
 func (p *portSpec) UnmarshalTOML(v any) error {
 	switch x := v.(type) {
@@ -66,12 +51,12 @@ func (p *portSpec) UnmarshalTOML(v any) error {
 }
 
 // parseServices validates [[service]] against the uplinks.
-func parseServices(raw []rawService, uplinks []Uplink, fail func(string, string, ...any)) []Service {
-	var out []Service
+func parseServices(raw []rawService, uplinks []uplink.Uplink, fail func(string, string, ...any)) []uplink.Service {
+	var out []uplink.Service
 	names := map[string]bool{}
 	for i, r := range raw {
 		k := func(name string) string { return fmt.Sprintf("service.%d.%s", i, name) }
-		s := Service{Name: r.Name, Proto: r.Proto, InInterface: r.InInterface, Uplinks: r.Uplinks, Fallback: true}
+		s := uplink.Service{Name: r.Name, Proto: r.Proto, InInterface: r.InInterface, Uplinks: r.Uplinks, Fallback: true}
 		if r.Fallback != nil {
 			s.Fallback = *r.Fallback
 		}
@@ -103,7 +88,7 @@ func parseServices(raw []rawService, uplinks []Uplink, fail func(string, string,
 			fail(fmt.Sprintf("service.%d", i), "service %q lists no uplinks", s.Name)
 		}
 		for _, u := range s.Uplinks {
-			if !slices.ContainsFunc(uplinks, func(x Uplink) bool { return x.Name == u }) {
+			if !slices.ContainsFunc(uplinks, func(x uplink.Uplink) bool { return x.Name == u }) {
 				fail(k("uplinks"), "unknown uplink %q in service %q", u, s.Name)
 			}
 		}

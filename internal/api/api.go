@@ -1,43 +1,13 @@
-package uplink
+// Package api holds the control API's wire types: what GET /v1/status and GET /v1/events send,
+// and what uplinkctl and scripts read. The domain (package uplink) decides; this says it.
+package api
 
 import (
 	"encoding/json"
-	"fmt"
 	"time"
+
+	"github.com/uplinkd/uplinkd/uplink"
 )
-
-// State is an uplink's health as judged by the Machine.
-type State int
-
-const (
-	Unknown  State = iota // no verdict yet (startup, or after a reload added it)
-	Up                    // fit to carry traffic
-	Degraded              // answers, but loss or RTT is beyond the limits: usable, not preferred
-	Down                  // must not carry traffic
-)
-
-var stateNames = [...]string{"unknown", "up", "degraded", "down"}
-
-func (s State) String() string {
-	if s < 0 || int(s) >= len(stateNames) {
-		return fmt.Sprintf("state(%d)", int(s))
-	}
-	return stateNames[s]
-}
-
-// MarshalText makes states read as words in JSON.
-func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
-
-// UnmarshalText parses the words MarshalText writes.
-func (s *State) UnmarshalText(b []byte) error {
-	for i, n := range stateNames {
-		if n == string(b) {
-			*s = State(i)
-			return nil
-		}
-	}
-	return fmt.Errorf("unknown uplink state %q", b)
-}
 
 // TargetStatus is what one probe target has shown over the sliding window.
 type TargetStatus struct {
@@ -51,7 +21,7 @@ type TargetStatus struct {
 type UplinkStatus struct {
 	Name        string         `json:"name"`
 	Interface   string         `json:"interface"`
-	State       State          `json:"state"`
+	State       uplink.State   `json:"state"`
 	Since       time.Time      `json:"since"`
 	Reason      string         `json:"reason"`
 	Drained     bool           `json:"drained"`
@@ -84,17 +54,30 @@ type Status struct {
 // Carrying reports whether any uplink carries traffic.
 func (s Status) Carrying() bool {
 	for _, u := range s.Uplinks {
-		if u.Active && u.State != Down {
+		if u.Active && u.State != uplink.Down {
 			return true
 		}
 	}
 	return false
 }
 
+// EventKind says what an Event is about.
+type EventKind string
+
+// The kinds of event.
+const (
+	KindState   EventKind = "state"   // an uplink's health changed
+	KindActive  EventKind = "active"  // the set of uplinks carrying new traffic changed
+	KindDrain   EventKind = "drain"   // an operator drained an uplink
+	KindUndrain EventKind = "undrain" // an operator returned it
+	KindReload  EventKind = "reload"  // the configuration was reloaded, or a reload refused
+	KindError   EventKind = "error"   // applying a decision to the kernel failed
+)
+
 // Event is one decision: a state change, a drain, a reload, a route switch.
 type Event struct {
 	Time   time.Time `json:"time"`
-	Kind   string    `json:"kind"` // "state", "drain", "undrain", "active", "reload", "error"
+	Kind   EventKind `json:"kind"`
 	Uplink string    `json:"uplink,omitempty"`
 	From   string    `json:"from,omitempty"`
 	To     string    `json:"to,omitempty"`
@@ -108,4 +91,18 @@ type Event struct {
 func (e Event) String() string {
 	b, _ := json.Marshal(e)
 	return string(b)
+}
+
+// Targets says the machine's per-target statistics on the wire.
+func Targets(stats []uplink.TargetStats) []TargetStatus {
+	out := make([]TargetStatus, len(stats))
+	for i, s := range stats {
+		out[i] = TargetStatus{Address: s.Address.String(), RTT: s.RTT, Loss: s.Loss, Samples: s.Samples}
+	}
+	return out
+}
+
+// StateEvent says a machine's transition on the wire.
+func StateEvent(t uplink.Transition) Event {
+	return Event{Time: t.Time, Kind: KindState, Uplink: t.Uplink, From: t.From.String(), To: t.To.String(), Reason: t.Reason}
 }

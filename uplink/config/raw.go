@@ -1,4 +1,4 @@
-package uplink
+package config
 
 import (
 	"bufio"
@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/uplinkd/uplinkd/uplink"
 )
 
 // The raw* types mirror the file; pointers tell "absent" from "zero" so defaults apply only
@@ -59,7 +61,7 @@ type rawUplink struct {
 
 var logLevels = []string{"debug", "info", "warn", "error"}
 
-func (r rawDaemon) apply(d *Daemon, fail func(string, string, ...any)) {
+func (r rawDaemon) apply(d *uplink.Daemon, fail func(string, string, ...any)) {
 	if r.Socket != nil {
 		d.Socket = *r.Socket
 		if !strings.HasPrefix(d.Socket, "/") {
@@ -81,8 +83,8 @@ func (r rawDaemon) apply(d *Daemon, fail func(string, string, ...any)) {
 	}
 	if r.TableBase != nil {
 		d.TableBase = *r.TableBase
-		if d.TableBase < 1 || d.TableBase > 1<<31-1-maxUplinkID {
-			fail("daemon.table_base", "%d is outside 1..%d", d.TableBase, 1<<31-1-maxUplinkID)
+		if d.TableBase < 1 || d.TableBase > 1<<31-1-uplink.MaxUplinkID {
+			fail("daemon.table_base", "%d is outside 1..%d", d.TableBase, 1<<31-1-uplink.MaxUplinkID)
 		}
 	}
 	if r.RulePriority != nil {
@@ -104,7 +106,7 @@ func (r rawDaemon) apply(d *Daemon, fail func(string, string, ...any)) {
 }
 
 // apply copies the keys that are set over p.
-func (r rawProbe) apply(p *Probe, section string, fail func(string, string, ...any)) {
+func (r rawProbe) apply(p *uplink.Probe, section string, fail func(string, string, ...any)) {
 	if r.Targets != nil {
 		p.Targets = make([]netip.Addr, len(r.Targets))
 		for i, a := range r.Targets {
@@ -113,7 +115,11 @@ func (r rawProbe) apply(p *Probe, section string, fail func(string, string, ...a
 		p.Quorum = 0
 	}
 	if r.Method != nil {
-		p.Method = *r.Method
+		m, err := uplink.ParseMethod(*r.Method)
+		if err != nil {
+			fail(section+".method", "%v", err)
+		}
+		p.Method = m
 	}
 	set := func(dst *time.Duration, src *duration) {
 		if src != nil {

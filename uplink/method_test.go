@@ -1,0 +1,29 @@
+package uplink
+
+import "testing"
+
+func TestProbeMethodsParseOnceIntoNameAndPort(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want Method
+		ok   bool
+	}{
+		{"icmp", Method{Name: MethodICMP}, true},
+		{"tcp", Method{Name: MethodTCP, Port: 80}, true},
+		{"tcp:443", Method{Name: MethodTCP, Port: 443}, true},
+		{"tcp:0", Method{}, false},
+		{"tcp:070", Method{}, false},
+		{"tcp:70000", Method{}, false},
+		{"tcp:", Method{}, false},
+		{"icmp:1", Method{}, false},
+		{"http", Method{}, false},
+	} {
+		got, err := ParseMethod(c.in)
+		if (err == nil) != c.ok || got != c.want {
+			t.Errorf("ParseMethod(%q) = %+v, %v; want %+v, ok=%v", c.in, got, err, c.want, c.ok)
+		}
+		if c.ok && got.String() != c.in && !(c.in == "tcp" && got.String() == "tcp") {
+			t.Errorf("%q prints as %q", c.in, got.String())
+		}
+	}
+}
