@@ -12,6 +12,7 @@ type Candidate struct {
 	Weight   int
 	State    State
 	Drained  bool
+	DrainNow bool // drained with --now: its connections move too
 }
 
 // Select returns the uplinks that carry traffic, in configuration order, and why.

@@ -13,12 +13,17 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 
+	"github.com/uplinkd/uplinkd/internal/control"
+	"github.com/uplinkd/uplinkd/internal/engine"
 	"github.com/uplinkd/uplinkd/routing"
+	"github.com/uplinkd/uplinkd/routing/connmark"
 	"github.com/uplinkd/uplinkd/uplink"
 	"github.com/uplinkd/uplinkd/uplink/config"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -62,7 +67,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		printSummary(stdout, cfg)
 		return 0
 	}
-	log := newLogger(stderr, cfg.Daemon.LogLevel)
+	level := new(slog.LevelVar)
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	_ = level.UnmarshalText([]byte(cfg.Daemon.LogLevel)) // validated by the config
 	if *cleanup {
 		if err := cleanupAll(cfg, log); err != nil {
 			fmt.Fprintf(stderr, "uplinkd: cleanup: %v\n", err)
@@ -72,7 +79,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := runDaemon(ctx, cfg, log); err != nil {
+	if err := runDaemon(ctx, cfg, log, level); err != nil {
 		log.Error("uplinkd stopped", "err", err)
 		return 1
 	}
@@ -113,10 +120,77 @@ func printSummary(w io.Writer, cfg *uplink.Config) {
 	}
 }
 
-func newLogger(w io.Writer, level string) *slog.Logger {
-	var lv slog.Level
-	_ = lv.UnmarshalText([]byte(level)) // validated by the config
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lv}))
+// runDaemon wires the engine to the kernel, the control socket, signals and systemd, and runs
+// it until ctx ends.
+func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger, level *slog.LevelVar) error {
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return fmt.Errorf("netlink: %w", err)
+	}
+	defer h.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	settings := routingSettings(cfg.Daemon)
+	kernelEvents := make(chan routing.Event, 256)
+	kernelDone := make(chan error, 1)
+	pinDamage := make(chan struct{}, 1)
+	pins := connmark.NewTable(netns.None(), log)
+	n := newNotifier(log)
+	e, err := engine.New(engine.Options{
+		Config:       cfg,
+		Load:         config.Load,
+		Routes:       routing.NewRouter(h, settings, log),
+		Pins:         pins,
+		StartProber:  engine.StartRoundProber,
+		Notifier:     n,
+		Log:          log,
+		LogLevel:     level,
+		Version:      version,
+		KernelEvents: kernelEvents,
+		KernelDone:   kernelDone,
+		PinDamage:    pinDamage,
+		Watchdog:     n.interval,
+	})
+	if err != nil {
+		return err
+	}
+	ln, err := control.Listen(cfg.Daemon.Socket, cfg.Daemon.SocketGroup)
+	if err != nil {
+		return fmt.Errorf("control socket: %w", err)
+	}
+	var workers sync.WaitGroup
+	defer workers.Wait() // after cancel (deferred later, so run first)
+	defer cancel()
+	workers.Go(func() {
+		if err := control.Serve(ctx, ln, e, log); err != nil {
+			log.Error("control server", "err", err)
+		}
+	})
+	workers.Go(func() { kernelDone <- routing.NewMonitor(netns.None(), settings, log).Run(ctx, kernelEvents) })
+	workers.Go(func() {
+		if err := pins.Watch(ctx, pinDamage); err != nil {
+			log.Warn("nftables monitor unavailable; the connection-mark table is checked every 30s instead", "err", err)
+		}
+	})
+	workers.Go(func() { reloadOnHangup(ctx, e, log) })
+	return e.Run(ctx)
+}
+
+// reloadOnHangup reloads the configuration on SIGHUP; the engine logs a refusal.
+func reloadOnHangup(ctx context.Context, e *engine.Engine, log *slog.Logger) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGHUP)
+	defer signal.Stop(sig)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-sig:
+			if err := e.Reload(); err != nil {
+				log.Debug("SIGHUP reload refused", "err", err)
+			}
+		}
+	}
 }
 
 // cleanupAll removes what uplinkd owns: its rules and routes, its firewall table.
@@ -131,7 +205,7 @@ func cleanupAll(cfg *uplink.Config, log *slog.Logger) error {
 	for _, d := range ch.Done {
 		log.Info("removed", "entry", d)
 	}
-	return errors.Join(err, cleanupPinning(log))
+	return errors.Join(err, connmark.NewTable(netns.None(), log).Cleanup())
 }
 
 func routingSettings(d uplink.Daemon) routing.Settings {

@@ -27,23 +27,13 @@ func (n notifier) send(state string) {
 	}
 }
 
-func (n notifier) ready(status string)  { n.send(sd.SdNotifyReady + "\nSTATUS=" + status) }
-func (n notifier) status(status string) { n.send("STATUS=" + status) }
-func (n notifier) stopping()            { n.send(sd.SdNotifyStopping) }
-func (n notifier) watchdog()            { n.send(sd.SdNotifyWatchdog) }
+func (n notifier) Ready(status string)  { n.send(sd.SdNotifyReady + "\nSTATUS=" + status) }
+func (n notifier) Status(status string) { n.send("STATUS=" + status) }
+func (n notifier) Stopping()            { n.send(sd.SdNotifyStopping) }
+func (n notifier) Watchdog()            { n.send(sd.SdNotifyWatchdog) }
 
 // reloading tells systemd a reload is under way (systemd 252 has no Type=notify-reload, but it
 // understands RELOADING=1 followed by READY=1).
-func (n notifier) reloading() {
+func (n notifier) Reloading() {
 	n.send(sd.SdNotifyReloading + "\n" + sd.SdNotifyMonotonicUsec())
-}
-
-// watchdogTicker ticks at half the watchdog interval, or never.
-func (n notifier) watchdogTicker() *time.Ticker {
-	if n.interval <= 0 {
-		t := time.NewTicker(time.Hour)
-		t.Stop()
-		return t
-	}
-	return time.NewTicker(n.interval)
 }

@@ -1,0 +1,108 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/uplinkd/uplinkd/internal/api"
+	"github.com/uplinkd/uplinkd/internal/control"
+)
+
+// The engine is the control API's backend: reads come from the published snapshot, changes
+// run inside the loop, which owns the state.
+var _ control.Backend = (*Engine)(nil)
+
+// Drain sets or clears an uplink's drained flag; now moves its connections away at once.
+func (e *Engine) Drain(name string, drained, now bool) error {
+	return e.do(func() error { return e.setDrained(name, drained, now) })
+}
+
+// Reload reads the configuration file again; the error says why a file was refused.
+func (e *Engine) Reload() error {
+	return e.do(func() error { return e.reload("api") })
+}
+
+// Subscribe streams events until ctx ends.
+func (e *Engine) Subscribe(ctx context.Context) <-chan api.Event {
+	return e.hub.subscribe(ctx)
+}
+
+// do runs f in the loop and returns its error.
+func (e *Engine) do(f func() error) error {
+	select {
+	case <-e.running:
+	default:
+		return errors.New("uplinkd is starting")
+	}
+	res := make(chan error, 1)
+	timeout := time.NewTimer(requestTimeout)
+	defer timeout.Stop()
+	select {
+	case e.requests <- func() { res <- f() }:
+		return <-res
+	case <-e.ctx.Done():
+		return errors.New("uplinkd is stopping")
+	case <-timeout.C:
+		return fmt.Errorf("uplinkd is busy: the request was not taken within %s", requestTimeout)
+	}
+}
+
+func (e *Engine) setDrained(name string, drained, now bool) error {
+	m := e.member(name)
+	if m == nil {
+		return fmt.Errorf("%w %q", control.ErrUnknownUplink, name)
+	}
+	if m.drained == drained && m.drainNow == (drained && now) {
+		return nil
+	}
+	m.drained, m.drainNow = drained, drained && now
+	kind := api.KindUndrain
+	if drained {
+		kind = api.KindDrain
+	}
+	e.log.Info("operator "+string(kind), "uplink", name, "now", now)
+	e.hub.publish(api.Event{Time: time.Now(), Kind: kind, Uplink: name, Reason: "operator request"})
+	e.reconcile(string(kind))
+	return nil
+}
+
+// hub fans events out to subscribers. A subscriber that cannot keep up is dropped (its stream
+// ends) rather than slowing the loop.
+type hub struct {
+	mu   sync.Mutex
+	subs map[chan api.Event]struct{}
+}
+
+func newHub() *hub { return &hub{subs: map[chan api.Event]struct{}{}} }
+
+func (h *hub) subscribe(ctx context.Context) <-chan api.Event {
+	ch := make(chan api.Event, 128)
+	h.mu.Lock()
+	h.subs[ch] = struct{}{}
+	h.mu.Unlock()
+	context.AfterFunc(ctx, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if _, ok := h.subs[ch]; ok {
+			delete(h.subs, ch)
+			close(ch)
+		}
+	})
+	return ch
+}
+
+func (h *hub) publish(ev api.Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for ch := range h.subs {
+		select {
+		case ch <- ev:
+		default:
+			delete(h.subs, ch)
+			close(ch)
+		}
+	}
+}

@@ -1,0 +1,249 @@
+// Package engine is uplinkd's run loop: it owns every piece of state, turns probe rounds and
+// kernel events into decisions (uplink.Machine, uplink.Decide) and makes the kernel match them
+// through small interfaces (Routes, Pins, StartProber, Notifier) that tests replace with fakes.
+// One goroutine, the loop, touches the state; everything else talks to it over channels.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/uplinkd/uplinkd/internal/api"
+	"github.com/uplinkd/uplinkd/routing"
+	"github.com/uplinkd/uplinkd/uplink"
+)
+
+const (
+	// retryApply is how soon a failed routing or pinning change is tried again.
+	retryApply = time.Second
+	// pinCheckInterval is how often the nftables table is checked for damage in case the
+	// nftables monitor (Options.PinDamage) missed a deletion; the monitor reports at once.
+	pinCheckInterval = 30 * time.Second
+	// requestTimeout bounds how long an API request waits for the loop to take it.
+	requestTimeout = 10 * time.Second
+)
+
+// Options are what an Engine is made of. Config, Routes, Pins and StartProber are required.
+type Options struct {
+	Config *uplink.Config
+	// Load reads the configuration again for a reload (config.Load).
+	Load        func(path string) (*uplink.Config, error)
+	Routes      Routes
+	Pins        Pins
+	StartProber StartProber
+	Notifier    Notifier       // nil: none
+	Log         *slog.Logger   // nil: discard
+	LogLevel    *slog.LevelVar // set from the configuration, also on reload; nil: not managed
+	Version     string
+	// KernelEvents and KernelDone come from routing.Monitor: link, address, gateway and
+	// ownership changes, and the monitor's end. Nil: none.
+	KernelEvents <-chan routing.Event
+	KernelDone   <-chan error
+	// PinDamage reports that something of the nftables table was deleted. Nil: none.
+	PinDamage <-chan struct{}
+	// Watchdog is the interval of Notifier.Watchdog calls from the loop; 0: none.
+	Watchdog time.Duration
+}
+
+// Engine is the running daemon's state. Create it with New, run it with Run; Status, Drain,
+// Reload and Subscribe may be called from any goroutine (they implement control.Backend).
+type Engine struct {
+	opt     Options
+	log     *slog.Logger
+	notify  Notifier
+	ctx     context.Context // set by Run; ends when the engine stops
+	cfg     *uplink.Config
+	members []*member
+	started time.Time
+
+	decision uplink.Decision // the last one applied
+	applied  applied
+	ready    bool
+	retry    *time.Timer
+	repairs  repairs
+
+	rounds   chan roundMsg
+	requests chan func()
+	running  chan struct{} // closed when Run has set ctx
+	hub      *hub
+	status   atomic.Pointer[api.Status]
+	pinning  atomic.Bool // the configuration's pin_connections, for Status
+	counts   counter
+}
+
+// New checks the options and makes an engine; nothing touches the kernel until Run.
+func New(opt Options) (*Engine, error) {
+	if opt.Config == nil || opt.Routes == nil || opt.Pins == nil || opt.StartProber == nil {
+		return nil, errors.New("engine: Config, Routes, Pins and StartProber are required")
+	}
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	if opt.Notifier == nil {
+		opt.Notifier = nopNotifier{}
+	}
+	if opt.Load == nil {
+		opt.Load = func(string) (*uplink.Config, error) { return nil, errors.New("reloading is not configured") }
+	}
+	e := &Engine{
+		opt:      opt,
+		log:      opt.Log,
+		notify:   opt.Notifier,
+		cfg:      opt.Config,
+		rounds:   make(chan roundMsg, 64),
+		requests: make(chan func()),
+		running:  make(chan struct{}),
+		hub:      newHub(),
+		retry:    time.NewTimer(time.Hour),
+	}
+	e.retry.Stop()
+	e.counts.pins = opt.Pins
+	e.pinning.Store(opt.Config.Daemon.Pinning)
+	e.setLogLevel()
+	e.status.Store(&api.Status{Version: opt.Version, Config: opt.Config.Path})
+	return e, nil
+}
+
+// Run runs the engine until ctx ends or the kernel monitor fails. It leaves routing as it is
+// when it returns (fail static) unless the configuration asks for cleanup on exit.
+func (e *Engine) Run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	e.ctx, e.started = ctx, time.Now()
+	close(e.running)
+	for _, u := range e.cfg.Uplinks {
+		e.members = append(e.members, e.newMember(u, nil))
+	}
+	e.prepareRouting()
+	for _, m := range e.members {
+		e.startProbing(m)
+	}
+	e.publishStatus()
+	err := e.loop(ctx)
+	e.notify.Stopping()
+	stopping := time.Now()
+	for _, m := range e.members {
+		m.stopProbing()
+	}
+	e.log.Debug("probers stopped", "took", time.Since(stopping))
+	if e.cfg.Daemon.CleanupOnExit {
+		e.cleanup()
+	} else {
+		e.log.Info("stopping; routing stays as it is (fail static)", "active", strings.Join(e.decision.Active, ","))
+	}
+	return err
+}
+
+func (e *Engine) loop(ctx context.Context) error {
+	// The first verdict waits for the first probe round of every uplink, so that startup does
+	// not route through an uplink that is obviously dead.
+	first := time.NewTimer(e.firstVerdictDelay())
+	defer first.Stop()
+	watchdog := newTicker(e.opt.Watchdog)
+	defer watchdog.Stop()
+	pinCheck := time.NewTicker(pinCheckInterval)
+	defer pinCheck.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-e.opt.KernelDone:
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("netlink monitor: %w", err)
+		case r := <-e.rounds:
+			if r.from.current(r.gen) {
+				r.from.machine.ObserveRound(r.round)
+				if e.ready {
+					e.reconcile("probe round")
+				}
+			}
+		case ev := <-e.opt.KernelEvents:
+			e.onKernelEvent(ev)
+		case <-e.repairs.due():
+			e.repair()
+		case <-first.C:
+			e.reconcile("startup")
+			e.ready = true
+			e.notify.Ready(e.summary())
+		case <-e.retry.C:
+			e.applied.forget()
+			e.reconcile("retry")
+		case req := <-e.requests:
+			req()
+		case <-watchdog.C:
+			e.notify.Watchdog()
+		case <-pinCheck.C:
+			e.checkPins()
+		case <-e.opt.PinDamage:
+			e.checkPins()
+		}
+	}
+}
+
+func (e *Engine) firstVerdictDelay() time.Duration {
+	var longest time.Duration
+	for _, u := range e.cfg.Uplinks {
+		longest = max(longest, u.Probe.Timeout)
+	}
+	return longest + 100*time.Millisecond
+}
+
+// newTicker ticks every d, or never when d is 0.
+func newTicker(d time.Duration) *time.Ticker {
+	if d <= 0 {
+		t := time.NewTicker(time.Hour)
+		t.Stop()
+		return t
+	}
+	return time.NewTicker(d)
+}
+
+func (e *Engine) setLogLevel() {
+	if e.opt.LogLevel == nil {
+		return
+	}
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(e.cfg.Daemon.LogLevel)); err == nil {
+		e.opt.LogLevel.Set(lv)
+	}
+}
+
+// prepareRouting installs the uplink tables and fwmark rules before the first probe, so that
+// probes leave through their own uplink from the start. The active route is left as it is (an
+// empty active set keeps it): after a restart it is the one the last run chose.
+func (e *Engine) prepareRouting() {
+	plan := routing.NewPlan(e.opt.Routes.Settings(), e.routingUplinks(), nil)
+	if ch, err := e.opt.Routes.Apply(plan); err != nil {
+		e.log.Error("preparing uplink tables failed; probes may fail until the first reconcile", "err", err)
+	} else if ch.Messages > 0 {
+		e.log.Info("uplink tables and rules installed", "messages", ch.Messages)
+	}
+}
+
+// cleanup removes what uplinkd owns, on exit when cleanup_on_exit is set.
+func (e *Engine) cleanup() {
+	if ch, err := e.opt.Routes.Cleanup(); err != nil {
+		e.log.Error("cleanup on exit", "err", err)
+	} else {
+		e.log.Info("removed owned routing on exit", "changes", ch.Messages)
+	}
+	if err := e.opt.Pins.Cleanup(); err != nil {
+		e.log.Error("cleanup on exit", "err", err)
+	}
+}
+
+func (e *Engine) member(name string) *member {
+	for _, m := range e.members {
+		if m.cfg.Name == name {
+			return m
+		}
+	}
+	return nil
+}

@@ -1,0 +1,138 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/uplinkd/uplinkd/probe"
+	"github.com/uplinkd/uplinkd/routing"
+	"github.com/uplinkd/uplinkd/uplink"
+)
+
+// member is one uplink as the loop knows it.
+type member struct {
+	cfg      uplink.Uplink
+	machine  *uplink.Machine
+	link     routing.LinkInfo
+	linkErr  error
+	drained  bool
+	drainNow bool // drained with --now: its connections move too
+	// lastSeen are the addresses to flush NAT entries for when it loses its connections: the
+	// last ones the interface had, even after they vanished.
+	lastSeen []netip.Addr
+
+	prober Prober
+	gen    int                // counts probers started; rounds of an older one are ignored
+	cancel context.CancelFunc // ends the current prober's round delivery
+}
+
+// roundMsg carries one finished probe round into the loop.
+type roundMsg struct {
+	from  *member
+	gen   int
+	round uplink.Round
+}
+
+func (m *member) current(gen int) bool { return m.prober != nil && m.gen == gen }
+
+// newMember makes the member for u and learns its link; from carries the drain state of the
+// uplink it replaces (a reload that changed its interface or id), if any.
+func (e *Engine) newMember(u uplink.Uplink, from *member) *member {
+	m := &member{cfg: u, machine: uplink.NewMachine(u.Name, u.Probe, time.Now())}
+	if from != nil {
+		m.drained, m.drainNow = from.drained, from.drainNow
+	}
+	e.learn(m)
+	return m
+}
+
+// startProbing (re)starts the member's prober; rounds of the previous one are dropped.
+func (e *Engine) startProbing(m *member) {
+	m.stopProbing()
+	ctx, cancel := context.WithCancel(e.ctx)
+	m.gen++
+	m.cancel = cancel
+	gen := m.gen
+	m.prober = e.opt.StartProber(ctx, m.cfg, m.pin(), func(r uplink.Round) {
+		select {
+		case e.rounds <- roundMsg{from: m, gen: gen, round: r}:
+		case <-ctx.Done():
+		}
+	})
+}
+
+func (m *member) stopProbing() {
+	if m.prober == nil {
+		return
+	}
+	m.cancel()
+	m.prober.Stop()
+	m.prober = nil
+}
+
+// learn reads the uplink's interface from the kernel and tells the machine whether the link
+// can carry traffic.
+func (e *Engine) learn(m *member) {
+	info, err := e.opt.Routes.Link(m.cfg.Interface)
+	m.link, m.linkErr = info, err
+	ok, why := m.linkUsable()
+	m.machine.ObserveLink(ok, why)
+	if m.prober != nil {
+		m.prober.SetPin(m.pin())
+	}
+	if len(info.Addrs) > 0 {
+		m.lastSeen = info.Addrs
+	}
+}
+
+func (m *member) linkUsable() (bool, string) {
+	ifname := m.cfg.Interface
+	switch {
+	case m.linkErr != nil:
+		return false, fmt.Sprintf("interface %s: %v", ifname, m.linkErr)
+	case !m.link.Up:
+		return false, fmt.Sprintf("interface %s is down", ifname)
+	case !m.link.Carrier:
+		return false, fmt.Sprintf("carrier lost on %s", ifname)
+	case len(m.link.Addrs) == 0:
+		return false, fmt.Sprintf("no global address on %s", ifname)
+	case !m.gateway4().IsValid() && !m.gateway6().IsValid():
+		return false, fmt.Sprintf("no gateway known for %s: set gateway in the config or let DHCP install a default route", ifname)
+	}
+	return true, ""
+}
+
+func (m *member) gateway4() netip.Addr {
+	if m.cfg.Gateway.IsValid() {
+		return m.cfg.Gateway
+	}
+	return m.link.Gateway4
+}
+
+func (m *member) gateway6() netip.Addr {
+	if m.cfg.Gateway6.IsValid() {
+		return m.cfg.Gateway6
+	}
+	return m.link.Gateway6
+}
+
+// pin makes probes leave through this uplink: its mark and its addresses.
+func (m *member) pin() probe.Pin {
+	p := probe.Pin{Mark: m.cfg.Mark()}
+	for _, a := range m.link.Addrs {
+		if a.Is4() && !p.Source4.IsValid() {
+			p.Source4 = a
+		}
+		if a.Is6() && !p.Source6.IsValid() {
+			p.Source6 = a
+		}
+	}
+	return p
+}
+
+func (m *member) candidate() uplink.Candidate {
+	return uplink.Candidate{Name: m.cfg.Name, Priority: m.cfg.Priority, Weight: m.cfg.Weight,
+		State: m.machine.State(), Drained: m.drained, DrainNow: m.drainNow}
+}

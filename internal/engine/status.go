@@ -1,0 +1,146 @@
+package engine
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/uplinkd/uplinkd/internal/api"
+)
+
+const (
+	// countsMaxAge is how old the connection counts in a status may be: however many clients
+	// ask, the conntrack table is walked at most once per countsMaxAge.
+	countsMaxAge = 2 * time.Second
+	// countsWait is how long a status request waits for a fresh count before it answers with
+	// the last one.
+	countsWait = 500 * time.Millisecond
+)
+
+// Status returns the last published state, with connection counts at most countsMaxAge old.
+// It never waits for the loop.
+func (e *Engine) Status() api.Status {
+	st := *e.status.Load()
+	if !st.Started.IsZero() {
+		st.Uptime = time.Since(st.Started).Round(time.Second)
+	}
+	if e.pinning.Load() {
+		if counts, ok := e.counts.get(time.Now()); ok {
+			st.Uplinks = slices.Clone(st.Uplinks)
+			for i := range st.Uplinks {
+				st.Uplinks[i].Connections = counts[st.Uplinks[i].Mark]
+			}
+		}
+	}
+	return st
+}
+
+// publishStatus stores the snapshot that Status serves.
+func (e *Engine) publishStatus() {
+	st := &api.Status{
+		Version: e.opt.Version,
+		Started: e.started,
+		Config:  e.cfg.Path,
+		Active:  slices.Clone(e.decision.Active),
+	}
+	var routes []string
+	for _, m := range e.members {
+		since, reason := m.machine.Since()
+		loss, rtt := m.machine.Quality()
+		us := api.UplinkStatus{
+			Name:        m.cfg.Name,
+			Interface:   m.cfg.Interface,
+			State:       m.machine.State(),
+			Since:       since,
+			Reason:      reason,
+			Drained:     m.drained,
+			Active:      slices.Contains(e.decision.Active, m.cfg.Name),
+			Priority:    m.cfg.Priority,
+			Weight:      m.cfg.Weight,
+			Mark:        m.cfg.Mark(),
+			Table:       m.cfg.Table(e.cfg.Daemon),
+			RTT:         rtt,
+			Loss:        loss,
+			HoldDown:    m.machine.HoldDown(),
+			Targets:     api.Targets(m.machine.Targets()),
+			Connections: -1,
+		}
+		if g := m.gateway4(); g.IsValid() {
+			us.Gateway = g.String()
+		}
+		if g := m.gateway6(); g.IsValid() {
+			us.Gateway6 = g.String()
+		}
+		for _, a := range m.link.Addrs {
+			us.Addresses = append(us.Addresses, a.String())
+		}
+		if us.Active {
+			routes = append(routes, fmt.Sprintf("%s via %s weight %d", m.cfg.Interface, firstNonEmpty(us.Gateway, us.Gateway6, "?"), m.cfg.Weight))
+		}
+		st.Uplinks = append(st.Uplinks, us)
+	}
+	st.ActiveRoute = "default: none"
+	if len(routes) > 0 {
+		st.ActiveRoute = "default: " + strings.Join(routes, ", ")
+	}
+	e.status.Store(st)
+}
+
+func firstNonEmpty(s ...string) string {
+	for _, x := range s {
+		if x != "" {
+			return x
+		}
+	}
+	return ""
+}
+
+// counter caches the connection counts per uplink mark. At most one walk of the conntrack
+// table runs at a time and at most one starts per countsMaxAge, whatever the number of
+// readers; readers wait up to countsWait for a fresh walk, else take the last one.
+type counter struct {
+	pins Pins
+
+	mu      sync.Mutex
+	counts  map[uint32]int
+	at      time.Time     // when counts were taken
+	running chan struct{} // closed when the walk in progress ends; nil when none
+}
+
+func (c *counter) get(now time.Time) (map[uint32]int, bool) {
+	c.mu.Lock()
+	if now.Sub(c.at) < countsMaxAge && c.counts != nil {
+		defer c.mu.Unlock()
+		return c.counts, true
+	}
+	if c.running == nil {
+		done := make(chan struct{})
+		c.running = done
+		go c.refresh(done)
+	}
+	running := c.running
+	c.mu.Unlock()
+	wait := time.NewTimer(countsWait)
+	defer wait.Stop()
+	select {
+	case <-running:
+	case <-wait.C:
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.counts, c.counts != nil
+}
+
+func (c *counter) refresh(done chan struct{}) {
+	counts, err := c.pins.Counts()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err == nil {
+		c.counts = counts
+	}
+	c.at = time.Now() // a failed walk is not retried sooner either
+	c.running = nil
+	close(done)
+}
