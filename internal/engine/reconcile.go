@@ -2,6 +2,7 @@ package engine
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -89,14 +90,18 @@ func (e *Engine) applyRoutes(d uplink.Decision, cause string, start time.Time) i
 func (e *Engine) routingUplinks() []routing.Uplink {
 	out := make([]routing.Uplink, 0, len(e.members))
 	for _, m := range e.members {
+		gw4, gw6 := m.gateway4(), m.gateway6()
+		if m.linkErr != nil { // no such interface (ppp0 between sessions): its table holds the guard
+			gw4, gw6 = netip.Addr{}, netip.Addr{}
+		}
 		out = append(out, routing.Uplink{
 			Name:      m.cfg.Name,
 			Interface: m.cfg.Interface,
 			Table:     m.cfg.Table(e.cfg.Daemon),
 			Mark:      m.cfg.Mark(),
 			MarkMask:  uplink.MarkMask,
-			Gateway4:  m.gateway4(),
-			Gateway6:  m.gateway6(),
+			Gateway4:  gw4,
+			Gateway6:  gw6,
 			Addrs:     m.link.Addrs,
 			Weight:    m.cfg.Weight,
 		})

@@ -9,8 +9,11 @@ import (
 const (
 	// repairGap is the least time between two repairs while someone keeps deleting our
 	// entries; it doubles with every repair that restored something, up to maxRepairGap, and
-	// falls back after a quiet fightMemory. A single deletion is repaired at once.
+	// falls back after a quiet fightMemory.
 	repairGap    = 50 * time.Millisecond
+	// repairSettle is how long a repair waits for the rest of a burst of deletions (a flush
+	// of many rules is many events): a single deletion is repaired within it.
+	repairSettle = 20 * time.Millisecond
 	maxRepairGap = 5 * time.Second
 	fightMemory  = time.Minute
 	// remindEvery is how often a problem that persists is logged again.
@@ -42,8 +45,8 @@ func (r *repairs) request(now time.Time) {
 	if r.timer != nil {
 		return
 	}
-	wait := time.Duration(0)
-	if next := r.last.Add(r.gap); next.After(now) {
+	wait := repairSettle
+	if next := r.last.Add(r.gap); next.Sub(now) > wait {
 		wait = next.Sub(now)
 	}
 	r.timer = time.NewTimer(wait)

@@ -1,0 +1,299 @@
+package engine
+
+import (
+	"errors"
+	"net/netip"
+	"slices"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/uplinkd/uplinkd/internal/control"
+	"github.com/uplinkd/uplinkd/routing"
+	"github.com/uplinkd/uplinkd/uplink"
+)
+
+var (
+	isp1Addr = netip.MustParseAddr("198.51.100.1")
+	isp2Addr = netip.MustParseAddr("198.51.100.2")
+)
+
+func TestStartupWaitsForTheFirstRoundsThenRoutesThroughThePrimary(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := startRig(t, twoISPs)
+		r.wantActive("isp1")
+		if r.state("isp1") != uplink.Up || r.state("isp2") != uplink.Up {
+			t.Errorf("states %s %s, want both up", r.state("isp1"), r.state("isp2"))
+		}
+		if r.notify.ready != 1 {
+			t.Errorf("READY sent %d times, want once", r.notify.ready)
+		}
+		if err := r.close(); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(r.logs.String(), "routing stays as it is") || r.routes.cleanups != 0 {
+			t.Errorf("a stop must leave routing in place (fail static); cleanups %d", r.routes.cleanups)
+		}
+	})
+}
+
+func TestASilentFailureMovesTrafficAndFlushesTheDeadUplinksNAT(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := startRig(t, twoISPs)
+		r.rounds("isp1", false, 3)
+		r.wantActive("isp2")
+		if r.state("isp1") != uplink.Down {
+			t.Fatalf("isp1 is %s, want down", r.state("isp1"))
+		}
+		if got := r.routes.flushes(); !slices.Equal(got, []netip.Addr{isp1Addr}) {
+			t.Errorf("NAT flushed for %v, want isp1's address only", got)
+		}
+		if !slices.Contains(r.kinds(), "state isp1 → down") || !slices.Contains(r.kinds(), "active → isp2") {
+			t.Errorf("events %v, want isp1's state change and the active change", r.kinds())
+		}
+		r.close()
+	})
+}
+
+func TestFailbackKeepsPinnedConnectionsOnTheBackup(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := startRig(t, twoISPs)
+		r.rounds("isp1", false, 3)
+		r.rounds("isp1", true, 3)
+		r.wantActive("isp1")
+		if got := r.routes.flushes(); slices.Contains(got, isp2Addr) {
+			t.Errorf("failback flushed isp2's NAT (%v): its pinned connections work and must stay", got)
+		}
+		var isp2 bool
+		for _, u := range r.pins.last().Uplinks {
+			isp2 = isp2 || (u.Name == "isp2" && u.Live && !u.Eligible)
+		}
+		if !isp2 {
+			t.Errorf("isp2 must stay live (its connections restored) but take no new ones: %+v", r.pins.last().Uplinks)
+		}
+		r.close()
+	})
+}
+
+func TestWithoutPinningFailbackMovesTheBackupsConnections(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := startRig(t, strings.Replace(twoISPs, "[daemon]\n", "[daemon]\npin_connections = false\n", 1))
+		r.rounds("isp1", false, 3)
+		r.rounds("isp1", true, 3)
+		r.wantActive("isp1")
+		if got := r.routes.flushes(); !slices.Equal(got, []netip.Addr{isp1Addr, isp2Addr}) {
+			t.Errorf("flushes %v, want isp1's at the failover and isp2's at the failback", got)
+		}
+		if n := len(r.pins.plans); n != 0 {
+			t.Errorf("pinning is off but the table was applied %d times", n)
+		}
+		r.close()
+	})
+}
+
+func TestAGracefulDrainMovesNewTrafficAndKeepsConnectionsButDrainNowMovesThemToo(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := startRig(t, twoISPs)
+		if err := r.e.Drain("isp1", true, false); err != nil {
+			t.Fatal(err)
+		}
+		r.wantActive("isp2")
+		if len(r.routes.flushes()) != 0 {
+			t.Errorf("a graceful drain flushed NAT: %v", r.routes.flushes())
+		}
+		if err := r.e.Drain("isp1", true, true); err != nil {
+			t.Fatal(err)
+		}
+		if got := r.routes.flushes(); !slices.Equal(got, []netip.Addr{isp1Addr}) {
+			t.Errorf("drain --now flushed %v, want isp1's address", got)
+		}
+		if err := r.e.Drain("isp1", false, false); err != nil {
+			t.Fatal(err)
+		}
+		r.wantActive("isp1")
+		if err := r.e.Drain("nope", true, false); !errors.Is(err, control.ErrUnknownUplink) {
+			t.Errorf("draining an unknown uplink: %v", err)
+		}
+		want := []string{"active → isp1", "drain isp1", "active → isp2", "drain isp1", "undrain isp1", "active → isp1"}
+		got := slices.DeleteFunc(r.kinds(), func(s string) bool { return strings.HasPrefix(s, "state") })
+		if !slices.Equal(got, want) {
+			t.Errorf("events %v, want %v", got, want)
+		}
+		r.close()
+	})
+}
+
+const withServices = twoISPs + `
+[[service]]
+name = "voip"
+proto = "udp"
+ports = [5060]
+uplinks = ["isp2", "isp1"]
+[[service]]
+name = "backup"
+dst = ["203.0.113.0/24"]
+uplinks = ["isp2"]
+fallback = false
+`
+
+func TestServicesFollowTheirListAndOneWithoutFallbackIsBlocked(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := startRig(t, withServices)
+		svc := func() (voip, backup string) {
+			for _, s := range r.pins.last().Services {
+				v := "balanced"
+				switch {
+				case s.Block:
+					v = "blocked"
+				case s.Mark == 0x100:
+					v = "isp1"
+				case s.Mark == 0x200:
+					v = "isp2"
+				}
+				if s.Name == "voip" {
+					voip = v
+				} else {
+					backup = v
+				}
+			}
+			return
+		}
+		if v, b := svc(); v != "isp2" || b != "isp2" {
+			t.Errorf("with both up: voip %s, backup %s; want both on isp2", v, b)
+		}
+		r.rounds("isp2", false, 3)
+		if v, b := svc(); v != "isp1" || b != "blocked" {
+			t.Errorf("with isp2 down: voip %s, backup %s; want voip on isp1 and backup blocked", v, b)
+		}
+		r.close()
+	})
+}
+
+func TestAFailedApplyIsRetriedAndLoggedOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := startRig(t, twoISPs)
+		r.routes.failNext = 5
+		r.rounds("isp1", false, 3)
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		r.wantActive("isp2")
+		if n := strings.Count(r.logs.String(), "routing apply failed"); n != 1 {
+			t.Errorf("the same failure was logged %d times, want once", n)
+		}
+		if n := strings.Count(strings.Join(r.kinds(), "\n"), "error"); n != 1 {
+			t.Errorf("%d error events, want 1", n)
+		}
+		if strings.Contains(r.logs.String(), "routing: routing:") {
+			t.Errorf("doubled prefix in the log")
+		}
+		if !strings.Contains(r.logs.String(), "problem resolved") {
+			t.Errorf("the recovery was not logged")
+		}
+		r.close()
+	})
+}
+
+func TestAMissingInterfaceIsOneLineAndADownStateNotAFlood(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := startRig(t, twoISPs)
+		r.routes.setLink("wan1", 1, false)
+		r.kernel <- routing.Event{Kind: routing.LinkDown, Interface: "wan1"}
+		synctest.Wait()
+		for range 100 {
+			r.rounds("isp1", false, 1)
+		}
+		if r.state("isp1") != uplink.Down {
+			t.Fatalf("isp1 is %s, want down", r.state("isp1"))
+		}
+		if reason := r.e.Status().Uplinks[0].Reason; !strings.Contains(reason, "wan1") {
+			t.Errorf("reason %q does not name the interface", reason)
+		}
+		if n := strings.Count(r.logs.String(), "level=ERROR") + strings.Count(r.logs.String(), "level=WARN"); n > 2 {
+			t.Errorf("%d warnings and errors for one missing interface over 100 rounds:\n%s", n, r.logs.String())
+		}
+		r.close()
+	})
+}
+
+func TestCarrierLossMovesTrafficWithoutWaitingForProbes(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := startRig(t, twoISPs)
+		r.routes.mu.Lock()
+		l := r.routes.links["wan1"]
+		l.Carrier = false
+		r.routes.links["wan1"] = l
+		r.routes.mu.Unlock()
+		r.kernel <- routing.Event{Kind: routing.CarrierLost, Interface: "wan1"}
+		synctest.Wait()
+		r.wantActive("isp2")
+		if reason := r.e.Status().Uplinks[0].Reason; reason != "carrier lost on wan1" {
+			t.Errorf("reason %q", reason)
+		}
+		r.close()
+	})
+}
+
+func TestABurstOfDeletionsIsOneRepairAndOurOwnEchoesDoNotWarn(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := startRig(t, twoISPs)
+		before := r.routes.applies()
+		for range 50 {
+			r.kernel <- routing.Event{Kind: routing.OwnedDeleted, Detail: "rule 1010"}
+		}
+		time.Sleep(time.Second)
+		synctest.Wait()
+		if n := r.routes.applies() - before; n != 1 {
+			t.Errorf("50 deletion events made %d applies, want 1", n)
+		}
+		if strings.Contains(r.logs.String(), "level=WARN") {
+			t.Errorf("nothing was missing (our own deletions), yet it warned:\n%s", r.logs.String())
+		}
+		r.close()
+	})
+}
+
+func TestAFightOverARuleIsRateLimitedAndNamed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := startRig(t, twoISPs)
+		before := r.routes.applies()
+		for range 600 { // someone deletes a rule every 10 ms for 6 s
+			r.routes.mu.Lock()
+			r.routes.applied = "" // the kernel lost something: the repair restores it
+			r.routes.mu.Unlock()
+			r.kernel <- routing.Event{Kind: routing.OwnedDeleted, Detail: "rule 1010"}
+			time.Sleep(10 * time.Millisecond)
+			synctest.Wait()
+		}
+		n := r.routes.applies() - before
+		if n > 20 {
+			t.Errorf("600 deletions in 6 s made %d repairs, want at most 20 (rate-limited)", n)
+		}
+		if !strings.Contains(r.logs.String(), "keeps deleting") {
+			t.Errorf("the fight was not named in the log")
+		}
+		t.Logf("600 deletions in 6 s: %d repairs", n)
+		r.close()
+	})
+}
+
+func TestStatusCountsConnectionsAtABoundedRate(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := startRig(t, twoISPs)
+		for range 100 {
+			if c := r.e.Status().Uplinks[0].Connections; c != 7 {
+				t.Fatalf("isp1 has %d connections, want 7", c)
+			}
+		}
+		if r.pins.walks != 1 {
+			t.Errorf("100 status requests walked conntrack %d times, want once", r.pins.walks)
+		}
+		time.Sleep(countsMaxAge)
+		r.e.Status()
+		synctest.Wait()
+		if r.pins.walks != 2 {
+			t.Errorf("after %s: %d walks, want 2", countsMaxAge, r.pins.walks)
+		}
+		r.close()
+	})
+}

@@ -1,0 +1,208 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/uplinkd/uplinkd/internal/api"
+	"github.com/uplinkd/uplinkd/routing"
+	"github.com/uplinkd/uplinkd/uplink"
+	"github.com/uplinkd/uplinkd/uplink/config"
+)
+
+func timeNow() time.Time { return time.Now() }
+
+// twoISPs is the configuration of most tests: isp1 preferred, isp2 the backup, fast probes.
+const twoISPs = `
+[daemon]
+socket = "/run/uplinkd-test.sock"
+[defaults]
+targets = ["192.0.2.53", "198.51.100.53", "203.0.113.53"]
+interval = "100ms"
+timeout = "200ms"
+down_after = 3
+up_after = 3
+hold_down = "1s"
+max_hold_down = "10s"
+[[uplink]]
+name = "isp1"
+interface = "wan1"
+priority = 1
+[[uplink]]
+name = "isp2"
+interface = "wan2"
+priority = 2
+`
+
+// rig is an engine on fakes inside a synctest bubble: time is fake, the test feeds probe
+// rounds and kernel events and reads what the engine did to the fakes.
+type rig struct {
+	t      *testing.T
+	e      *Engine
+	path   string
+	routes *fakeRoutes
+	pins   *fakePins
+	probes *fakeProbers
+	notify *fakeNotifier
+	kernel chan routing.Event
+	damage chan struct{}
+	logs   *lockedBuffer
+	stop   context.CancelFunc
+	done   chan error
+
+	mu     sync.Mutex
+	events []api.Event
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startRig writes cfg to a file, starts an engine on it and lets it reach its first verdict
+// with every uplink answering.
+func startRig(t *testing.T, cfg string) *rig {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "uplinkd.toml")
+	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rig{t: t, path: path, routes: newFakeRoutes(), pins: &fakePins{counts: map[uint32]int{0x100: 7}},
+		probes: newFakeProbers(), notify: &fakeNotifier{}, kernel: make(chan routing.Event, 16),
+		damage: make(chan struct{}, 1), logs: &lockedBuffer{}, done: make(chan error, 1)}
+	for i, u := range c.Uplinks {
+		r.routes.setLink(u.Interface, i+1, true)
+	}
+	e, err := New(Options{Config: c, Load: config.Load, Routes: r.routes, Pins: r.pins,
+		StartProber: r.probes.start, Notifier: r.notify, Version: "test",
+		Log:          slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+		KernelEvents: r.kernel, PinDamage: r.damage})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.e = e
+	ctx, cancel := context.WithCancel(context.Background())
+	r.stop = cancel
+	go func() { r.done <- e.Run(ctx) }()
+	synctest.Wait()
+	events := e.Subscribe(ctx)
+	go func() {
+		for ev := range events {
+			r.mu.Lock()
+			r.events = append(r.events, ev)
+			r.mu.Unlock()
+		}
+	}()
+	for _, u := range c.Uplinks {
+		r.probes.round(u.Name, true)
+	}
+	time.Sleep(time.Second) // fake time: past the first verdict
+	synctest.Wait()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("engine log:\n%s", r.logs.String())
+		}
+	})
+	return r
+}
+
+// close stops the engine and returns Run's error.
+func (r *rig) close() error {
+	r.stop()
+	return <-r.done
+}
+
+// rounds feeds n rounds of uplink name, one per 100 ms of fake time, and lets the engine act.
+func (r *rig) rounds(name string, ok bool, n int) {
+	for range n {
+		r.probes.round(name, ok)
+		time.Sleep(100 * time.Millisecond)
+		synctest.Wait()
+	}
+}
+
+func (r *rig) wantActive(want ...string) {
+	r.t.Helper()
+	if got := r.e.Status().Active; !slices.Equal(got, want) {
+		r.t.Fatalf("active %v, want %v", got, want)
+	}
+	var ifs []string
+	for _, name := range want {
+		for _, u := range r.e.Status().Uplinks {
+			if u.Name == name {
+				ifs = append(ifs, u.Interface)
+			}
+		}
+	}
+	if got := r.routes.active(); !slices.Equal(got, ifs) {
+		r.t.Fatalf("the kernel's active route goes via %v, want %v", got, ifs)
+	}
+}
+
+func (r *rig) state(name string) uplink.State {
+	for _, u := range r.e.Status().Uplinks {
+		if u.Name == name {
+			return u.State
+		}
+	}
+	r.t.Fatalf("no uplink %q in the status", name)
+	return 0
+}
+
+func (r *rig) kinds() []string {
+	synctest.Wait() // the subscriber has taken every event published so far
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, ev := range r.events {
+		s := string(ev.Kind)
+		if ev.Uplink != "" {
+			s += " " + ev.Uplink
+		}
+		if ev.To != "" {
+			s += " → " + ev.To
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// rewrite replaces the configuration file (for a reload).
+func (r *rig) rewrite(old, new string) {
+	r.t.Helper()
+	b, err := os.ReadFile(r.path)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	if !strings.Contains(string(b), old) {
+		r.t.Fatalf("the configuration has no %q", old)
+	}
+	if err := os.WriteFile(r.path, []byte(strings.Replace(string(b), old, new, 1)), 0o644); err != nil {
+		r.t.Fatal(err)
+	}
+}
