@@ -10,7 +10,7 @@ const (
 	// repairGap is the least time between two repairs while someone keeps deleting our
 	// entries; it doubles with every repair that restored something, up to maxRepairGap, and
 	// falls back after a quiet fightMemory.
-	repairGap    = 50 * time.Millisecond
+	repairGap = 50 * time.Millisecond
 	// repairSettle is how long a repair waits for the rest of a burst of deletions (a flush
 	// of many rules is many events): a single deletion is repaired within it.
 	repairSettle = 20 * time.Millisecond
