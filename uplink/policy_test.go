@@ -1,0 +1,67 @@
+package uplink
+
+import (
+	"slices"
+	"testing"
+)
+
+func TestDecide(t *testing.T) {
+	up := func(name string, prio int) Candidate { return Candidate{Name: name, Priority: prio, Weight: 1, State: Up} }
+	with := func(c Candidate, f func(*Candidate)) Candidate { f(&c); return c }
+	down := func(c *Candidate) { c.State = Down }
+	drained := func(c *Candidate) { c.Drained = true }
+	drainNow := func(c *Candidate) { c.Drained, c.DrainNow = true, true }
+	voip := Service{Name: "voip", Uplinks: []string{"isp2", "isp1"}, Fallback: true}
+	metered := Service{Name: "backup", Uplinks: []string{"lte"}, Fallback: false}
+	tests := []struct {
+		name     string
+		cands    []Candidate
+		pinning  bool
+		active   []string
+		live     []string
+		services []ServiceChoice
+	}{
+		{"with pinning a backup tier keeps its connections while the primary carries new ones",
+			[]Candidate{up("isp1", 1), up("isp2", 2)}, true, []string{"isp1"}, []string{"isp1", "isp2"}, nil},
+		{"without pinning only the active uplinks carry connections",
+			[]Candidate{up("isp1", 1), up("isp2", 2)}, false, []string{"isp1"}, []string{"isp1"}, nil},
+		{"a down uplink is never live",
+			[]Candidate{with(up("isp1", 1), down), up("isp2", 2)}, true, []string{"isp2"}, []string{"isp2"}, nil},
+		{"a gracefully drained uplink keeps its connections",
+			[]Candidate{with(up("isp1", 1), drained), up("isp2", 2)}, true, []string{"isp2"}, []string{"isp1", "isp2"}, nil},
+		{"drained --now, its connections move too",
+			[]Candidate{with(up("isp1", 1), drainNow), up("isp2", 2)}, true, []string{"isp2"}, []string{"isp2"}, nil},
+		{"when everything is down the kept primary tier is live",
+			[]Candidate{with(up("isp1", 1), down), with(up("isp2", 2), down)}, true, []string{"isp1"}, []string{"isp1"}, nil},
+		{"a service takes the first up uplink of its list",
+			[]Candidate{up("isp1", 1), up("isp2", 2), up("lte", 3)}, true, []string{"isp1"}, []string{"isp1", "isp2", "lte"},
+			[]ServiceChoice{{Service: "voip", Uplink: "isp2"}, {Service: "backup", Uplink: "lte"}}},
+		{"a service falls back along its list, and one without fallback is blocked",
+			[]Candidate{up("isp1", 1), with(up("isp2", 2), down), with(up("lte", 3), down)}, true, []string{"isp1"}, []string{"isp1"},
+			[]ServiceChoice{{Service: "voip", Uplink: "isp1"}, {Service: "backup", Block: true}}},
+		{"a drained uplink takes no service traffic",
+			[]Candidate{up("isp1", 1), with(up("isp2", 2), drained), with(up("lte", 3), drained)}, true, []string{"isp1"}, []string{"isp1", "isp2", "lte"},
+			[]ServiceChoice{{Service: "voip", Uplink: "isp1"}, {Service: "backup", Block: true}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var svcs []Service
+			if tt.services != nil {
+				svcs = []Service{voip, metered}
+			}
+			d := Decide(tt.cands, svcs, tt.pinning)
+			if !slices.Equal(d.Active, tt.active) || !slices.Equal(d.Live, tt.live) || !slices.Equal(d.Services, tt.services) {
+				t.Errorf("got active %v live %v services %+v\nwant active %v live %v services %+v", d.Active, d.Live, d.Services, tt.active, tt.live, tt.services)
+			}
+		})
+	}
+}
+
+func TestDepartedListsUplinksThatStoppedBeingLive(t *testing.T) {
+	if got := Departed([]string{"isp1", "isp2"}, []string{"isp2", "lte"}); !slices.Equal(got, []string{"isp1"}) {
+		t.Errorf("got %v", got)
+	}
+	if got := Departed(nil, []string{"isp1"}); got != nil {
+		t.Errorf("nothing was live before, yet %v departed", got)
+	}
+}
