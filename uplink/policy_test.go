@@ -6,7 +6,9 @@ import (
 )
 
 func TestDecide(t *testing.T) {
-	up := func(name string, prio int) Candidate { return Candidate{Name: name, Priority: prio, Weight: 1, State: Up} }
+	up := func(name string, prio int) Candidate {
+		return Candidate{Name: name, Priority: prio, Weight: 1, State: Up}
+	}
 	with := func(c Candidate, f func(*Candidate)) Candidate { f(&c); return c }
 	down := func(c *Candidate) { c.State = Down }
 	drained := func(c *Candidate) { c.Drained = true }
