@@ -159,14 +159,19 @@ func startMonitor(t *testing.T, g gateway) <-chan Event {
 	ctx, cancel := context.WithCancel(context.Background())
 	events := make(chan Event, 64)
 	done := make(chan error, 1)
-	go func() { done <- NewMonitor(g.ns, Settings{}, nil).Run(ctx, events) }()
+	m := NewMonitor(g.ns, Settings{}, nil)
+	go func() { done <- m.Run(ctx, events) }()
 	t.Cleanup(func() {
 		cancel()
 		if err := <-done; err != context.Canceled {
 			t.Errorf("monitor ended with %v, want context.Canceled", err)
 		}
 	})
-	time.Sleep(200 * time.Millisecond) // let the subscriptions settle before the test acts
+	select {
+	case <-m.Subscribed():
+	case err := <-done:
+		t.Fatalf("the monitor did not subscribe: %v", err)
+	}
 	return events
 }
 

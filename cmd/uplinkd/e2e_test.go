@@ -119,8 +119,7 @@ func TestOneTargetDroppingICMPDoesNotCauseAFailover(t *testing.T) {
 	}
 	d := startDaemon(t, lab, fastConfig())
 	d.waitActive(5*time.Second, "isp1")
-	time.Sleep(3 * time.Second) // 30 rounds
-	st := d.status()
+	st := d.waitFor("a full window of rounds", 10*time.Second, func(st api.Status) bool { return st.Uplinks[0].Targets[2].Samples >= 20 })
 	if st.Uplinks[0].State != uplink.Up || !slices.Equal(st.Active, []string{"isp1"}) {
 		t.Errorf("isp1 %s, active %v; want up and active", st.Uplinks[0].State, st.Active)
 	}

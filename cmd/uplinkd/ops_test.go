@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/internal/control"
 	"github.com/uplinkd/uplinkd/internal/netlab"
 	"github.com/uplinkd/uplinkd/uplink"
@@ -33,10 +34,7 @@ func TestADrainedUplinkCarriesNoLANTrafficAndTheDrainSurvivesAReload(t *testing.
 	if err := d.client.Reload(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.proc.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(300 * time.Millisecond)
+	d.hangup("configuration reloaded")
 	if st := d.status(); !st.Uplinks[0].Drained || !slices.Equal(st.Active, []string{"isp2"}) {
 		t.Errorf("after reloads: drained=%v active=%v", st.Uplinks[0].Drained, st.Active)
 	}
@@ -69,10 +67,7 @@ func TestABadReloadIsRefusedAndLeavesRoutingAndHealthUntouched(t *testing.T) {
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != 422 || !strings.Contains(apiErr.Message, "weight: 0 is outside 1..256") {
 		t.Fatalf("reload of a bad config: %v, want a 422 naming the key", err)
 	}
-	if err := d.proc.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	time.Sleep(300 * time.Millisecond)
+	d.hangup("refused: ")
 	if after := routingText(t, lab); after != before {
 		t.Errorf("routing changed after a refused reload:\nbefore:\n%s\nafter:\n%s", before, after)
 	}
@@ -141,4 +136,18 @@ func routingText(t *testing.T, lab *netlab.Lab) string {
 		b.Write(out)
 	}
 	return b.String()
+}
+
+// hangup sends SIGHUP and waits for the reload event whose reason starts with reason.
+func (d *labDaemon) hangup(reason string) {
+	d.t.Helper()
+	sent := time.Now()
+	if err := d.proc.Signal(syscall.SIGHUP); err != nil {
+		d.t.Fatal(err)
+	}
+	if _, err := d.d.WaitEvent(context.Background(), 5*time.Second, sent, "the SIGHUP reload", func(ev api.Event) bool {
+		return ev.Kind == api.KindReload && strings.HasPrefix(ev.Reason, reason)
+	}); err != nil {
+		d.t.Fatal(err)
+	}
 }
