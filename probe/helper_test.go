@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/uplinkd/uplinkd/internal/netlab"
+	"github.com/uplinkd/uplinkd/internal/testkit"
 	"github.com/uplinkd/uplinkd/uplink"
 )
 
@@ -132,7 +133,7 @@ func roundsIn(t *testing.T, l *netlab.Lab, role string, reqs []helperRequest) []
 // families); a third mark 0x300 → table 203 holds only an unreachable default.
 func policyLab(t *testing.T, opts netlab.Options) *netlab.Lab {
 	t.Helper()
-	l := netlab.ForTest(t, opts)
+	l := testkit.Lab(t, opts)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var cmds [][]string

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"net/netip"
 	"testing"
+
+	"github.com/uplinkd/uplinkd/internal/testkit"
 )
 
 // Benchmarks of a failover (active set change) and a full resync (apply onto an empty
@@ -94,7 +96,7 @@ func BenchmarkFailover(b *testing.B) {
 			benchFailover(b, r, n)
 		})
 		b.Run(fmt.Sprintf("kernel/uplinks=%d", n), func(b *testing.B) {
-			needRoot(b)
+			testkit.NeedRoot(b)
 			benchFailover(b, benchLab(b, n), n)
 		})
 	}
@@ -107,7 +109,7 @@ func BenchmarkResync(b *testing.B) {
 			benchResync(b, r, n)
 		})
 		b.Run(fmt.Sprintf("kernel/uplinks=%d", n), func(b *testing.B) {
-			needRoot(b)
+			testkit.NeedRoot(b)
 			benchResync(b, benchLab(b, n), n)
 		})
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/uplinkd/uplinkd/internal/netlab"
+	"github.com/uplinkd/uplinkd/internal/testkit"
 )
 
 // Root-only tests against the real kernel, each in namespaces it builds (see netns_test.go).
@@ -28,7 +29,7 @@ func wantContains(t *testing.T, what, got string, wants ...string) {
 }
 
 func TestKernelHoldsThePlanAndFailsOver(t *testing.T) {
-	needRoot(t)
+	testkit.NeedRoot(t)
 	g := newGateway(t)
 	r := NewRouter(g.h, Settings{}, nil)
 
@@ -113,7 +114,7 @@ func TestKernelHoldsThePlanAndFailsOver(t *testing.T) {
 }
 
 func TestForeignEntriesAreUntouched(t *testing.T) {
-	needRoot(t)
+	testkit.NeedRoot(t)
 	g := newGateway(t)
 	g.foreignEntries(t)
 	before := g.snapshot(t)
@@ -176,7 +177,7 @@ func startMonitor(t *testing.T, g gateway) <-chan Event {
 }
 
 func TestMonitorDrivesRepairAndRelearning(t *testing.T) {
-	needRoot(t)
+	testkit.NeedRoot(t)
 	g := newGateway(t)
 	r := NewRouter(g.h, Settings{}, nil)
 	ups := labUplinks()
@@ -258,7 +259,7 @@ func TestMonitorDrivesRepairAndRelearning(t *testing.T) {
 // to a server behind each uplink; static SNAT to each uplink's address. Flushing isp2's address
 // removes exactly isp2's entries.
 func TestFlushSNATRemovesOnlyThatUplinksEntries(t *testing.T) {
-	needRoot(t)
+	testkit.NeedRoot(t)
 	g := newGateway(t)
 	lan := newNS(t, "c")
 	veth(t, g.gw, "lan0", lan, "eth0")

@@ -16,13 +16,6 @@ import (
 // namespaces created here; nothing touches the root namespace (links are created directly in
 // their namespace with `ip -n`).
 
-func needRoot(tb testing.TB) {
-	tb.Helper()
-	if os.Geteuid() != 0 {
-		tb.Skip("needs root: builds network namespaces")
-	}
-}
-
 var nsSeq atomic.Int32
 
 // newNS creates a namespace with a short name unique to this process and removes it when the

@@ -1,15 +1,13 @@
 package routing
 
 import (
-	"flag"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
+	"github.com/uplinkd/uplinkd/internal/testkit"
+)
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
 
@@ -53,19 +51,7 @@ func TestPlanGolden(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(strings.ReplaceAll(tt.name, "-", " "), func(t *testing.T) {
 			got := NewPlan(tt.s, tt.uplinks, tt.active).String()
-			path := filepath.Join("testdata", tt.name+".golden")
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("read golden file (run with -update to create): %v", err)
-			}
-			if got != string(want) {
-				t.Errorf("plan differs from %s\n--- got\n%s--- want\n%s", path, got, want)
-			}
+			testkit.Golden(t, filepath.Join("testdata", tt.name+".golden"), []byte(got))
 		})
 	}
 }

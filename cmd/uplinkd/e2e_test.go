@@ -10,11 +10,12 @@ import (
 
 	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/internal/netlab"
+	"github.com/uplinkd/uplinkd/internal/testkit"
 	"github.com/uplinkd/uplinkd/uplink"
 )
 
 func TestSilentFailureMovesTheLANToISP2AndFailsBack(t *testing.T) {
-	lab := netlab.ForTest(t, netlab.Options{Servers: true})
+	lab := testkit.Lab(t, netlab.Options{Servers: true})
 	d := startDaemon(t, lab, fastConfig())
 	d.waitActive(5*time.Second, "isp1")
 	if via := viaTCP(t, lab); via != netlab.GWWAN1Addr4.String() {
@@ -62,7 +63,7 @@ func TestSilentFailureMovesTheLANToISP2AndFailsBack(t *testing.T) {
 }
 
 func TestCarrierLossFailsOverWithoutWaitingForProbes(t *testing.T) {
-	lab := netlab.ForTest(t, netlab.Options{Servers: true})
+	lab := testkit.Lab(t, netlab.Options{Servers: true})
 	cfg := fastConfig()
 	cfg.Interval, cfg.Timeout, cfg.DownAfter = time.Second, 2*time.Second, 10 // probes alone would take 10 s
 	d := startDaemon(t, lab, cfg)
@@ -84,7 +85,7 @@ func TestCarrierLossFailsOverWithoutWaitingForProbes(t *testing.T) {
 }
 
 func TestWhenBothISPsFailTheDaemonKeepsTheDefaultRoute(t *testing.T) {
-	lab := netlab.ForTest(t, netlab.Options{Servers: true})
+	lab := testkit.Lab(t, netlab.Options{Servers: true})
 	d := startDaemon(t, lab, fastConfig())
 	d.waitActive(5*time.Second, "isp1")
 	for isp := 1; isp <= 2; isp++ {
@@ -113,7 +114,7 @@ func TestWhenBothISPsFailTheDaemonKeepsTheDefaultRoute(t *testing.T) {
 }
 
 func TestOneTargetDroppingICMPDoesNotCauseAFailover(t *testing.T) {
-	lab := netlab.ForTest(t, netlab.Options{})
+	lab := testkit.Lab(t, netlab.Options{})
 	if err := lab.DropICMP(netlab.Targets4[2]); err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +133,7 @@ func TestOneTargetDroppingICMPDoesNotCauseAFailover(t *testing.T) {
 }
 
 func TestThirtyPercentLossDegradesWithoutFlapping(t *testing.T) {
-	lab := netlab.ForTest(t, netlab.Options{})
+	lab := testkit.Lab(t, netlab.Options{})
 	d := startDaemon(t, lab, fastConfig())
 	d.waitActive(5*time.Second, "isp1")
 	if err := lab.Break(1, netlab.Loss30); err != nil {
@@ -149,7 +150,7 @@ func TestThirtyPercentLossDegradesWithoutFlapping(t *testing.T) {
 }
 
 func TestStaticSNATFlowRecoversAfterFailover(t *testing.T) {
-	lab := netlab.ForTest(t, netlab.Options{Servers: true, NAT: netlab.NATSNAT})
+	lab := testkit.Lab(t, netlab.Options{Servers: true, NAT: netlab.NATSNAT})
 	d := startDaemon(t, lab, fastConfig())
 	d.waitActive(5*time.Second, "isp1")
 	flow, err := lab.StartFlow(netlab.FlowOptions{})
@@ -179,7 +180,7 @@ func TestStaticSNATFlowRecoversAfterFailover(t *testing.T) {
 }
 
 func TestProbesOfTheInactiveUplinkLeaveThroughIt(t *testing.T) {
-	lab := netlab.ForTest(t, netlab.Options{})
+	lab := testkit.Lab(t, netlab.Options{})
 	d := startDaemon(t, lab, fastConfig())
 	d.waitActive(5*time.Second, "isp1")
 	before, err := lab.Counters(2)
@@ -204,7 +205,7 @@ func TestProbesOfTheInactiveUplinkLeaveThroughIt(t *testing.T) {
 }
 
 func TestIPv6FollowsTheFailoverLikeIPv4(t *testing.T) {
-	lab := netlab.ForTest(t, netlab.Options{Servers: true})
+	lab := testkit.Lab(t, netlab.Options{Servers: true})
 	d := startDaemon(t, lab, fastConfig())
 	d.waitActive(5*time.Second, "isp1")
 	via6 := func() string {

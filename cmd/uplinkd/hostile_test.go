@@ -7,6 +7,7 @@ import (
 
 	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/internal/netlab"
+	"github.com/uplinkd/uplinkd/internal/testkit"
 	"github.com/uplinkd/uplinkd/uplink"
 )
 
@@ -22,7 +23,7 @@ func complaints(out, about string) int {
 }
 
 func TestAMissingInterfaceIsOneLineAndADownStateNotALogFlood(t *testing.T) {
-	lab := netlab.ForTest(t, netlab.Options{})
+	lab := testkit.Lab(t, netlab.Options{})
 	cfg := fastConfig()
 	cfg.Extra = "\n[[uplink]]\nname = \"ppp\"\ninterface = \"ppp0\"\ngateway = \"192.0.2.254\"\npriority = 3\n"
 	d := startDaemon(t, lab, cfg)
@@ -45,7 +46,7 @@ func TestAMissingInterfaceIsOneLineAndADownStateNotALogFlood(t *testing.T) {
 }
 
 func TestARuleDeletedInALoopIsRepairedAtABoundedRate(t *testing.T) {
-	lab := netlab.ForTest(t, netlab.Options{})
+	lab := testkit.Lab(t, netlab.Options{})
 	d := startDaemon(t, lab, fastConfig())
 	d.waitActive(5*time.Second, "isp1")
 	owned := routingText(t, lab)

@@ -11,6 +11,7 @@ import (
 	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/internal/control"
 	"github.com/uplinkd/uplinkd/internal/netlab"
+	"github.com/uplinkd/uplinkd/internal/testkit"
 	"github.com/uplinkd/uplinkd/uplink"
 )
 
@@ -18,9 +19,9 @@ import (
 // lab. They need root; without it they skip.
 
 // uplinkdBinary builds cmd/uplinkd once per test run.
-func uplinkdBinary(t *testing.T) string { return netlab.UplinkdForTest(t) }
+func uplinkdBinary(t *testing.T) string { return testkit.Uplinkd(t) }
 
-func TestMain(m *testing.M) { netlab.RunTests(m) }
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 // labDaemon is uplinkd running in a lab's gateway namespace (netlab.Daemon), with t-based
 // helpers: a failed wait ends the test.

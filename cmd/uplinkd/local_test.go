@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/uplinkd/uplinkd/internal/netlab"
+	"github.com/uplinkd/uplinkd/internal/testkit"
 )
 
 // The gateway does not NAT its own traffic (the lab's, like many real ones): a local connection
@@ -17,7 +18,7 @@ import (
 // other ISP drops it (the lab's ISPs filter foreign sources, BCP 38). So every connection from
 // either address must work, and the server must see that very address.
 func TestTheGatewaysOwnConnectionsLeaveThroughTheirSourceAddresssUplink(t *testing.T) {
-	lab := netlab.ForTest(t, netlab.Options{Servers: true})
+	lab := testkit.Lab(t, netlab.Options{Servers: true})
 	cfg := fastConfig()
 	cfg.SameTier = true // two active uplinks: new connections are balanced 1:1
 	d := startDaemon(t, lab, cfg)

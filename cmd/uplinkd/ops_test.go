@@ -13,11 +13,12 @@ import (
 	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/internal/control"
 	"github.com/uplinkd/uplinkd/internal/netlab"
+	"github.com/uplinkd/uplinkd/internal/testkit"
 	"github.com/uplinkd/uplinkd/uplink"
 )
 
 func TestADrainedUplinkCarriesNoLANTrafficAndTheDrainSurvivesAReload(t *testing.T) {
-	lab := netlab.ForTest(t, netlab.Options{Servers: true})
+	lab := testkit.Lab(t, netlab.Options{Servers: true})
 	d := startDaemon(t, lab, fastConfig())
 	d.waitActive(5*time.Second, "isp1")
 	ctx := context.Background()
@@ -48,7 +49,7 @@ func TestADrainedUplinkCarriesNoLANTrafficAndTheDrainSurvivesAReload(t *testing.
 }
 
 func TestABadReloadIsRefusedAndLeavesRoutingAndHealthUntouched(t *testing.T) {
-	lab := netlab.ForTest(t, netlab.Options{})
+	lab := testkit.Lab(t, netlab.Options{})
 	d := startDaemon(t, lab, fastConfig())
 	d.waitActive(5*time.Second, "isp1")
 	before := routingText(t, lab)
@@ -91,7 +92,7 @@ func TestABadReloadIsRefusedAndLeavesRoutingAndHealthUntouched(t *testing.T) {
 }
 
 func TestTheAPIRefusesUnknownUplinks(t *testing.T) {
-	lab := netlab.ForTest(t, netlab.Options{})
+	lab := testkit.Lab(t, netlab.Options{})
 	d := startDaemon(t, lab, fastConfig())
 	err := d.client.Drain(context.Background(), "isp9", false)
 	var apiErr *control.APIError
@@ -101,7 +102,7 @@ func TestTheAPIRefusesUnknownUplinks(t *testing.T) {
 }
 
 func TestAStoppedDaemonLeavesRoutingInPlaceAndCleanupRemovesIt(t *testing.T) {
-	lab := netlab.ForTest(t, netlab.Options{})
+	lab := testkit.Lab(t, netlab.Options{})
 	foreign := routingText(t, lab)
 	d := startDaemon(t, lab, fastConfig())
 	d.waitActive(5*time.Second, "isp1")

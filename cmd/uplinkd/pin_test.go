@@ -9,6 +9,7 @@ import (
 
 	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/internal/netlab"
+	"github.com/uplinkd/uplinkd/internal/testkit"
 	"github.com/uplinkd/uplinkd/uplink"
 )
 
@@ -24,7 +25,7 @@ func chatVia(t *testing.T, c *netlab.Chat) string {
 }
 
 func chatLab(t *testing.T) *netlab.Lab {
-	lab := netlab.ForTest(t, netlab.Options{Servers: true})
+	lab := testkit.Lab(t, netlab.Options{Servers: true})
 	if err := lab.StartChat(); err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +103,7 @@ func TestAConnectionOnAHealthyUplinkSurvivesAReloadAndTheOtherUplinksFailure(t *
 }
 
 func TestWeightsThreeToOneSplitNewConnectionsAndNoneChangesUplink(t *testing.T) {
-	lab := netlab.ForTest(t, netlab.Options{Servers: true})
+	lab := testkit.Lab(t, netlab.Options{Servers: true})
 	cfg := fastConfig()
 	cfg.SameTier = true
 	cfg.Weights = [2]int{3, 1}

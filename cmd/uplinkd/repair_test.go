@@ -11,10 +11,11 @@ import (
 	"time"
 
 	"github.com/uplinkd/uplinkd/internal/netlab"
+	"github.com/uplinkd/uplinkd/internal/testkit"
 )
 
 func TestADeletedOwnedRuleAndTheNftablesTableAreRestored(t *testing.T) {
-	lab := netlab.ForTest(t, netlab.Options{})
+	lab := testkit.Lab(t, netlab.Options{})
 	d := startDaemon(t, lab, fastConfig())
 	d.waitActive(5*time.Second, "isp1")
 	ctx := context.Background()
@@ -37,7 +38,7 @@ func TestADeletedOwnedRuleAndTheNftablesTableAreRestored(t *testing.T) {
 }
 
 func TestARestartedDaemonAdoptsItsEntriesAndCleanupRemovesThemAll(t *testing.T) {
-	lab := netlab.ForTest(t, netlab.Options{})
+	lab := testkit.Lab(t, netlab.Options{})
 	foreignRouting := routingText(t, lab)
 	foreignNft := gwExec(t, lab, "nft", "list", "ruleset")
 	first := startDaemon(t, lab, fastConfig())
@@ -74,7 +75,7 @@ func TestARestartedDaemonAdoptsItsEntriesAndCleanupRemovesThemAll(t *testing.T) 
 // A member of the socket's group may read the real daemon's status but not change anything:
 // the daemon checks the peer's credentials (SO_PEERCRED).
 func TestANonRootPeerMayReadTheStatusButNotDrain(t *testing.T) {
-	lab := netlab.ForTest(t, netlab.Options{})
+	lab := testkit.Lab(t, netlab.Options{})
 	cfg := fastConfig()
 	cfg.SocketGroup = "nogroup" // gid 65534 on Debian
 	d := startDaemon(t, lab, cfg)

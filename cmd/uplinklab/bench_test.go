@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/uplinkd/uplinkd/internal/netlab"
+	"github.com/uplinkd/uplinkd/internal/testkit"
 )
 
 func TestSelectScenarios(t *testing.T) {
@@ -119,7 +120,7 @@ func TestSummarizeKeepsUnmeasuredFiguresOut(t *testing.T) {
 }
 
 func TestOneBenchRunGivesPositiveFiguresAndValidJSON(t *testing.T) {
-	needRootTest(t)
+	testkit.NeedRoot(t)
 	bin := testBinary(t)
 	path := filepath.Join(t.TempDir(), "bench.json")
 	var out, progress bytes.Buffer

@@ -8,22 +8,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/uplinkd/uplinkd/internal/netlab"
+	"github.com/uplinkd/uplinkd/internal/testkit"
 )
 
 // testBinary builds cmd/uplinkd once per test run, for the root tests of demo and bench.
-func testBinary(t *testing.T) string { return netlab.UplinkdForTest(t) }
+func testBinary(t *testing.T) string { return testkit.Uplinkd(t) }
 
-func TestMain(m *testing.M) { netlab.RunTests(m) }
+func TestMain(m *testing.M) { testkit.Main(m) }
 
 // needRootTest skips t unless it runs as root.
-func needRootTest(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip(netlab.SkipReason)
-	}
-}
-
 // labNamespaces lists the namespaces whose names start with prefix-.
 func labNamespaces(t *testing.T, prefix string) []string {
 	t.Helper()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/uplinkd/uplinkd/internal/api"
+	"github.com/uplinkd/uplinkd/internal/testkit"
 )
 
 func TestDemoAndBenchAreCommands(t *testing.T) {
@@ -52,7 +53,7 @@ func TestTimelineStampsEachLineWithTheSecondsSinceTheStart(t *testing.T) {
 }
 
 func TestFastDemoFailsOverFailsBackAndRemovesItsLab(t *testing.T) {
-	needRootTest(t)
+	testkit.NeedRoot(t)
 	bin := testBinary(t)
 	prefix := uniquePrefix("uldemo")
 	var out bytes.Buffer

@@ -1,17 +1,17 @@
-package netlab
+package netlab_test
 
 import (
-	"os"
 	"testing"
+
+	"github.com/uplinkd/uplinkd/internal/netlab"
+	"github.com/uplinkd/uplinkd/internal/testkit"
 )
 
 // BenchmarkNewAndClose builds and removes a whole lab: what every end-to-end test pays.
 func BenchmarkNewAndClose(b *testing.B) {
-	if os.Geteuid() != 0 {
-		b.Skip(SkipReason)
-	}
+	testkit.NeedRoot(b)
 	for b.Loop() {
-		l, err := New(Options{Servers: true})
+		l, err := netlab.New(netlab.Options{Servers: true})
 		if err != nil {
 			b.Fatal(err)
 		}

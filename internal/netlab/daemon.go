@@ -12,7 +12,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"testing"
 	"time"
 
 	"github.com/uplinkd/uplinkd/internal/api"
@@ -73,24 +72,6 @@ func RemoveSharedUplinkd() {
 	if shared.dir != "" {
 		os.RemoveAll(shared.dir)
 	}
-}
-
-// UplinkdForTest is SharedUplinkd for a test: a failed build fails t.
-func UplinkdForTest(t testing.TB) string {
-	t.Helper()
-	bin, err := SharedUplinkd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return bin
-}
-
-// RunTests is a TestMain for packages that use UplinkdForTest: it runs the tests, removes the
-// shared binary and exits.
-func RunTests(m *testing.M) {
-	code := m.Run()
-	RemoveSharedUplinkd()
-	os.Exit(code)
 }
 
 // DaemonOptions shape StartDaemon.
@@ -285,7 +266,9 @@ func (d *Daemon) Stop() error {
 			d.stopEvents()
 			<-d.eventsDone
 		}
-		d.stopErr = d.proc.Stop(stopGrace)
+		if err := d.proc.Stop(stopGrace); err != nil {
+			d.stopErr = fmt.Errorf("%w\nuplinkd's last output:\n%s", err, lastLines(d.proc.Output(), 10))
+		}
 		os.RemoveAll(d.dir)
 	})
 	return d.stopErr

@@ -2,35 +2,8 @@ package netlab
 
 import (
 	"context"
-	"os"
-	"testing"
 	"time"
 )
-
-// SkipReason is the message root-only tests skip with.
-const SkipReason = "needs root: builds network namespaces"
-
-// ForTest builds a lab for t, or skips t when not root. The lab is removed when t ends, and if
-// t failed the gateway's addresses, routes, rules and nftables are logged first.
-func ForTest(t testing.TB, opts Options) *Lab {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip(SkipReason)
-	}
-	l, err := New(opts)
-	if err != nil {
-		t.Fatalf("build lab: %v", err)
-	}
-	t.Cleanup(func() {
-		if t.Failed() {
-			t.Logf("gateway state at failure:\n%s", l.Dump(RoleGW))
-		}
-		if err := l.Close(); err != nil {
-			t.Errorf("remove lab: %v", err)
-		}
-	})
-	return l
-}
 
 // Dump returns what `ip addr`, `ip rule`, `ip route show table all` (both families) and
 // `nft list ruleset` say in role's namespace, for failure reports.
