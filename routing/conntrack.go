@@ -23,11 +23,6 @@ func (r *Router) FlushSNAT(addr netip.Addr) (int, error) {
 	return flushSNAT(r.k, addr)
 }
 
-// FlushSNAT is Router.FlushSNAT in the calling thread's network namespace.
-func FlushSNAT(addr netip.Addr) (int, error) {
-	return flushSNAT(&netlink.Handle{}, addr)
-}
-
 func flushSNAT(k kernel, addr netip.Addr) (int, error) {
 	if !addr.IsValid() {
 		return 0, fmt.Errorf("routing: flush SNAT entries: no address given")

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/uplinkd/uplinkd/uplink"
 	"github.com/vishvananda/netlink"
 )
 
@@ -17,7 +18,7 @@ const (
 	// daemons listed in /etc/iproute2/rt_protos.
 	DefaultProtocol netlink.RouteProtocol = 0x55
 	// DefaultMarkMask is the fwmark mask used when an Uplink has a mark but no mask.
-	DefaultMarkMask uint32 = 0xff00
+	DefaultMarkMask = uplink.MarkMask
 )
 
 // Offsets of the rule slots within the priority band; see the package documentation.

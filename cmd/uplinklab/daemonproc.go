@@ -17,7 +17,7 @@ import (
 // first failed round starts 0–100 ms after the cut, the third 200 ms later, and it times out
 // 200 ms after it started, so 0.4–0.5 s after the cut.
 var (
-	defaultConfig = netlab.DaemonConfig{Interval: 500 * time.Millisecond, Timeout: time.Second, DownAfter: 3, UpAfter: 10}
+	defaultConfig = netlab.DaemonConfig{} // the shipped defaults
 	tunedConfig   = netlab.DaemonConfig{Interval: 100 * time.Millisecond, Timeout: 200 * time.Millisecond, DownAfter: 3, UpAfter: 5}
 )
 

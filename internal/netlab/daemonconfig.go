@@ -4,16 +4,18 @@ import (
 	"fmt"
 	"strings"
 	"time"
+
+	up "github.com/uplinkd/uplinkd/uplink"
 )
 
 // DaemonConfig shapes the uplinkd configuration for a lab.
 type DaemonConfig struct {
 	Socket      string
 	SocketGroup string        // empty: the daemon's default ("uplinkd", which a lab machine may lack)
-	Interval    time.Duration // default 500ms (the shipped default)
-	Timeout     time.Duration // default 1s
-	DownAfter   int           // default 3
-	UpAfter     int           // default 10
+	Interval    time.Duration // zero: the shipped default (uplink.DefaultConfig)
+	Timeout     time.Duration // zero: the shipped default
+	DownAfter   int           // zero: the shipped default
+	UpAfter     int           // zero: the shipped default
 	Weights     [2]int        // default 1, 1
 	SameTier    bool          // both uplinks in tier 1 (load sharing) instead of isp2 as backup
 	Extra       string        // appended verbatim (e.g. more [defaults] keys are not possible here: use fields)
@@ -38,6 +40,7 @@ func (c DaemonConfig) Render() string {
 	for i, t := range Targets4 {
 		targets[i] = fmt.Sprintf("%q", t.String())
 	}
+	def := up.DefaultConfig().Defaults
 	tier2 := 2
 	if c.SameTier {
 		tier2 = 1
@@ -49,8 +52,8 @@ func (c DaemonConfig) Render() string {
 	}
 	b.WriteString("\n")
 	fmt.Fprintf(&b, "[defaults]\ntargets = [%s]\ninterval = %q\ntimeout = %q\ndown_after = %d\nup_after = %d\n\n",
-		strings.Join(targets, ", "), or(c.Interval, 500*time.Millisecond), or(c.Timeout, time.Second),
-		orInt(c.DownAfter, 3), orInt(c.UpAfter, 10))
+		strings.Join(targets, ", "), or(c.Interval, def.Interval), or(c.Timeout, def.Timeout),
+		orInt(c.DownAfter, def.DownAfter), orInt(c.UpAfter, def.UpAfter))
 	fmt.Fprintf(&b, "[[uplink]]\nname = \"isp1\"\ninterface = %q\ngateway6 = %q\npriority = 1\nweight = %d\n\n",
 		IfWAN1, ISP1Addr6, orInt(c.Weights[0], 1))
 	fmt.Fprintf(&b, "[[uplink]]\nname = \"isp2\"\ninterface = %q\ngateway = %q\ngateway6 = %q\npriority = %d\nweight = %d\n",

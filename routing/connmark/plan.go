@@ -13,6 +13,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/uplinkd/uplinkd/uplink"
 )
 
 const (
@@ -20,7 +22,7 @@ const (
 	TableName = "uplinkd"
 	// MarkMask selects the bits of the packet and connection marks that name
 	// an uplink; other bits belong to other software and are preserved.
-	MarkMask uint32 = 0xff00
+	MarkMask = uplink.MarkMask
 )
 
 // Uplink is one uplink as the balancer sees it.
