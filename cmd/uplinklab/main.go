@@ -10,7 +10,8 @@
 //	uplinklab demo  [-fast] [-uplinkd PATH]     narrated failover and failback of uplinkd in a fresh lab
 //	uplinklab bench [-runs 3] [-json FILE] [-only FAULT/NAT/CONFIG] [-idle 30s] [-drain=false]  failover and drain figures
 //
-// One file per sub-command; main only dispatches.
+// main only dispatches: each sub-command lives in its own file (break and heal share faults.go;
+// the benchmark spreads over bench*.go: flags, scenarios, measurement, report, drain).
 package main
 
 import (
