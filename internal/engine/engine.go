@@ -48,6 +48,9 @@ type Options struct {
 	PinDamage <-chan struct{}
 	// Watchdog is the interval of Notifier.Watchdog calls from the loop; 0: none.
 	Watchdog time.Duration
+	// OnRound, if set, sees every probe round the loop takes in (metrics); it runs in the
+	// loop and must not block.
+	OnRound func(uplink string, r uplink.Round)
 }
 
 // Engine is the running daemon's state. Create it with New, run it with Run; Status, Drain,
@@ -160,6 +163,9 @@ func (e *Engine) loop(ctx context.Context) error {
 		case r := <-e.rounds:
 			if r.from.current(r.gen) {
 				r.from.machine.ObserveRound(r.round)
+				if e.opt.OnRound != nil {
+					e.opt.OnRound(r.from.cfg.Name, r.round)
+				}
 				if e.ready {
 					e.reconcile("probe round")
 				}
