@@ -34,14 +34,11 @@ func NewTable(ns netns.NsHandle, log *slog.Logger) *Table {
 	return &Table{ns: ns, log: log}
 }
 
-func (t *Table) conn() (*nftables.Conn, error) {
-	var c *nftables.Conn
-	var err error
+func (t *Table) conn(opts ...nftables.ConnOption) (*nftables.Conn, error) {
 	if t.ns.IsOpen() {
-		c, err = nftables.New(nftables.WithNetNSFd(int(t.ns)))
-	} else {
-		c, err = nftables.New()
+		opts = append(opts, nftables.WithNetNSFd(int(t.ns)))
 	}
+	c, err := nftables.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connmark: open nftables netlink socket: %w", err)
 	}
@@ -66,7 +63,11 @@ func (t *Table) Apply(p Plan) error {
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	c, err := t.conn()
+	size, err := measure(rs)
+	if err != nil {
+		return err
+	}
+	c, err := t.conn(nftables.WithSockOptions(size.sockOption))
 	if err != nil {
 		return err
 	}
@@ -90,7 +91,8 @@ func (t *Table) Apply(p Plan) error {
 	}
 	t.last = text
 	t.log.Info("connmark: table replaced", "table", "inet "+TableName, "reason", reason,
-		"uplinks", len(p.Uplinks), "services", len(p.Services), "affinity", p.Affinity)
+		"uplinks", len(p.Uplinks), "services", len(p.Services), "affinity", p.Affinity,
+		"messages", size.messages, "bytes", size.bytes)
 	return nil
 }
 
