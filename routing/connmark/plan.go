@@ -71,8 +71,11 @@ type Plan struct {
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
 
+// validIfname: what Linux accepts as an interface name (dev_valid_name: 1-15
+// bytes, not . or .., no '/', ':' or whitespace), less the quote and the
+// backslash, which nft text cannot carry.
 func validIfname(s string) bool {
-	return len(s) > 0 && len(s) < 16 && !strings.ContainsAny(s, "\"\\/ \t\n\x00")
+	return len(s) > 0 && len(s) < 16 && s != "." && s != ".." && !strings.ContainsAny(s, "\"\\/: \t\n\v\f\r\x00")
 }
 
 // Validate reports the first thing in p that cannot be turned into a table.
