@@ -148,6 +148,9 @@ type handler struct {
 }
 
 func newHandler(b Backend, log *slog.Logger, admin uint32) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	h := &handler{b: b, log: log, admin: admin, mux: http.NewServeMux()}
 	h.mux.HandleFunc("GET /v1/status", h.status)
 	h.mux.HandleFunc("GET /v1/events", h.events)

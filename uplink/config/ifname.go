@@ -24,6 +24,9 @@ func ifnameProblem(s string) string {
 		case '"', '\\':
 			return fmt.Sprintf("uplinkd cannot match %q in its nftables table", c)
 		}
+		if c := s[i]; c < ' ' || c >= 0x7f {
+			return "uplinkd accepts only printable ASCII in an interface name"
+		}
 	}
 	return ""
 }
