@@ -87,7 +87,7 @@ func DefaultConfig() Config {
 			Socket:       "/run/uplinkd/uplinkd.sock",
 			SocketGroup:  "uplinkd",
 			LogLevel:     "info",
-			TableBase:    200,
+			TableBase:    1000, // tables 1000 (active) and 1001..1250: clear of 253..255 for every id
 			RulePriority: 1000,
 			Pinning:      true,
 		},

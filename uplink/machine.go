@@ -41,9 +41,11 @@ func (r Round) answered() int {
 // admin down, no address or gateway: immediately). On a lossy link the rounds of silence needed
 // grow until a live target stays that silent by chance less than once in ten thousand rounds, so
 // loss degrades an uplink instead of making it flap.
-// Up again: up_after rounds in a row with quorum, and for a flapping uplink a hold-down of
-// stable rounds that doubles with every flap (capped at max_hold_down, forgotten one flap per
-// max_hold_down of stability). Degraded: the quorum-th best target's loss or mean RTT over the
+// Up again: up_after rounds in a row with quorum, and for a flapping uplink not before its flap
+// penalty has decayed (damping.go). A flap is an Up or Degraded uplink judged Down by its probes,
+// or a held-down uplink failing again. A link event is not a flap: the link is not what the
+// probes judged, and the daemon reports an address or gateway that is briefly gone (a DHCP or
+// PPPoE renumbering) as a link problem; see also ObserveRenumbered. Degraded: the quorum-th best target's loss or mean RTT over the
 // window is beyond max_loss / max_rtt; it recovers after a window of rounds below half the loss and 80 % of the RTT.
 type Machine struct {
 	name   string
@@ -57,8 +59,10 @@ type Machine struct {
 	goodRun     int     // rounds in a row with quorum
 	goodSince   time.Time
 
-	flaps     int // recent Up→Down transitions
-	lastDecay time.Time
+	damp       Damping   // flap penalty
+	held       bool      // Down, good enough to return, but suppressed by damping
+	renumbered time.Time // rounds that started before this are about the old addresses
+	lastNow    time.Time // of the last Decide
 
 	// baseLoss is the loss (percent) measured while the uplink last had quorum: on a lossy
 	// link a live target can stay silent for a few rounds by chance, so silence is judged
@@ -70,7 +74,7 @@ type Machine struct {
 
 // NewMachine starts an uplink in Unknown.
 func NewMachine(name string, p Probe, now time.Time) *Machine {
-	return &Machine{name: name, p: p, since: now, reason: "starting: no probe round yet", lastDecay: now}
+	return &Machine{name: name, p: p, since: now, reason: "starting: no probe round yet", lastNow: now}
 }
 
 // State returns the current verdict.
@@ -85,8 +89,12 @@ func (m *Machine) SetProbe(p Probe) {
 	m.trim()
 }
 
-// ObserveRound records a finished probe round.
+// ObserveRound records a finished probe round. A round that started before the last
+// renumbering is ignored: it probed from addresses the uplink no longer has.
 func (m *Machine) ObserveRound(r Round) {
+	if r.Start.Before(m.renumbered) {
+		return
+	}
 	m.rounds = append(m.rounds, r)
 	m.trim()
 	if r.answered() >= m.p.Quorum {
@@ -111,6 +119,16 @@ func (m *Machine) ObserveLink(ok bool, reason string) {
 	m.goodRun = 0
 }
 
+// ObserveRenumbered records that the uplink's addresses or gateway changed at now while its link
+// stayed up (DHCP or PPPoE renumbering). That is not a failure of the uplink: rounds from before
+// the change (and those still in flight) are forgotten, so probes that failed from the old
+// address neither take the uplink down nor count as a flap; the new address is judged afresh.
+func (m *Machine) ObserveRenumbered(now time.Time) {
+	m.renumbered = now
+	m.rounds = m.rounds[:0]
+	m.goodRun = 0
+}
+
 func (m *Machine) trim() {
 	keep := max(m.p.DownAfter, m.p.Window, 1)
 	if len(m.rounds) > keep {
@@ -120,8 +138,10 @@ func (m *Machine) trim() {
 
 // Decide applies the rules at time now and returns the state change, if any.
 func (m *Machine) Decide(now time.Time) (Transition, bool) {
-	m.decay(now)
+	m.lastNow = now
+	damping := DampingFor(m.p)
 	if m.linkProblem != "" {
+		m.held = false
 		return m.set(now, Down, m.linkProblem)
 	}
 	if len(m.rounds) == 0 {
@@ -139,8 +159,7 @@ func (m *Machine) Decide(now time.Time) (Transition, bool) {
 		}
 	case Up, Degraded:
 		if alive, judged := m.alive(); judged && alive < m.p.Quorum {
-			m.flaps++
-			m.lastDecay = now
+			m.damp.Flap(now, damping)
 			return m.set(now, Down, m.downReason(alive, total))
 		}
 		if last.answered() < m.p.Quorum {
@@ -149,46 +168,39 @@ func (m *Machine) Decide(now time.Time) (Transition, bool) {
 		m.baseLoss, _ = m.Quality()
 		return m.setQuality(now, "")
 	case Down:
+		if m.held {
+			// Held back by damping after it was good enough to return: failing again is
+			// another flap, and what keeps a flapping uplink out for longer.
+			if alive, judged := m.alive(); judged && alive < m.p.Quorum {
+				m.held = false
+				m.damp.Flap(now, damping)
+				m.reason = m.downReason(alive, total)
+				return Transition{}, false
+			}
+		}
 		if m.goodRun < m.p.UpAfter {
 			return Transition{}, false
 		}
-		hold := m.HoldDown()
-		if stable := now.Sub(m.goodSince); stable < hold {
+		if hold := m.damp.HoldDown(now, damping); hold > 0 {
+			if !m.held {
+				m.held = true
+				m.reason = fmt.Sprintf("%d good rounds in a row, held down %s more for flapping (penalty %.0f)",
+					m.goodRun, hold.Round(time.Second), m.damp.Penalty(now, damping))
+			}
 			return Transition{}, false
 		}
+		m.held = false
 		// Judge quality on the rounds since it recovered, not on the outage.
 		m.rounds = slices.Delete(m.rounds, 0, len(m.rounds)-min(m.goodRun, len(m.rounds)))
-		reason := fmt.Sprintf("%d good rounds in a row", m.goodRun)
-		if hold > 0 {
-			reason += fmt.Sprintf(", stable for the %s hold-down", hold)
-		}
-		return m.setQuality(now, reason)
+		return m.setQuality(now, fmt.Sprintf("%d good rounds in a row", m.goodRun))
 	}
 	return Transition{}, false
 }
 
-// HoldDown is how long a good run must last before a Down uplink may return: nothing for the
-// first failure, then hold_down doubling with every further flap, capped.
+// HoldDown is how much longer flap damping keeps the uplink down, as of the last Decide: 0 unless
+// it is suppressed (see damping.go).
 func (m *Machine) HoldDown() time.Duration {
-	if m.flaps < 2 {
-		return 0
-	}
-	h := m.p.HoldDown
-	for i := 2; i < m.flaps && h < m.p.MaxHoldDown; i++ {
-		h *= 2
-	}
-	return min(h, m.p.MaxHoldDown)
-}
-
-// decay forgets one flap per max_hold_down without a failure.
-func (m *Machine) decay(now time.Time) {
-	if m.state == Down || m.flaps == 0 || m.p.MaxHoldDown <= 0 {
-		return
-	}
-	for m.flaps > 0 && now.Sub(m.lastDecay) >= m.p.MaxHoldDown {
-		m.flaps--
-		m.lastDecay = m.lastDecay.Add(m.p.MaxHoldDown)
-	}
+	return m.damp.HoldDown(m.lastNow, DampingFor(m.p))
 }
 
 // alive counts the distinct targets that answered at least once in the last judgeRounds rounds;

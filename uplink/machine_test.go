@@ -138,7 +138,10 @@ func TestRecoveryNeedsUpAfterGoodRoundsInARow(t *testing.T) {
 	}
 }
 
-func TestAFlappingUplinkIsHeldDownLongerEachTime(t *testing.T) {
+// Changed with flap damping (damping.go): the hold-down no longer doubles per incident. Two
+// quick flaps are tolerated, the third in quick succession suppresses the uplink until its
+// penalty decays to the reuse level, and once back it starts again from there.
+func TestAFlappingUplinkIsSuppressedOnItsThirdQuickFlap(t *testing.T) {
 	p := testProbe()
 	h := newHarness(t, p)
 	h.rounds(3, t1, t2, t3)
@@ -147,8 +150,9 @@ func TestAFlappingUplinkIsHeldDownLongerEachTime(t *testing.T) {
 		h.roundsUntil(Down, 10)
 		needed = append(needed, h.roundsUntil(Up, 10000, t1, t2, t3))
 	}
-	// First failure: up_after rounds only. Then hold_down (10s = 20 rounds), doubling.
-	want := []int{10, 20, 40, 80}
+	// Flaps 6.5 s apart, half-life 30 s: penalties 1000, 1860, 2600 (> 2000: suppressed
+	// for 30 s × log2(2600/750) ≈ 54 s = 108 rounds), then 1750.
+	want := []int{10, 10, 108, 10}
 	for i := range want {
 		if needed[i] != want[i] {
 			t.Errorf("flap %d needed %d good rounds, want %d (all: %v)", i+1, needed[i], want[i], needed)
@@ -156,24 +160,91 @@ func TestAFlappingUplinkIsHeldDownLongerEachTime(t *testing.T) {
 	}
 }
 
+// Changed with flap damping: the cap bounds the suppression, and a long stable period
+// forgets the penalty.
 func TestTheHoldDownIsCappedAndForgottenWhenStable(t *testing.T) {
 	p := testProbe()
 	p.HoldDown = 10 * time.Second
 	p.MaxHoldDown = 30 * time.Second
 	h := newHarness(t, p)
 	h.rounds(3, t1, t2, t3)
-	for range 6 {
+	for range 2 {
 		h.roundsUntil(Down, 10)
 		h.roundsUntil(Up, 10000, t1, t2, t3)
 	}
-	if hd := h.m.HoldDown(); hd != 30*time.Second {
-		t.Errorf("hold-down %s, want the 30s cap", hd)
+	h.roundsUntil(Down, 10)
+	h.rounds(p.UpAfter, t1, t2, t3)
+	if hd := h.m.HoldDown(); hd <= 25*time.Second || hd > 30*time.Second {
+		t.Errorf("hold-down %s, want close to the 30s cap", hd)
+	}
+	if n := h.roundsUntil(Up, 10000, t1, t2, t3); n > int(30*time.Second/p.Interval) {
+		t.Errorf("held for %d more rounds, beyond the 30s cap", n)
 	}
 	// Ten minutes of stability forget every flap.
 	h.rounds(int(10*time.Minute/p.Interval), t1, t2, t3)
 	h.roundsUntil(Down, 10)
 	if n := h.roundsUntil(Up, 10000, t1, t2, t3); n != p.UpAfter {
 		t.Errorf("after a long stable period it took %d rounds to come back, want %d", n, p.UpAfter)
+	}
+}
+
+// Unrelated incidents minutes apart are not flapping: four outages in seven minutes cost no
+// hold-down (they used to cost 40 s on the fourth).
+func TestIncidentsMinutesApartAreNotPunished(t *testing.T) {
+	p := testProbe()
+	h := newHarness(t, p)
+	h.rounds(3, t1, t2, t3)
+	for i := range 4 {
+		h.roundsUntil(Down, 10)
+		if n := h.roundsUntil(Up, 10000, t1, t2, t3); n != p.UpAfter {
+			t.Errorf("incident %d: came back after %d rounds, want %d", i+1, n, p.UpAfter)
+		}
+		h.rounds(int(100*time.Second/p.Interval), t1, t2, t3)
+	}
+}
+
+// A held-down uplink that fails again is flapping still: its penalty grows and it is held
+// longer than if it had stayed good.
+func TestAHeldUplinkFailingAgainIsHeldLonger(t *testing.T) {
+	p := testProbe()
+	h := newHarness(t, p)
+	h.rounds(3, t1, t2, t3)
+	for range 3 {
+		h.roundsUntil(Down, 10)
+		h.rounds(p.UpAfter, t1, t2, t3)
+	}
+	before := h.m.HoldDown()
+	if before == 0 || h.m.State() != Down {
+		t.Fatalf("not held after three quick flaps: %s, hold %s", h.m.State(), before)
+	}
+	h.rounds(p.DownAfter)
+	h.rounds(p.UpAfter, t1, t2, t3)
+	if after := h.m.HoldDown(); after <= before {
+		t.Errorf("hold-down %s after failing while held, want more than %s", after, before)
+	}
+}
+
+// A renumbering is not a flap: probe rounds from the old address that failed are forgotten,
+// and the uplink stays up.
+func TestARenumberingIsNotAFlap(t *testing.T) {
+	p := testProbe()
+	h := newHarness(t, p)
+	h.rounds(3, t1, t2, t3)
+	for range 5 {
+		h.rounds(2) // the old address stops working...
+		h.m.ObserveRenumbered(h.now)
+		h.rounds(2, t1, t2, t3) // ...the new one works
+	}
+	if h.m.State() != Up || len(h.events) != 1 {
+		t.Errorf("state %s after five renumberings, transitions %v; want Up throughout", h.m.State(), h.events)
+	}
+	if pen := h.m.damp.Penalty(h.now, DampingFor(p)); pen != 0 {
+		t.Errorf("penalty %v after renumberings, want 0", pen)
+	}
+	// A round that was in flight across the change is ignored.
+	h.m.ObserveRound(Round{Start: h.now.Add(-time.Hour)})
+	if n := len(h.m.rounds); n != 2 {
+		t.Errorf("%d rounds kept, want the 2 since the renumbering", n)
 	}
 }
 

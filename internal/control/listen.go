@@ -21,8 +21,9 @@ import (
 //
 // Access: when group names an existing group, the socket is root:group 0660, so members of that
 // group may read the status. When group is empty or no such group exists, the socket is 0600 and
-// only root can use it: failing closed is safer than opening it to everyone. Callers who want to
-// warn about a missing group can look it up themselves (user.LookupGroup).
+// only root can use it: failing closed is safer than opening it to everyone, and a missing group
+// must not keep the gateway's failover from running. Callers say so: the daemon logs
+// CheckGroup's error as a warning at startup, and --check prints it as a warning.
 //
 // The socket is bound under a temporary name, given its mode and group, and then renamed into
 // place, so there is no moment at which it is reachable with looser permissions.
@@ -83,6 +84,31 @@ func Listen(path string, group string) (net.Listener, error) {
 }
 
 const maxSocketPath = 107
+
+// ErrNoSuchGroup is wrapped by CheckGroup's error when the socket group does not exist.
+var ErrNoSuchGroup = errors.New("no such group")
+
+// CheckGroup says whether group can own the control socket. It returns nil for an existing group
+// (or for "", which asks for a root-only socket), and otherwise an error, wrapping
+// ErrNoSuchGroup when the group does not exist, that says what Listen will do instead: make the
+// socket root-only (0600). Not fatal: log it, or print it, as a warning.
+func CheckGroup(group string) error {
+	if group == "" {
+		return nil
+	}
+	_, err := user.LookupGroup(group)
+	var unknown user.UnknownGroupError
+	switch {
+	case err == nil:
+		return nil
+	case errors.As(err, &unknown):
+		return fmt.Errorf("control: socket_group %q: %w: the control socket will be root-only (0600), "+
+			"so its members cannot read the status; create the group (groupadd --system %s) or change daemon.socket_group",
+			group, ErrNoSuchGroup, group)
+	default:
+		return fmt.Errorf("control: socket_group %q: look up group: %w; the control socket will be root-only (0600)", group, err)
+	}
+}
 
 // removeStale removes path if it is a socket that nobody answers on.
 func removeStale(path string) error {

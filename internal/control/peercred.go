@@ -20,6 +20,9 @@ type peerKey struct{}
 // withPeer is the http.Server ConnContext hook: it reads the peer's credentials once per
 // connection, when it is accepted, and keeps them in the connection's context.
 func withPeer(ctx context.Context, c net.Conn) context.Context {
+	if lc, ok := c.(*limitedConn); ok { // read at accept already
+		return context.WithValue(ctx, peerKey{}, lc.peer)
+	}
 	return context.WithValue(ctx, peerKey{}, peerCred(c))
 }
 

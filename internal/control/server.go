@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/uplinkd/uplinkd/internal/api"
 )
@@ -19,6 +20,10 @@ import (
 // Backend is what the control API needs from the daemon. Implementations must be goroutine-safe:
 // every request runs on its own goroutine.
 type Backend interface {
+	// Status returns the daemon's last snapshot. It must be cheap — a copy under a lock, no
+	// kernel dump, no wait for the run loop — because any local user who can open the socket
+	// may call it as often as they like: whatever is costly to learn (connection counts) is
+	// refreshed by the daemon at a bounded rate and only read here.
 	Status() api.Status
 	// Drain sets or clears an uplink's drained flag. now moves its existing connections away at
 	// once instead of letting them finish. An unknown name returns an error wrapping ErrUnknownUplink.
@@ -48,9 +53,15 @@ func newServer(b Backend, log *slog.Logger, admin uint32) *http.Server {
 	}
 	base, cancel := context.WithCancel(context.Background())
 	srv := &http.Server{
-		Handler:           newHandler(b, log, admin),
+		Handler: newHandler(b, log, admin),
+		// A client that is slow to send its request, or idle between requests, holds a place
+		// in the connection budget (limit.go): both are bounded. No ReadTimeout: requests
+		// have no body, and it would cut the event stream.
 		ReadHeaderTimeout: 5 * time.Second,
-		IdleTimeout:       time.Minute,
+		IdleTimeout:       30 * time.Second,
+		// Requests are a request line and a few headers; a longer one is refused with 431
+		// before any handler (or log line) sees it.
+		MaxHeaderBytes: maxHeaderBytes,
 		// No WriteTimeout: the event stream is long-lived.
 		ConnContext: withPeer,
 		BaseContext: func(net.Listener) context.Context { return base },
@@ -99,10 +110,17 @@ func (f *freshConns) closeAll() {
 	f.conns = nil
 }
 
+// maxHeaderBytes bounds a request's line and headers.
+const maxHeaderBytes = 16 << 10
+
 // Serve serves the control API on ln until ctx ends, then shuts down, giving requests in flight
-// up to two seconds. It returns nil after a shutdown caused by ctx.
+// up to two seconds. It returns nil after a shutdown caused by ctx. At most 64 connections are
+// open at once, plus 8 reserved for root (see limit.go).
 func Serve(ctx context.Context, ln net.Listener, b Backend, log *slog.Logger) error {
-	return serve(ctx, ln, newServer(b, log, adminUID))
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return serve(ctx, newLimitListener(ln, adminUID, peerCred, log), newServer(b, log, adminUID))
 }
 
 func serve(ctx context.Context, ln net.Listener, srv *http.Server) error {
@@ -130,6 +148,9 @@ type handler struct {
 }
 
 func newHandler(b Backend, log *slog.Logger, admin uint32) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	h := &handler{b: b, log: log, admin: admin, mux: http.NewServeMux()}
 	h.mux.HandleFunc("GET /v1/status", h.status)
 	h.mux.HandleFunc("GET /v1/events", h.events)
@@ -219,7 +240,7 @@ func (h *handler) changer(f http.HandlerFunc) http.HandlerFunc {
 			return
 		}
 		if p.uid != h.admin {
-			h.log.Info("control: change refused", "method", r.Method, "path", r.URL.Path, "uid", p.uid, "pid", p.pid)
+			h.log.Info("control: change refused", "method", clip(r.Method), "path", clip(r.URL.Path), "uid", p.uid, "pid", p.pid)
 			writeError(w, http.StatusForbidden, fmt.Sprintf("changing uplinkd needs root; you are uid %d", p.uid))
 			return
 		}
@@ -248,7 +269,7 @@ func (h *handler) setDrained(w http.ResponseWriter, r *http.Request, drained, no
 	}
 	p := peerFrom(r.Context())
 	err := h.b.Drain(name, drained, now)
-	h.log.Info("control: "+verb, "uplink", name, "now", now, "uid", p.uid, "pid", p.pid, "err", err)
+	h.log.Info("control: "+verb, "uplink", clip(name), "now", now, "uid", p.uid, "pid", p.pid, "err", err)
 	switch {
 	case errors.Is(err, ErrUnknownUplink):
 		writeError(w, http.StatusNotFound, fmt.Sprintf("%s: unknown uplink %q", verb, name))
@@ -268,6 +289,23 @@ func (h *handler) reload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, okBody{OK: true})
+}
+
+// maxLogged bounds what a client sent that goes into a log line.
+const maxLogged = 128
+
+// clip makes client-supplied text fit for a log line: at most maxLogged bytes, with the length
+// of what was cut. slog quotes the value (text) or escapes it (JSON), so control characters
+// cannot forge a line.
+func clip(s string) string {
+	if len(s) <= maxLogged {
+		return s
+	}
+	cut := maxLogged
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + fmt.Sprintf("...(%d bytes)", len(s))
 }
 
 func boolParam(r *http.Request, key string) (bool, error) {

@@ -73,8 +73,19 @@ type Plan struct {
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
 
+// validIfname: what Linux accepts as an interface name (dev_valid_name: 1-15
+// bytes, not . or .., no '/', ':' or whitespace), limited to printable ASCII
+// without the quote and the backslash, which nft text cannot carry.
 func validIfname(s string) bool {
-	return len(s) > 0 && len(s) < 16 && !strings.ContainsAny(s, "\"\\/ \t\n\x00")
+	if len(s) == 0 || len(s) > 15 || s == "." || s == ".." {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c <= ' ' || c >= 0x7f || strings.IndexByte("\"\\/:", c) >= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // Validate reports the first thing in p that cannot be turned into a table.

@@ -11,6 +11,7 @@ import (
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 )
@@ -34,14 +35,11 @@ func NewTable(ns netns.NsHandle, log *slog.Logger) *Table {
 	return &Table{ns: ns, log: log}
 }
 
-func (t *Table) conn() (*nftables.Conn, error) {
-	var c *nftables.Conn
-	var err error
+func (t *Table) conn(opts ...nftables.ConnOption) (*nftables.Conn, error) {
 	if t.ns.IsOpen() {
-		c, err = nftables.New(nftables.WithNetNSFd(int(t.ns)))
-	} else {
-		c, err = nftables.New()
+		opts = append(opts, nftables.WithNetNSFd(int(t.ns)))
 	}
+	c, err := nftables.New(opts...)
 	if err != nil {
 		return nil, fmt.Errorf("connmark: open nftables netlink socket: %w", err)
 	}
@@ -66,7 +64,11 @@ func (t *Table) Apply(p Plan) error {
 
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	c, err := t.conn()
+	size, err := measure(rs)
+	if err != nil {
+		return err
+	}
+	c, err := t.conn(nftables.WithSockOptions(size.sockOption))
 	if err != nil {
 		return err
 	}
@@ -90,7 +92,8 @@ func (t *Table) Apply(p Plan) error {
 	}
 	t.last = text
 	t.log.Info("connmark: table replaced", "table", "inet "+TableName, "reason", reason,
-		"uplinks", len(p.Uplinks), "services", len(p.Services), "affinity", p.Affinity)
+		"uplinks", len(p.Uplinks), "services", len(p.Services), "affinity", p.Affinity,
+		"messages", size.messages, "bytes", size.bytes)
 	return nil
 }
 
@@ -227,9 +230,10 @@ func (t *Table) Cleanup() error {
 	return nil
 }
 
-// Counts returns the number of tracked connections (IPv4 and IPv6) per
-// uplink mark (conntrack mark & MarkMask); key 0 counts connections that no
-// uplink carries (local, LAN to LAN, not yet picked).
+// Counts returns the number of live connections (IPv4 and IPv6) per uplink
+// mark (conntrack mark & MarkMask); key 0 counts connections that no uplink
+// carries (local, LAN to LAN, not yet picked). See live for what counts.
+// One conntrack dump per call, both families at once.
 func (t *Table) Counts() (map[uint32]int, error) {
 	var h *netlink.Handle
 	var err error
@@ -242,24 +246,51 @@ func (t *Table) Counts() (map[uint32]int, error) {
 		return nil, fmt.Errorf("connmark: open conntrack netlink socket: %w", err)
 	}
 	defer h.Close()
+	flows, err := dumpConntrack(h)
+	if err != nil {
+		return nil, err
+	}
 	counts := map[uint32]int{}
-	for _, fam := range []netlink.InetFamily{unix.AF_INET, unix.AF_INET6} {
-		flows, err := dumpConntrack(h, fam)
-		if err != nil {
-			return nil, err
-		}
-		for _, f := range flows {
+	for _, f := range flows {
+		if live(f) {
 			counts[f.Mark&MarkMask]++
 		}
 	}
 	return counts, nil
 }
 
-func dumpConntrack(h *netlink.Handle, fam netlink.InetFamily) ([]*netlink.ConntrackFlow, error) {
+// live says whether a conntrack entry is a connection that is still open.
+// A TCP entry counts from its first SYN until either side sends a FIN or a
+// reset: an entry in FIN_WAIT, CLOSE_WAIT, LAST_ACK, TIME_WAIT or CLOSE is
+// a connection ending or ended, which the kernel keeps for up to two
+// minutes to absorb late packets (500 short connections used to show as
+// 397 "connections"). A half-closed connection (CLOSE_WAIT) is counted as
+// ending: one side is done, and it is what a shutdown looks like. Other
+// protocols (UDP, ICMP, ...) have no end on the wire: their entry counts
+// while it exists, until its timeout.
+func live(f *netlink.ConntrackFlow) bool {
+	if f.Forward.Protocol != unix.IPPROTO_TCP {
+		return true
+	}
+	tcp, ok := f.ProtoInfo.(*netlink.ProtoInfoTCP)
+	if !ok {
+		return true // no state reported: count it rather than hide it
+	}
+	switch tcp.State {
+	case nl.TCP_CONNTRACK_SYN_SENT, nl.TCP_CONNTRACK_SYN_RECV, nl.TCP_CONNTRACK_ESTABLISHED,
+		nl.TCP_CONNTRACK_SYN_SENT2:
+		return true
+	}
+	return false
+}
+
+// dumpConntrack lists the conntrack table, both address families in one
+// dump (AF_UNSPEC).
+func dumpConntrack(h *netlink.Handle) ([]*netlink.ConntrackFlow, error) {
 	var err error
 	for range 3 { // a dump interrupted by a concurrent change is retried, a few times
 		var flows []*netlink.ConntrackFlow
-		flows, err = h.ConntrackTableList(netlink.ConntrackTable, fam)
+		flows, err = h.ConntrackTableList(netlink.ConntrackTable, unix.AF_UNSPEC)
 		if err == nil {
 			return flows, nil
 		}
@@ -267,7 +298,7 @@ func dumpConntrack(h *netlink.Handle, fam netlink.InetFamily) ([]*netlink.Conntr
 			break
 		}
 	}
-	return nil, fmt.Errorf("connmark: dump conntrack table (family %d): %w", fam, err)
+	return nil, fmt.Errorf("connmark: dump conntrack table: %w", err)
 }
 
 // batch collects the anonymous sets one rule needs; they must be added to

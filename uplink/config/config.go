@@ -34,8 +34,14 @@ func Parse(path string, src []byte) (*uplink.Config, error) {
 		return nil, decodeError(path, err, loc)
 	}
 	var errs []error
+	seen := map[Error]bool{}
 	fail := func(key string, format string, args ...any) {
-		errs = append(errs, &Error{File: path, Line: loc.line(key), Key: displayKey(key), Msg: fmt.Sprintf(format, args...)})
+		e := Error{File: path, Line: loc.line(key), Key: displayKey(key), Msg: fmt.Sprintf(format, args...)}
+		if seen[e] {
+			return // a mistake in [defaults] is found once per uplink, and reported once
+		}
+		seen[e] = true
+		errs = append(errs, &e)
 	}
 	var unknown []string
 	for _, k := range md.Undecoded() {
@@ -85,8 +91,8 @@ func Parse(path string, src []byte) (*uplink.Config, error) {
 		switch {
 		case u.Interface == "":
 			fail(fmt.Sprintf("uplink.%d", i), "uplink %q has no interface", u.Name)
-		case len(u.Interface) > 15 || strings.ContainsAny(u.Interface, "/ \t"):
-			fail(k("interface"), "%q is not a valid interface name", u.Interface)
+		case ifnameProblem(u.Interface) != "":
+			fail(k("interface"), "%q is not a valid interface name: %s", u.Interface, ifnameProblem(u.Interface))
 		case ifaces[u.Interface] > 0:
 			fail(k("interface"), "interface %q is used by uplink #%d too", u.Interface, ifaces[u.Interface])
 		default:
@@ -126,6 +132,9 @@ func Parse(path string, src []byte) (*uplink.Config, error) {
 	}
 	cfg.Services = parseServices(raw.Services, cfg.Uplinks, fail)
 	for _, lan := range cfg.Daemon.LANInterfaces {
+		if why := ifnameProblem(lan); why != "" {
+			fail("daemon.lan_interfaces", "%q is not a valid interface name: %s", lan, why)
+		}
 		if i := ifaces[lan]; i > 0 {
 			fail("daemon.lan_interfaces", "%s is the interface of uplink #%d, not a LAN", lan, i)
 		}
@@ -175,7 +184,11 @@ func validateProbe(p *uplink.Probe, name, section string, own, defaults rawProbe
 	} else if p.Quorum < 1 {
 		fail(qkey, "quorum %d must be at least 1", p.Quorum)
 	} else if p.Quorum > len(p.Targets) {
-		fail(qkey, "quorum %d is more than the %d targets of uplink %q", p.Quorum, len(p.Targets), name)
+		if own.Quorum == nil && own.Targets == nil {
+			fail(qkey, "quorum %d is more than the %d targets", p.Quorum, len(p.Targets)) // all from [defaults]: once
+		} else {
+			fail(qkey, "quorum %d is more than the %d targets of uplink %q", p.Quorum, len(p.Targets), name)
+		}
 	}
 	for _, d := range []struct {
 		key            string
@@ -217,7 +230,11 @@ func validateProbe(p *uplink.Probe, name, section string, own, defaults rawProbe
 			p.Timeout, p.DownAfter, p.Interval, time.Duration(p.DownAfter)*p.Interval)
 	}
 	if p.HoldDown > 0 && p.MaxHoldDown > 0 && p.MaxHoldDown < p.HoldDown {
-		fail(where("max_hold_down", own.MaxHoldDown != nil, defaults.MaxHoldDown != nil), "max_hold_down %s is shorter than hold_down %s", p.MaxHoldDown, p.HoldDown)
+		key := where("max_hold_down", own.MaxHoldDown != nil, defaults.MaxHoldDown != nil)
+		if own.MaxHoldDown == nil && defaults.MaxHoldDown == nil { // built in: blame the key that was set
+			key = where("hold_down", own.HoldDown != nil, defaults.HoldDown != nil)
+		}
+		fail(key, "max_hold_down %s is shorter than hold_down %s", p.MaxHoldDown, p.HoldDown)
 	}
 }
 

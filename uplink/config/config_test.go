@@ -21,7 +21,7 @@ func TestValidConfigFillsDefaultsAndKeepsOverrides(t *testing.T) {
 		t.Fatalf("got %d uplinks, want 2", len(cfg.Uplinks))
 	}
 	isp1, isp2 := cfg.Uplinks[0], cfg.Uplinks[1]
-	if isp1.ID != 1 || isp2.ID != 2 || isp1.Mark() != 0x100 || isp2.Table(cfg.Daemon) != 202 {
+	if isp1.ID != 1 || isp2.ID != 2 || isp1.Mark() != 0x100 || isp2.Table(cfg.Daemon) != 1002 {
 		t.Errorf("ids/marks/tables: %d %d %#x %d", isp1.ID, isp2.ID, isp1.Mark(), isp2.Table(cfg.Daemon))
 	}
 	if isp1.Weight != 3 || isp1.Priority != 1 || isp2.Weight != 1 || isp2.Priority != 2 {
@@ -39,7 +39,7 @@ func TestValidConfigFillsDefaultsAndKeepsOverrides(t *testing.T) {
 	if isp1.Gateway.IsValid() {
 		t.Errorf("isp1 has no gateway in the file and should learn it, got %v", isp1.Gateway)
 	}
-	if cfg.Daemon.TableBase != 200 || cfg.Daemon.RulePriority != 1000 || cfg.Daemon.CleanupOnExit {
+	if cfg.Daemon.TableBase != 1000 || cfg.Daemon.RulePriority != 1000 || cfg.Daemon.CleanupOnExit {
 		t.Errorf("daemon defaults: %+v", cfg.Daemon)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"math"
 	"net/netip"
 	"regexp"
 	"strings"
@@ -157,12 +158,26 @@ func (d *duration) UnmarshalTOML(v any) error {
 		return fmt.Errorf("want a duration string such as \"500ms\" or \"2s\", got %s %v", tomlType(v), v)
 	}
 	x, err := time.ParseDuration(s)
+	if err != nil && durationSyntax.MatchString(s) {
+		return fmt.Errorf("%q is too long: a duration may be at most 24h", s)
+	}
 	if err != nil {
 		return fmt.Errorf("%q is not a duration (use a number with a unit: \"500ms\", \"2s\")", s)
+	}
+	if x > maxDuration || x < -maxDuration {
+		return fmt.Errorf("%q is too long: a duration may be at most 24h", s)
 	}
 	d.Duration = x
 	return nil
 }
+
+// maxDuration bounds every duration in the file: no setting needs more than a day, and
+// the products the checks compute (down_after × interval) then cannot overflow.
+const maxDuration = 24 * time.Hour
+
+// durationSyntax is what time.ParseDuration reads; a string of this shape that it refuses
+// is out of range.
+var durationSyntax = regexp.MustCompile(`^[-+]?([0-9]*(\.[0-9]*)?(ns|us|µs|μs|ms|s|m|h))+$`)
 
 // address is an IPv4 or IPv6 address string.
 type address struct{ netip.Addr }
@@ -188,6 +203,9 @@ func (p *percent) UnmarshalTOML(v any) error {
 	case int64:
 		*p = percent(x)
 	case float64:
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return fmt.Errorf("%s is not a number of percent", strings.ToLower(fmt.Sprint(x)))
+		}
 		*p = percent(x)
 	default:
 		return fmt.Errorf("want a number of percent, got %s %v", tomlType(v), v)
