@@ -44,11 +44,11 @@ func TestKernelHoldsThePlanAndFailsOver(t *testing.T) {
 		"1020:\tfrom all lookup main suppress_prefixlength 0 proto 85",
 		"1030:\tfrom 192.0.2.10 lookup 201 proto 85",
 		"1030:\tfrom 198.51.100.10 lookup 202 proto 85",
-		"1040:\tfrom all lookup 200 proto 85")
+		"1040:\tfrom all lookup 1000 proto 85")
 	wantContains(t, "ip -6 rule", ipn(t, g.gw, "-6", "rule"),
 		"1010:\tfrom all fwmark 0x200/0xff00 lookup 202 proto 85",
 		"1030:\tfrom 2001:db8:2::10 lookup 202 proto 85",
-		"1040:\tfrom all lookup 200 proto 85")
+		"1040:\tfrom all lookup 1000 proto 85")
 	wantContains(t, "table 202", ipn(t, g.gw, "route", "show", "table", "202"),
 		"default via 198.51.100.1 dev wan2 proto 85",
 		"unreachable default proto 85 metric 4294967295")
@@ -105,10 +105,10 @@ func TestKernelHoldsThePlanAndFailsOver(t *testing.T) {
 			t.Errorf("active %v again: %d messages %v, err %v", active, ch.Messages, ch.Done, err)
 		}
 	}
-	ipn(t, g.gw, "route", "show", "table", "200")
+	ipn(t, g.gw, "route", "show", "table", "1000")
 	wantContains(t, "back to isp1", routeGet(t, g.gw, "203.0.113.1"), "via 192.0.2.1 dev wan1")
 	wantContains(t, "back to isp1 (ipv6)", routeGet(t, g.gw, "2001:db8:ff::1"), "via 2001:db8:1::1 dev wan1")
-	if out := ipn(t, g.gw, "-6", "route", "show", "table", "200"); strings.Count(out, "default") != 1 || strings.Contains(out, "nexthop") {
+	if out := ipn(t, g.gw, "-6", "route", "show", "table", "1000"); strings.Count(out, "default") != 1 || strings.Contains(out, "nexthop") {
 		t.Errorf("ipv6 active table after going back to one uplink:\n%s", out)
 	}
 }
@@ -188,7 +188,7 @@ func TestMonitorDrivesRepairAndRelearning(t *testing.T) {
 
 	t.Run("a deleted owned rule is reported and re-applying restores it", func(t *testing.T) {
 		start := time.Now()
-		ipn(t, g.gw, "rule", "del", "pref", "1040", "lookup", "200")
+		ipn(t, g.gw, "rule", "del", "pref", "1040", "lookup", "1000")
 		e := nextEvent(t, events, OwnedDeleted, "")
 		t.Logf("reported after %v: %s", time.Since(start), e)
 		// The daemon's loop: monitor event → Apply.
@@ -196,11 +196,11 @@ func TestMonitorDrivesRepairAndRelearning(t *testing.T) {
 		if err != nil || ch.Messages != 1 {
 			t.Fatalf("repair: %d messages %v, err %v", ch.Messages, ch.Done, err)
 		}
-		wantContains(t, "ip rule", ipn(t, g.gw, "rule"), "1040:\tfrom all lookup 200 proto 85")
+		wantContains(t, "ip rule", ipn(t, g.gw, "rule"), "1040:\tfrom all lookup 1000 proto 85")
 	})
 
 	t.Run("a deleted owned route is reported and re-applying restores it", func(t *testing.T) {
-		ipn(t, g.gw, "-6", "route", "del", "default", "table", "200")
+		ipn(t, g.gw, "-6", "route", "del", "default", "table", "1000")
 		nextEvent(t, events, OwnedDeleted, "")
 		if ch, err := r.Apply(NewPlan(Settings{}, ups, []string{"isp1"})); err != nil || ch.Messages != 1 {
 			t.Fatalf("repair: %d messages %v, err %v", ch.Messages, ch.Done, err)
@@ -383,4 +383,49 @@ func TestFlushSNATRemovesOnlyThatUplinksEntries(t *testing.T) {
 			t.Errorf("%s: flushed %d; before %+v after %+v; want 3 flushed, only isp2's gone", tt.a2, n, before, after)
 		}
 	}
+}
+
+// An upgrade that moves table_base (200 → 1000) must adopt the old entries: the new tables are
+// filled and the new active route is in place before any old rule or route goes, and then
+// nothing of the old layout is left.
+func TestANewTableBaseAdoptsTheOldLayoutWithoutAGap(t *testing.T) {
+	testkit.NeedRoot(t)
+	g := newGateway(t)
+	old := Settings{ActiveTable: 200}
+	if _, err := NewRouter(g.h, old, nil).Apply(NewPlan(old, labUplinks(), []string{"isp1"})); err != nil {
+		t.Fatal(err)
+	}
+	moved := labUplinks()
+	for i := range moved {
+		moved[i].Table += 800 // 201 → 1001
+	}
+	ch, err := NewRouter(g.h, Settings{}, nil).Apply(NewPlan(Settings{}, moved, []string{"isp1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	firstDelete, lastNewActive := -1, -1
+	for i, d := range ch.Done {
+		if strings.HasPrefix(d, "delete") && firstDelete < 0 {
+			firstDelete = i
+		}
+		if strings.Contains(d, "table 1000 default") || strings.Contains(d, "lookup 1000") {
+			lastNewActive = i
+		}
+	}
+	if firstDelete < 0 || lastNewActive < 0 || lastNewActive > firstDelete {
+		t.Errorf("the new active route and rule must be in place before the first deletion:\n%s", strings.Join(ch.Done, "\n"))
+	}
+	for _, fam := range []string{"-4", "-6"} {
+		rules := ipn(t, g.gw, fam, "rule")
+		if strings.Contains(rules, "lookup 20") {
+			t.Errorf("ip %s rule still holds the old layout:\n%s", fam, rules)
+		}
+		for _, table := range []string{"200", "201", "202"} {
+			if out, _ := exec.Command("ip", "-n", g.gw, fam, "route", "show", "table", table).CombinedOutput(); strings.Contains(string(out), "proto 85") {
+				t.Errorf("ip %s table %s still holds owned routes:\n%s", fam, table, out)
+			}
+		}
+	}
+	wantContains(t, "ip -4 rule", ipn(t, g.gw, "-4", "rule"), "1040:\tfrom all lookup 1000 proto 85", "1010:\tfrom all fwmark 0x100/0xff00 lookup 1001 proto 85")
+	wantContains(t, "active table", ipn(t, g.gw, "route", "show", "table", "1000"), "default via 192.0.2.1 dev wan1 proto 85")
 }

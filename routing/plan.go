@@ -12,8 +12,8 @@ import (
 
 // Defaults for Settings fields left at zero.
 const (
-	DefaultRulePriority = 1000
-	DefaultActiveTable  = 200
+	DefaultRulePriority = uplink.DefaultRulePriority
+	DefaultActiveTable  = uplink.DefaultTableBase
 	// DefaultProtocol marks our routes and rules ("proto 0x55"); unused by the routing
 	// daemons listed in /etc/iproute2/rt_protos.
 	DefaultProtocol netlink.RouteProtocol = 0x55

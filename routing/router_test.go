@@ -85,12 +85,12 @@ func TestApplyChangesOnlyWhatDiffers(t *testing.T) {
 		want    []string // the changes, in order
 	}{
 		{"a failover replaces the active route once per family", twoUplinks(), []string{"isp2"}, []string{
-			"replace route ipv4 table 200 default via 198.51.100.1 dev wan2",
-			"replace route ipv6 table 200 default via 2001:db8:2::1 dev wan2 metric 1024",
+			"replace route ipv4 table 1000 default via 198.51.100.1 dev wan2",
+			"replace route ipv6 table 1000 default via 2001:db8:2::1 dev wan2 metric 1024",
 		}},
 		{"going multipath replaces the active route once per family", twoUplinks(), []string{"isp1", "isp2"}, []string{
-			"replace route ipv4 table 200 default nexthop via 192.0.2.1 dev wan1 weight 3 nexthop via 198.51.100.1 dev wan2 weight 1",
-			"replace route ipv6 table 200 default metric 1024 nexthop via 2001:db8:1::1 dev wan1 weight 3 nexthop via 2001:db8:2::1 dev wan2 weight 1",
+			"replace route ipv4 table 1000 default nexthop via 192.0.2.1 dev wan1 weight 3 nexthop via 198.51.100.1 dev wan2 weight 1",
+			"replace route ipv6 table 1000 default metric 1024 nexthop via 2001:db8:1::1 dev wan1 weight 3 nexthop via 2001:db8:2::1 dev wan2 weight 1",
 		}},
 		{"an empty active set keeps the active routes", twoUplinks(), nil, nil},
 		{"a moved address swaps one rule", moved, []string{"isp1"}, []string{
@@ -167,15 +167,15 @@ func TestApplyRepairsWhatSomeoneDeleted(t *testing.T) {
 					return
 				}
 			}
-		}, "add rule ipv4 pref 1040 table 200"},
+		}, "add rule ipv4 pref 1040 table 1000"},
 		{"a deleted active route is put back", func(k *fakeKernel) {
 			for i, r := range k.routes {
-				if r.Table == 200 && r.Family == netlink.FAMILY_V6 {
+				if r.Table == DefaultActiveTable && r.Family == netlink.FAMILY_V6 {
 					k.routes = append(k.routes[:i], k.routes[i+1:]...)
 					return
 				}
 			}
-		}, "replace route ipv6 table 200 default via 2001:db8:1::1 dev wan1 metric 1024"},
+		}, "replace route ipv6 table 1000 default via 2001:db8:1::1 dev wan1 metric 1024"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -230,7 +230,7 @@ func TestApplyCarriesOnPastAMissingInterface(t *testing.T) {
 	}
 	var active int
 	for _, ro := range k.routes {
-		if ro.Table == 200 {
+		if ro.Table == DefaultActiveTable {
 			active++
 			if len(ro.MultiPath) != 0 || ro.LinkIndex != 2 {
 				t.Errorf("active route %s: want a single route via wan1", describeRoute(&ro, nil))
@@ -253,7 +253,7 @@ func TestApplyKeepsTheActiveRouteWhenItsInterfacesAreGone(t *testing.T) {
 	for _, f := range families {
 		found := false
 		for _, ro := range k.routes {
-			found = found || ro.Table == 200 && ro.Family == f
+			found = found || ro.Table == DefaultActiveTable && ro.Family == f
 		}
 		if !found {
 			t.Errorf("%s: the active route was deleted", familyName(f))

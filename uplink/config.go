@@ -87,8 +87,8 @@ func DefaultConfig() Config {
 			Socket:       "/run/uplinkd/uplinkd.sock",
 			SocketGroup:  "uplinkd",
 			LogLevel:     "info",
-			TableBase:    1000, // tables 1000 (active) and 1001..1250: clear of 253..255 for every id
-			RulePriority: 1000,
+			TableBase:    DefaultTableBase,
+			RulePriority: DefaultRulePriority,
 			Pinning:      true,
 		},
 		Defaults: Probe{
@@ -105,6 +105,13 @@ func DefaultConfig() Config {
 		},
 	}
 }
+
+// The default routing table base and rule priority band: tables 1000 (active) and 1001..1250
+// stay clear of the kernel's 253..255 for every id; rules 1000.. leave room below and above.
+const (
+	DefaultTableBase    = 1000
+	DefaultRulePriority = 1000
+)
 
 // MaxUplinkID is the largest uplink id: marks are id<<8 within MarkMask.
 const MaxUplinkID = 250

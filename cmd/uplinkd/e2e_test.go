@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -99,7 +100,7 @@ func TestWhenBothISPsFailTheDaemonKeepsTheDefaultRoute(t *testing.T) {
 	if st := d.status(); !slices.Equal(st.Active, []string{"isp1"}) {
 		t.Errorf("active %v, want the primary tier isp1 kept", st.Active)
 	}
-	out, err := lab.Exec(context.Background(), netlab.RoleGW, "ip", "route", "show", "table", "200")
+	out, err := lab.Exec(context.Background(), netlab.RoleGW, "ip", "route", "show", "table", fmt.Sprint(uplink.DefaultTableBase))
 	if err != nil || !strings.Contains(string(out), "default via "+netlab.ISP1Addr4.String()) {
 		t.Errorf("the active table lost its default route: %s %v", out, err)
 	}

@@ -3,6 +3,8 @@ package netlab
 import (
 	"fmt"
 	"net/netip"
+
+	up "github.com/uplinkd/uplinkd/uplink"
 )
 
 // The lab's addressing plan. Documentation ranges only (RFC 5737, RFC 3849), so nothing the lab
@@ -106,7 +108,7 @@ var Uplinks = [2]Uplink{
 		Core4: Core1Prefix4, Core6: Core1Prefix6,
 		CoreISP4: netip.MustParseAddr("192.0.2.129"), CoreISP6: netip.MustParseAddr("2001:db8:f1::1"),
 		CoreInet4: netip.MustParseAddr("192.0.2.130"), CoreInet6: netip.MustParseAddr("2001:db8:f1::2"),
-		Mark: 0x100, Table: 201,
+		Mark: up.Uplink{ID: 1}.Mark(), Table: up.Uplink{ID: 1}.Table(up.DefaultConfig().Daemon),
 	},
 	{
 		N: 2, Role: RoleISP2, GWIf: IfWAN2, Prefix4: WAN2Prefix4, Prefix6: WAN2Prefix6,
@@ -114,7 +116,7 @@ var Uplinks = [2]Uplink{
 		Core4: Core2Prefix4, Core6: Core2Prefix6,
 		CoreISP4: netip.MustParseAddr("192.0.2.133"), CoreISP6: netip.MustParseAddr("2001:db8:f2::1"),
 		CoreInet4: netip.MustParseAddr("192.0.2.134"), CoreInet6: netip.MustParseAddr("2001:db8:f2::2"),
-		Mark: 0x200, Table: 202,
+		Mark: up.Uplink{ID: 2}.Mark(), Table: up.Uplink{ID: 2}.Table(up.DefaultConfig().Daemon),
 	},
 }
 
