@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/uplinkd/uplinkd/internal/control"
+	"github.com/uplinkd/uplinkd/internal/version"
 	"github.com/uplinkd/uplinkd/probe"
 	"github.com/uplinkd/uplinkd/routing"
 	"github.com/uplinkd/uplinkd/routing/connmark"
@@ -428,7 +429,7 @@ func (d *daemon) summary() string {
 func (d *daemon) publishStatus() {
 	now := time.Now()
 	st := &uplink.Status{
-		Version: version,
+		Version: version.Version,
 		Started: d.started,
 		Uptime:  now.Sub(d.started),
 		Config:  d.cfg.Path,
