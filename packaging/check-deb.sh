@@ -1,7 +1,7 @@
 #!/bin/sh
-# CI check of the .deb, run as root on Debian: build it, check its contents and conffile,
-# install it with dpkg -i, validate the shipped configuration with uplinkd --check, remove and
-# purge it. It refuses to run where uplinkd is already installed, so it never touches a real
+# CI check of the .deb, run as root on Debian: build it, check its contents and conffile, run
+# lintian on it (any error or warning fails), install it with dpkg -i, validate the shipped
+# configuration with uplinkd --check, check the command-line conventions, remove and purge it. It refuses to run where uplinkd is already installed, so it never touches a real
 # installation, and it removes the group uplinkd again if it created it.
 #
 #   packaging/check-deb.sh                          # build, then check
@@ -36,8 +36,16 @@ for want in \
     '-rwxr-xr-x root/root .* ./usr/bin/uplinkctl$' \
     '-rw-r--r-- root/root .* ./lib/systemd/system/uplinkd.service$' \
     '-rw-r--r-- root/root .* ./etc/uplinkd/uplinkd.toml$' \
+    '-rw-r--r-- root/root .* ./usr/lib/sysusers.d/uplinkd.conf$' \
     '-rw-r--r-- root/root .* ./usr/share/doc/uplinkd/copyright$' \
-    '-rw-r--r-- root/root .* ./usr/share/doc/uplinkd/changelog$'; do
+    '-rw-r--r-- root/root .* ./usr/share/doc/uplinkd/changelog.gz$' \
+    '-rw-r--r-- root/root .* ./usr/share/lintian/overrides/uplinkd$' \
+    '-rw-r--r-- root/root .* ./usr/share/man/man8/uplinkd.8.gz$' \
+    '-rw-r--r-- root/root .* ./usr/share/man/man1/uplinkctl.1.gz$' \
+    '-rw-r--r-- root/root .* ./usr/share/man/man5/uplinkd.toml.5.gz$' \
+    '-rw-r--r-- root/root .* ./usr/share/bash-completion/completions/uplinkctl$' \
+    '-rw-r--r-- root/root .* ./usr/share/zsh/vendor-completions/_uplinkctl$' \
+    '-rw-r--r-- root/root .* ./usr/share/fish/vendor_completions.d/uplinkctl.fish$'; do
     grep -q -- "$want" dist/contents.txt || fail "package lacks $want"
 done
 ctl=$(mktemp -d)
@@ -46,7 +54,23 @@ grep -qx /etc/uplinkd/uplinkd.toml "$ctl/conffiles" || fail "/etc/uplinkd/uplink
 for script in postinst prerm postrm; do
     [ -x "$ctl/$script" ] || fail "no $script maintainer script"
 done
+version=$(dpkg-deb --field "$deb" Version)
+
+step "changelog: dpkg-parsechangelog reads it and it names the package's version ($version)"
+dpkg-deb --fsys-tarfile "$deb" | tar -xO ./usr/share/doc/uplinkd/changelog.gz | gzip -dc >"$ctl/changelog"
+chversion=$(dpkg-parsechangelog -l "$ctl/changelog" -S Version) || fail "dpkg-parsechangelog cannot read the changelog"
+[ "$chversion" = "$version" ] || fail "the changelog's version $chversion is not the package's $version"
 rm -rf "$ctl"
+
+step "lintian"
+command -v lintian >/dev/null 2>&1 || fail "lintian is not installed (apt-get install lintian)"
+# --fail-on error,warning: any E: or W: fails; I: (info) and overridden tags are shown only.
+rc=0
+lintian --fail-on error,warning --display-info --info "$deb" >dist/lintian.txt 2>&1 || rc=$?
+grep -v '^running with root privileges' dist/lintian.txt || true
+if [ "$rc" -ne 0 ] || grep -q '^[EW]: ' dist/lintian.txt; then
+    fail "lintian found errors or warnings in $deb (exit $rc)"
+fi
 
 group_existed=no
 getent group uplinkd >/dev/null && group_existed=yes
@@ -69,8 +93,19 @@ getent group uplinkd >/dev/null || fail "postinst did not create the group uplin
 if [ -d /run/systemd/system ] && systemctl is-active --quiet uplinkd.service; then
     fail "the package started the service before it was configured"
 fi
-/usr/bin/uplinkctl version
-/usr/sbin/uplinkd --version
+step "command-line conventions"
+for cmd in "/usr/bin/uplinkctl --version" "/usr/bin/uplinkctl version" "/usr/sbin/uplinkd --version"; do
+    out=$($cmd) || fail "$cmd failed"
+    echo "$out"
+    echo "$out" | grep -qF " $version (commit " || fail "$cmd does not name version $version: $out"
+done
+err=$(/usr/sbin/uplinkd --help 2>&1 >/dev/null) || fail "uplinkd --help exited non-zero"
+[ -z "$err" ] || fail "uplinkd --help wrote to stderr: $err"
+/usr/bin/uplinkctl status --help | grep -q '^usage: uplinkctl .*status' || fail "uplinkctl status --help did not print its usage"
+for page in uplinkd.8 uplinkctl.1 uplinkd.toml.5; do
+    name=${page%.*} section=${page##*.}
+    man -w "$section" "$name" >/dev/null 2>&1 || ! command -v man >/dev/null || fail "man $section $name finds no page"
+done
 
 step "uplinkd --check on the shipped configuration"
 /usr/sbin/uplinkd --check --config /etc/uplinkd/uplinkd.toml || fail "uplinkd --check refused the shipped configuration"
@@ -83,5 +118,8 @@ dpkg -r uplinkd
 dpkg --purge uplinkd
 installed=no
 [ ! -e /etc/uplinkd/uplinkd.toml ] || fail "purge left /etc/uplinkd/uplinkd.toml"
+if ls /var/lib/systemd/deb-systemd-helper-enabled/ 2>/dev/null | grep -q uplinkd; then
+    fail "purge left deb-systemd-helper state behind"
+fi
 
 step "ok"

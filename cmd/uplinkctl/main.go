@@ -15,11 +15,9 @@ import (
 
 	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/internal/control"
+	"github.com/uplinkd/uplinkd/internal/version"
 	"github.com/uplinkd/uplinkd/uplink/config"
 )
-
-// version is set at build time: -ldflags "-X main.version=1.2.3".
-var version = "dev"
 
 // Exit statuses. For status, exitFail means "no uplink carries traffic".
 const (
@@ -31,6 +29,7 @@ const (
 const defaultConfig = "/etc/uplinkd/uplinkd.toml"
 
 const usage = `usage: uplinkctl [--socket PATH] COMMAND [ARGS]
+       uplinkctl COMMAND --help | --help | --version
 
 commands:
   status [--json]        show every uplink; exit 0 if one carries traffic, 1 if none, 2 if
@@ -38,12 +37,70 @@ commands:
   events [--json]        follow decisions as they happen (Ctrl-C stops)
   drain [--now] NAME     take an uplink out of service; --now also moves its connections
   undrain NAME           put a drained uplink back into service
-  reload                 make uplinkd read its config file again (a bad one is refused)
+  reload                 make uplinkd read its config file again; exits 1 with the reason
+                         when the file is refused (the running configuration stays)
   check-config [FILE]    validate a config file (default ` + defaultConfig + `)
-  version                print uplinkctl's version
+  version                print uplinkctl's version (also: --version)
+  help [COMMAND]         print this help, or a command's (also: COMMAND --help)
+
+global flags:
+  --socket PATH          uplinkd's control socket (default ` + control.DefaultSocket + `)
 
 Exit status 2 means uplinkd could not be reached, access was denied, or the usage was wrong.
+See uplinkctl(1).
 `
+
+// commandUsage is each command's --help.
+var commandUsage = map[string]string{
+	"status": `usage: uplinkctl [--socket PATH] status [--json]
+
+Show every uplink: its state and since when, why, RTT, loss, weight, tier, connections and
+whether it is drained, and the active route.
+
+flags:
+  --json   print the daemon's status as JSON
+
+Exit status: 0 if some uplink carries traffic, 1 if none does, 2 if uplinkd cannot be reached.
+`,
+	"events": `usage: uplinkctl [--socket PATH] events [--json]
+
+Follow state changes, switches, drains and reloads as they happen, until Ctrl-C.
+
+flags:
+  --json   print each event as one JSON object a line
+`,
+	"drain": `usage: uplinkctl [--socket PATH] drain [--now] NAME
+
+Take uplink NAME out of service for planned maintenance: new connections go elsewhere at once,
+existing ones may finish; probing goes on. Needs root.
+
+flags:
+  --now    also move the uplink's existing connections now
+`,
+	"undrain": `usage: uplinkctl [--socket PATH] undrain NAME
+
+Put drained uplink NAME back into service (at once if it is up). Needs root.
+`,
+	"reload": `usage: uplinkctl [--socket PATH] reload
+
+Make uplinkd read its configuration file again and wait for its verdict. A file with a mistake
+is refused: uplinkctl prints the reason and exits 1, and the running configuration stays.
+This is the unit's ExecReload (systemctl reload uplinkd). Needs root.
+`,
+	"check-config": `usage: uplinkctl check-config [FILE]
+
+Validate a configuration file (default ` + defaultConfig + `) without asking the daemon.
+Exit status 0 if it is valid, 1 with the file, line and key of the first mistake if not.
+`,
+	"version": `usage: uplinkctl version
+
+Print uplinkctl's version, the commit it was built from and the Go release (also: --version).
+`,
+	"help": `usage: uplinkctl help [COMMAND]
+
+Print the usage of uplinkctl, or of COMMAND.
+`,
+}
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -63,12 +120,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	global := flag.NewFlagSet("uplinkctl", flag.ContinueOnError)
 	global.SetOutput(io.Discard)
 	socket := global.String("socket", control.DefaultSocket, "control socket of uplinkd")
+	showVersion := global.Bool("version", false, "print the version and exit")
 	if err := global.Parse(args); err != nil {
-		return usageError(stderr, err)
+		return usageError(stdout, stderr, "", err)
+	}
+	if *showVersion {
+		fmt.Fprintln(stdout, version.String("uplinkctl"))
+		return exitOK
 	}
 	rest := global.Args()
 	if len(rest) == 0 {
-		return usageError(stderr, errors.New("no command"))
+		return usageError(stdout, stderr, "", errors.New("no command"))
 	}
 	c := &cli{stdout: stdout, stderr: stderr, client: control.NewClient(*socket), now: time.Now}
 	cmd, args := rest[0], rest[1:]
@@ -85,22 +147,70 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return c.reload(ctx, args)
 	case "check-config":
 		return c.checkConfig(args)
-	case "version", "--version":
-		fmt.Fprintf(stdout, "uplinkctl %s\n", version)
+	case "version":
+		if _, err := parse(flag.NewFlagSet("version", flag.ContinueOnError), args, 0, 0); err != nil {
+			return usageError(stdout, stderr, "version", err)
+		}
+		fmt.Fprintln(stdout, version.String("uplinkctl"))
 		return exitOK
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return exitOK
+	case "help":
+		return c.help(args)
+	case completeUplinks:
+		return c.completeUplinks(ctx)
 	}
-	return usageError(stderr, fmt.Errorf("unknown command %q", cmd))
+	return usageError(stdout, stderr, "", fmt.Errorf("unknown command %q", cmd))
 }
 
-func usageError(w io.Writer, err error) int {
-	if errors.Is(err, flag.ErrHelp) {
-		fmt.Fprint(w, usage)
-		return exitUnreachable
+// help prints the usage of uplinkctl or of one command, to stdout: it was asked for.
+func (c *cli) help(args []string) int {
+	pos, err := parse(flag.NewFlagSet("help", flag.ContinueOnError), args, 0, 1)
+	if err != nil {
+		return usageError(c.stdout, c.stderr, "help", err)
 	}
-	fmt.Fprintf(w, "uplinkctl: %v\n\n%s", err, usage)
+	if len(pos) == 0 {
+		fmt.Fprint(c.stdout, usage)
+		return exitOK
+	}
+	u, ok := commandUsage[pos[0]]
+	if !ok {
+		return usageError(c.stdout, c.stderr, "", fmt.Errorf("help: unknown command %q", pos[0]))
+	}
+	fmt.Fprint(c.stdout, u)
+	return exitOK
+}
+
+// completeUplinks is the hidden command the shell completions run for uplink names.
+const completeUplinks = "__complete-uplinks"
+
+// completeUplinks prints the daemon's uplink names, one a line, for the shell completions. It
+// prints nothing at all when the daemon cannot be asked (not running, no permission): a
+// completion must never spill errors into the command line being typed.
+func (c *cli) completeUplinks(ctx context.Context) int {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	st, err := c.client.Status(ctx)
+	if err != nil {
+		return exitFail
+	}
+	for _, u := range st.Uplinks {
+		fmt.Fprintln(c.stdout, u.Name)
+	}
+	return exitOK
+}
+
+// usageError handles a command line that could not be parsed. -h and --help are not errors:
+// the usage (of cmd, or the global one) goes to stdout with exit 0. Anything else is reported
+// on stderr with the usage and exit 2.
+func usageError(stdout, stderr io.Writer, cmd string, err error) int {
+	u, ok := commandUsage[cmd]
+	if !ok {
+		u = usage
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		fmt.Fprint(stdout, u)
+		return exitOK
+	}
+	fmt.Fprintf(stderr, "uplinkctl: %v\n\n%s", err, u)
 	return exitUnreachable
 }
 
@@ -142,7 +252,7 @@ func (c *cli) status(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print the status as JSON")
 	if _, err := parse(fs, args, 0, 0); err != nil {
-		return usageError(c.stderr, err)
+		return usageError(c.stdout, c.stderr, "status", err)
 	}
 	st, err := c.client.Status(ctx)
 	if err != nil {
@@ -168,7 +278,7 @@ func (c *cli) events(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("events", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print each event as one JSON object a line")
 	if _, err := parse(fs, args, 0, 0); err != nil {
-		return usageError(c.stderr, err)
+		return usageError(c.stdout, c.stderr, "events", err)
 	}
 	enc := json.NewEncoder(c.stdout)
 	err := c.client.Events(ctx, func(e api.Event) {
@@ -193,10 +303,10 @@ func (c *cli) drain(ctx context.Context, args []string, drain bool) int {
 	now := fs.Bool("now", false, "move the uplink's existing connections at once")
 	pos, err := parse(fs, args, 1, 1)
 	if err != nil {
-		return usageError(c.stderr, fmt.Errorf("%w (want: %s NAME)", err, name))
+		return usageError(c.stdout, c.stderr, name, fmt.Errorf("%w (want: %s NAME)", err, name))
 	}
 	if !drain && *now {
-		return usageError(c.stderr, errors.New("undrain has no --now"))
+		return usageError(c.stdout, c.stderr, name, errors.New("undrain has no --now"))
 	}
 	if drain {
 		err = c.client.Drain(ctx, pos[0], *now)
@@ -219,7 +329,7 @@ func (c *cli) drain(ctx context.Context, args []string, drain bool) int {
 
 func (c *cli) reload(ctx context.Context, args []string) int {
 	if _, err := parse(flag.NewFlagSet("reload", flag.ContinueOnError), args, 0, 0); err != nil {
-		return usageError(c.stderr, err)
+		return usageError(c.stdout, c.stderr, "reload", err)
 	}
 	if err := c.client.Reload(ctx); err != nil {
 		return c.fail(err)
@@ -231,7 +341,7 @@ func (c *cli) reload(ctx context.Context, args []string) int {
 func (c *cli) checkConfig(args []string) int {
 	pos, err := parse(flag.NewFlagSet("check-config", flag.ContinueOnError), args, 0, 1)
 	if err != nil {
-		return usageError(c.stderr, err)
+		return usageError(c.stdout, c.stderr, "check-config", err)
 	}
 	path := defaultConfig
 	if len(pos) == 1 {

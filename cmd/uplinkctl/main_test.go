@@ -6,15 +6,21 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
+	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/internal/control"
+	"github.com/uplinkd/uplinkd/internal/version"
 	"github.com/uplinkd/uplinkd/uplink"
 )
 
@@ -285,4 +291,157 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// The command-line conventions: help that was asked for goes to stdout with exit 0, for
+// uplinkctl and every command; --version names the version, the commit and the Go release.
+
+func TestHelpGoesToStdoutWithExit0(t *testing.T) {
+	tests := []struct {
+		args []string
+		want string // the first line of the usage printed
+	}{
+		{[]string{"-h"}, "usage: uplinkctl [--socket PATH] COMMAND [ARGS]"},
+		{[]string{"--help"}, "usage: uplinkctl [--socket PATH] COMMAND [ARGS]"},
+		{[]string{"help"}, "usage: uplinkctl [--socket PATH] COMMAND [ARGS]"},
+		{[]string{"--socket", "/nonexistent", "--help"}, "usage: uplinkctl [--socket PATH] COMMAND [ARGS]"},
+		{[]string{"status", "--help"}, "usage: uplinkctl [--socket PATH] status [--json]"},
+		{[]string{"status", "-h"}, "usage: uplinkctl [--socket PATH] status [--json]"},
+		{[]string{"help", "status"}, "usage: uplinkctl [--socket PATH] status [--json]"},
+		{[]string{"events", "--help"}, "usage: uplinkctl [--socket PATH] events [--json]"},
+		{[]string{"drain", "--help"}, "usage: uplinkctl [--socket PATH] drain [--now] NAME"},
+		{[]string{"drain", "isp1", "--help"}, "usage: uplinkctl [--socket PATH] drain [--now] NAME"},
+		{[]string{"undrain", "--help"}, "usage: uplinkctl [--socket PATH] undrain NAME"},
+		{[]string{"reload", "--help"}, "usage: uplinkctl [--socket PATH] reload"},
+		{[]string{"check-config", "--help"}, "usage: uplinkctl check-config [FILE]"},
+		{[]string{"version", "--help"}, "usage: uplinkctl version"},
+		{[]string{"help", "--help"}, "usage: uplinkctl help [COMMAND]"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			code, out, errOut := uplinkctl(context.Background(), tt.args...)
+			if code != 0 || errOut != "" {
+				t.Errorf("exit %d, stderr %q; want exit 0 and nothing on stderr", code, errOut)
+			}
+			if first, _, _ := strings.Cut(out, "\n"); first != tt.want {
+				t.Errorf("first line %q, want %q:\n%s", first, tt.want, out)
+			}
+		})
+	}
+}
+
+// TestEveryCommandHasItsOwnHelp keeps the global usage and the per-command usages together.
+func TestEveryCommandHasItsOwnHelp(t *testing.T) {
+	listed := regexp.MustCompile(`(?m)^  ([a-z][a-z-]*) `).FindAllStringSubmatch(usage, -1)
+	if len(listed) < 8 {
+		t.Fatalf("found only %d commands in the usage", len(listed))
+	}
+	seen := map[string]bool{}
+	for _, m := range listed {
+		seen[m[1]] = true
+		if _, ok := commandUsage[m[1]]; !ok {
+			t.Errorf("command %q has no entry in commandUsage", m[1])
+		}
+	}
+	for name := range commandUsage {
+		if !seen[name] {
+			t.Errorf("commandUsage has %q, which the usage does not list", name)
+		}
+	}
+}
+
+func TestHelpForAnUnknownCommandIsAUsageError(t *testing.T) {
+	code, out, errOut := uplinkctl(context.Background(), "help", "frobnicate")
+	if code != 2 || out != "" || !strings.Contains(errOut, `unknown command "frobnicate"`) {
+		t.Errorf("exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+}
+
+func TestVersionNamesVersionCommitAndGo(t *testing.T) {
+	oldV, oldC := version.Version, version.Commit
+	t.Cleanup(func() { version.Version, version.Commit = oldV, oldC })
+	version.Version, version.Commit = "1.2.3", "abc1234"
+	want := "uplinkctl 1.2.3 (commit abc1234, " + runtime.Version() + ")\n"
+	for _, args := range [][]string{{"--version"}, {"-version"}, {"version"}} {
+		t.Run(strings.Join(args, " "), func(t *testing.T) {
+			code, out, errOut := uplinkctl(context.Background(), args...)
+			if code != 0 || out != want || errOut != "" {
+				t.Errorf("exit %d, stdout %q, stderr %q; want %q", code, out, errOut, want)
+			}
+		})
+	}
+}
+
+func TestCompleteUplinksPrintsNamesOrNothing(t *testing.T) {
+	_, socket := startDaemon(t, sampleStatus())
+	code, out, errOut := uplinkctl(context.Background(), "--socket", socket, completeUplinks)
+	if want := "fiber\ncable\nlte\ndsl\nspare\nnew\n"; code != 0 || out != want || errOut != "" {
+		t.Errorf("exit %d, stdout %q, stderr %q; want %q", code, out, errOut, want)
+	}
+
+	code, out, errOut = uplinkctl(context.Background(), "--socket", "/nonexistent/u.sock", completeUplinks)
+	if code == 0 || out != "" || errOut != "" {
+		t.Errorf("without a daemon: exit %d, stdout %q, stderr %q; want a failure that prints nothing", code, out, errOut)
+	}
+	if strings.Contains(usage, completeUplinks) {
+		t.Errorf("the usage shows the hidden command %s", completeUplinks)
+	}
+}
+
+// TestRefusedReloadFailsWithTheReason is what makes `systemctl reload uplinkd` fail for a bad
+// file: the unit's ExecReload is `uplinkctl reload`. Changes need root on the real control
+// server, so this answers like it does (POST /v1/reload → 422 with the reason) from a stub.
+func TestRefusedReloadFailsWithTheReason(t *testing.T) {
+	const reason = "reload refused, the old configuration keeps running: /etc/uplinkd/uplinkd.toml:7: defaults.quorum: 4 is more than the 3 targets"
+	var refuse atomic.Bool
+	refuse.Store(true)
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		if refuse.Load() {
+			w.WriteHeader(http.StatusUnprocessableEntity)
+			w.Write([]byte(`{"error":` + quoteJSON(reason) + `}`))
+			return
+		}
+		w.Write([]byte(`{"ok":true}`))
+	})
+	socket := serveStub(t, mux)
+
+	code, out, errOut := uplinkctl(context.Background(), "--socket", socket, "reload")
+	if code != 1 || out != "" || errOut != "uplinkctl: "+reason+"\n" {
+		t.Errorf("refused: exit %d, stdout %q, stderr %q; want exit 1 and the reason", code, out, errOut)
+	}
+	refuse.Store(false)
+	code, out, errOut = uplinkctl(context.Background(), "--socket", socket, "reload")
+	if code != 0 || out != "configuration reloaded\n" || errOut != "" {
+		t.Errorf("accepted: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	code, _, errOut = uplinkctl(context.Background(), "--socket", "/nonexistent/u.sock", "reload")
+	if code != 2 || !strings.Contains(errOut, "uplinkd is not running") {
+		t.Errorf("no daemon: exit %d, stderr %q; want 2", code, errOut)
+	}
+}
+
+func quoteJSON(s string) string {
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
+
+// serveStub serves h on a fresh unix socket until the test ends.
+func serveStub(t *testing.T, h http.Handler) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "ctl") // short: socket paths are limited to 107 bytes
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	socket := filepath.Join(dir, "u.sock")
+	ln, err := net.Listen("unix", socket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: h}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close(); <-done })
+	return socket
 }

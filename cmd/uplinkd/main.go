@@ -18,6 +18,7 @@ import (
 
 	"github.com/uplinkd/uplinkd/internal/control"
 	"github.com/uplinkd/uplinkd/internal/engine"
+	"github.com/uplinkd/uplinkd/internal/version"
 	"github.com/uplinkd/uplinkd/routing"
 	"github.com/uplinkd/uplinkd/routing/connmark"
 	"github.com/uplinkd/uplinkd/uplink"
@@ -25,9 +26,6 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
-
-// version is set at build time with -ldflags "-X main.version=...".
-var version = "dev"
 
 const defaultConfig = "/etc/uplinkd/uplinkd.toml"
 
@@ -37,25 +35,35 @@ func main() {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("uplinkd", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(io.Discard) // help and errors are printed below
 	configPath := fs.String("config", defaultConfig, "configuration `file`")
 	check := fs.Bool("check", false, "validate the configuration, print a summary and exit")
 	cleanup := fs.Bool("cleanup", false, "remove every rule, route and firewall table uplinkd owns, and exit")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: uplinkd [--config FILE] [--check | --cleanup | --version]\n\n")
+		fmt.Fprintf(fs.Output(), "usage: uplinkd [--config FILE] [--check | --cleanup | --version | --help]\n\n")
 		fs.PrintDefaults()
+		fmt.Fprintf(fs.Output(), "  -h, --help\n    \tprint this help and exit\n\nSee uplinkd(8) and uplinkd.toml(5).\n")
 	}
 	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) { // -h, --help: asked for, so stdout and success
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return 0
+		}
+		fmt.Fprintf(stderr, "uplinkd: %v\n", err)
+		fs.SetOutput(stderr)
+		fs.Usage()
 		return 2
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "uplinkd: unexpected argument %q\n", fs.Arg(0))
+		fs.SetOutput(stderr)
 		fs.Usage()
 		return 2
 	}
 	if *showVersion {
-		fmt.Fprintf(stdout, "uplinkd %s\n", version)
+		fmt.Fprintln(stdout, version.String("uplinkd"))
 		return 0
 	}
 	cfg, err := config.Load(*configPath)
@@ -145,7 +153,7 @@ func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger, level 
 		Notifier:     n,
 		Log:          log,
 		LogLevel:     level,
-		Version:      version,
+		Version:      version.Version,
 		KernelEvents: kernelEvents,
 		KernelDone:   kernelDone,
 		PinDamage:    pinDamage,
