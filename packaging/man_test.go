@@ -15,7 +15,7 @@ import (
 )
 
 // The configuration is documented twice, in the README's reference and in uplinkd.toml(5), and
-// defined once, in the uplink package's raw* structs. These tests keep the three naming the
+// defined once, in uplink/config's raw* structs. These tests keep the three naming the
 // same keys in the same tables, so that none of them can drift.
 
 // tables are the parts of the file, as both documents head them, and the struct behind each.
@@ -29,24 +29,24 @@ var tables = []struct{ name, rawType string }{
 func TestManPageREADMEAndCodeNameTheSameKeys(t *testing.T) {
 	man := manKeys(t, "man/uplinkd.toml.5.md")
 	readme := readmeKeys(t, "../README.md")
-	code, embeds := codeKeys(t, "../uplink")
+	code, embeds := codeKeys(t, "../uplink/config")
 	for _, tb := range tables {
 		t.Run(tb.name, func(t *testing.T) {
 			m, r, c := man[tb.name], readme[tb.name], code[tb.rawType]
 			if len(c) == 0 {
-				t.Fatalf("no toml keys found in uplink.%s: update this test with the code", tb.rawType)
+				t.Fatalf("no toml keys found in config.%s: update this test with the code", tb.rawType)
 			}
 			if !reflect.DeepEqual(m, c) {
-				t.Errorf("uplinkd.toml(5) documents %v; the code (uplink.%s) reads %v", m, tb.rawType, c)
+				t.Errorf("uplinkd.toml(5) documents %v; the code (config.%s) reads %v", m, tb.rawType, c)
 			}
 			if !reflect.DeepEqual(r, c) {
-				t.Errorf("the README documents %v; the code (uplink.%s) reads %v", r, tb.rawType, c)
+				t.Errorf("the README documents %v; the code (config.%s) reads %v", r, tb.rawType, c)
 			}
 		})
 	}
 	// An [[uplink]] takes every [defaults] key too: both documents must say so.
 	if !embeds["rawUplink+rawProbe"] {
-		t.Fatal("uplink.rawUplink no longer embeds rawProbe: update this test and the documents")
+		t.Fatal("config.rawUplink no longer embeds rawProbe: update this test and the documents")
 	}
 	for doc, text := range map[string]string{"README.md": readFile(t, "../README.md"), "uplinkd.toml(5)": readFile(t, "man/uplinkd.toml.5.md")} {
 		if !regexp.MustCompile("(?i)any (key of )?`?\\*{0,2}\\[defaults\\]").MatchString(text) {
