@@ -73,6 +73,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	}
 	if *check {
 		printSummary(stdout, cfg)
+		for _, w := range warnings(cfg) {
+			fmt.Fprintf(stdout, "warning: %s\n", w)
+		}
 		return 0
 	}
 	level := new(slog.LevelVar)
@@ -128,6 +131,20 @@ func printSummary(w io.Writer, cfg *uplink.Config) {
 	}
 }
 
+// warnings are what --check says about a valid configuration that may not do what is meant.
+func warnings(cfg *uplink.Config) []string {
+	var out []string
+	if err := control.CheckGroup(cfg.Daemon.SocketGroup); err != nil {
+		out = append(out, err.Error())
+	}
+	for _, u := range cfg.Uplinks {
+		if len(u.Probe.Targets) == 1 {
+			out = append(out, fmt.Sprintf("uplink %s has a single probe target: when that one host stops answering, the uplink is judged down; give it two or more", u.Name))
+		}
+	}
+	return out
+}
+
 // runDaemon wires the engine to the kernel, the control socket, signals and systemd, and runs
 // it until ctx ends.
 func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger, level *slog.LevelVar) error {
@@ -161,6 +178,9 @@ func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger, level 
 	})
 	if err != nil {
 		return err
+	}
+	if err := control.CheckGroup(cfg.Daemon.SocketGroup); err != nil {
+		log.Warn("control socket", "problem", err)
 	}
 	ln, err := control.Listen(cfg.Daemon.Socket, cfg.Daemon.SocketGroup)
 	if err != nil {

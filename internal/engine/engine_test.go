@@ -297,3 +297,29 @@ func TestStatusCountsConnectionsAtABoundedRate(t *testing.T) {
 		r.close()
 	})
 }
+
+func TestARenumberingIsNoFailureAndMovesTheProbesToTheNewAddress(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := startRig(t, twoISPs)
+		r.routes.mu.Lock()
+		l := r.routes.links["wan1"]
+		l.Addrs = []netip.Addr{netip.MustParseAddr("198.51.100.77")}
+		r.routes.links["wan1"] = l
+		r.routes.mu.Unlock()
+		r.kernel <- routing.Event{Kind: routing.AddrChanged, Interface: "wan1"}
+		synctest.Wait()
+		r.rounds("isp1", false, 2) // probes from the old address were failing meanwhile
+		r.rounds("isp1", true, 3)
+		r.wantActive("isp1")
+		if r.state("isp1") != uplink.Up || r.e.Status().Uplinks[0].HoldDown != 0 {
+			t.Errorf("after a renumbering isp1 is %s with hold-down %s, want up and no damping", r.state("isp1"), r.e.Status().Uplinks[0].HoldDown)
+		}
+		r.probes.mu.Lock()
+		pin := r.probes.pins["isp1"]
+		r.probes.mu.Unlock()
+		if pin.Source4 != netip.MustParseAddr("198.51.100.77") {
+			t.Errorf("probes still leave from %s", pin.Source4)
+		}
+		r.close()
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/uplinkd/uplinkd/probe"
@@ -75,10 +76,18 @@ func (m *member) stopProbing() {
 // learn reads the uplink's interface from the kernel and tells the machine whether the link
 // can carry traffic.
 func (e *Engine) learn(m *member) {
+	wasOK, _ := m.linkUsable()
+	before := m.link
 	info, err := e.opt.Routes.Link(m.cfg.Interface)
 	m.link, m.linkErr = info, err
 	ok, why := m.linkUsable()
 	m.machine.ObserveLink(ok, why)
+	if wasOK && ok && renumbered(before, info) {
+		// DHCP or PPPoE gave new addresses or a new gateway: probes from the old address
+		// say nothing about the new one, and this is no failure of the uplink.
+		e.log.Info("uplink renumbered", "uplink", m.cfg.Name, "addrs", info.Addrs, "gateway4", info.Gateway4, "gateway6", info.Gateway6)
+		m.machine.ObserveRenumbered(time.Now())
+	}
 	if m.prober != nil {
 		m.prober.SetPin(m.pin())
 	}
@@ -135,4 +144,9 @@ func (m *member) pin() probe.Pin {
 func (m *member) candidate() uplink.Candidate {
 	return uplink.Candidate{Name: m.cfg.Name, Priority: m.cfg.Priority, Weight: m.cfg.Weight,
 		State: m.machine.State(), Drained: m.drained, DrainNow: m.drainNow}
+}
+
+// renumbered says whether the addresses or the learned gateways of a link changed.
+func renumbered(a, b routing.LinkInfo) bool {
+	return !slices.Equal(a.Addrs, b.Addrs) || a.Gateway4 != b.Gateway4 || a.Gateway6 != b.Gateway6
 }
