@@ -301,6 +301,8 @@ func TestStatusCountsConnectionsAtABoundedRate(t *testing.T) {
 func TestARenumberingIsNoFailureAndMovesTheProbesToTheNewAddress(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := startRig(t, twoISPs)
+		inFlight := time.Now()
+		time.Sleep(50 * time.Millisecond)
 		r.routes.mu.Lock()
 		l := r.routes.links["wan1"]
 		l.Addrs = []netip.Addr{netip.MustParseAddr("198.51.100.77")}
@@ -308,7 +310,10 @@ func TestARenumberingIsNoFailureAndMovesTheProbesToTheNewAddress(t *testing.T) {
 		r.routes.mu.Unlock()
 		r.kernel <- routing.Event{Kind: routing.AddrChanged, Interface: "wan1"}
 		synctest.Wait()
-		r.rounds("isp1", false, 2) // probes from the old address were failing meanwhile
+		for range 3 { // probes sent from the old address before the change fail
+			r.probes.roundAt("isp1", false, inFlight)
+		}
+		synctest.Wait()
 		r.rounds("isp1", true, 3)
 		r.wantActive("isp1")
 		if r.state("isp1") != uplink.Up || r.e.Status().Uplinks[0].HoldDown != 0 {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/uplinkd/uplinkd/probe"
 	"github.com/uplinkd/uplinkd/routing"
@@ -189,11 +190,14 @@ func (p fakeProber) SetPin(pin probe.Pin) {
 func (p fakeProber) Stop() {}
 
 // round delivers one round of uplink name in which every target answered (ok) or none did.
-func (f *fakeProbers) round(name string, ok bool) {
+func (f *fakeProbers) round(name string, ok bool) { f.roundAt(name, ok, timeNow()) }
+
+// roundAt delivers a round that started at start (one in flight across a change).
+func (f *fakeProbers) roundAt(name string, ok bool, start time.Time) {
 	f.mu.Lock()
 	out, targets := f.out[name], f.targets[name]
 	f.mu.Unlock()
-	r := uplink.Round{Start: timeNow()}
+	r := uplink.Round{Start: start}
 	for _, t := range targets {
 		r.Results = append(r.Results, uplink.Result{Target: t, OK: ok, RTT: 1e6})
 	}

@@ -61,6 +61,9 @@ type rig struct {
 
 	mu     sync.Mutex
 	events []api.Event
+
+	closeOnce sync.Once
+	runErr    error
 }
 
 type lockedBuffer struct {
@@ -124,6 +127,7 @@ func startRig(t *testing.T, cfg string) *rig {
 	time.Sleep(time.Second) // fake time: past the first verdict
 	synctest.Wait()
 	t.Cleanup(func() {
+		r.close() // a test that failed half-way still stops its engine
 		if t.Failed() {
 			t.Logf("engine log:\n%s", r.logs.String())
 		}
@@ -131,10 +135,11 @@ func startRig(t *testing.T, cfg string) *rig {
 	return r
 }
 
-// close stops the engine and returns Run's error.
+// close stops the engine and returns Run's error; later calls return nil.
 func (r *rig) close() error {
 	r.stop()
-	return <-r.done
+	r.closeOnce.Do(func() { r.runErr = <-r.done })
+	return r.runErr
 }
 
 // rounds feeds n rounds of uplink name, one per 100 ms of fake time, and lets the engine act.
