@@ -38,20 +38,27 @@ const (
 // it was being read).
 const dumpAttempts = 5
 
-// retryDump calls dump until it is not interrupted, at most dumpAttempts times.
-func retryDump[T any](what string, dump func() ([]T, error)) ([]T, error) {
+// RetryDump calls dump until the kernel's dump was not interrupted by a concurrent change (then
+// its result is incomplete: netlink.ErrDumpInterrupted), at most dumpAttempts times.
+func RetryDump[T any](dump func() ([]T, error)) ([]T, error) {
 	var err error
 	for range dumpAttempts {
 		var out []T
 		out, err = dump()
-		if err == nil {
-			return out, nil
-		}
 		if !errors.Is(err, netlink.ErrDumpInterrupted) {
-			return nil, fmt.Errorf("routing: list %s: %w", what, err)
+			return out, err
 		}
 	}
-	return nil, fmt.Errorf("routing: list %s: interrupted %d times in a row: %w", what, dumpAttempts, err)
+	return nil, fmt.Errorf("interrupted %d times in a row: %w", dumpAttempts, err)
+}
+
+// retryDump is RetryDump with the error naming what was listed.
+func retryDump[T any](what string, dump func() ([]T, error)) ([]T, error) {
+	out, err := RetryDump(dump)
+	if err != nil {
+		return nil, fmt.Errorf("routing: list %s: %w", what, err)
+	}
+	return out, nil
 }
 
 // ownedRule reports whether a kernel rule is ours: in our band and carrying our protocol.

@@ -196,7 +196,7 @@ func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger, level 
 	})
 	workers.Go(func() { kernelDone <- routing.NewMonitor(netns.None(), settings, log).Run(ctx, kernelEvents) })
 	workers.Go(func() {
-		if err := pins.Watch(ctx, pinDamage); err != nil {
+		if err := pins.Watch(ctx, pinDamage, nil); err != nil {
 			log.Warn("nftables monitor unavailable; the connection-mark table is checked every 30s instead", "err", err)
 		}
 	})

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uplinkd/uplinkd/internal/testkit"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"golang.org/x/sys/unix"
@@ -43,7 +44,7 @@ func TestLiveCountsOpenConnectionsOnly(t *testing.T) {
 // Short connections stop counting when they close; a connection held open
 // keeps counting; IPv6 entries are in the same dump.
 func TestCountsForgetClosedConnections(t *testing.T) {
-	needRoot(t)
+	testkit.NeedRoot(t)
 	l := newLab(t)
 	l.masquerade(t)
 	p := twoUplinks(1, 0) // every new connection through isp1

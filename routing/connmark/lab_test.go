@@ -28,13 +28,6 @@ import (
 // runs a UDP counter on :9000 and a TCP server on :9001 that answers every
 // line with its name.
 
-func needRoot(t testing.TB) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: builds network namespaces")
-	}
-}
-
 var nsSeq atomic.Int32
 
 type lab struct {

@@ -1,15 +1,13 @@
 package connmark
 
 import (
-	"flag"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-)
 
-var update = flag.Bool("update", false, "rewrite the golden files in testdata")
+	"github.com/uplinkd/uplinkd/internal/testkit"
+)
 
 func TestRenderGolden(t *testing.T) {
 	pfx := netip.MustParsePrefix
@@ -45,20 +43,7 @@ func TestRenderGolden(t *testing.T) {
 		{"services match prefixes ports and protocols, block or fall through", "services.nft", services},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got := Render(tc.plan)
-			path := filepath.Join("testdata", tc.file)
-			if *update {
-				if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatalf("%v (run with -update to create it)", err)
-			}
-			if got != string(want) {
-				t.Errorf("Render differs from %s:\n%s", path, got)
-			}
+			testkit.Golden(t, filepath.Join("testdata", tc.file), []byte(Render(tc.plan)))
 		})
 	}
 }

@@ -9,7 +9,7 @@ import (
 
 // The table is built from a small intermediate form: chains of rules made
 // of statements. Each statement knows its nft text (Render, golden tests)
-// and its kernel expressions (exprs.go), so both come from one source.
+// and its kernel expressions (stmts.go), so both come from one source.
 
 type chain struct {
 	name  string

@@ -7,6 +7,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/uplinkd/uplinkd/internal/testkit"
 )
 
 // clocks returns the wall time and the process's CPU time (user + system,
@@ -52,7 +54,7 @@ func manyUplinks(n int) Plan {
 // A table for the documented range of uplink ids (1..250) goes into the
 // kernel in one transaction, and the kernel then holds what Render prints.
 func TestApplyManyUplinks(t *testing.T) {
-	needRoot(t)
+	testkit.NeedRoot(t)
 	for _, n := range []int{32, 63, 250} {
 		t.Run(fmt.Sprintf("%d uplinks", n), func(t *testing.T) {
 			p := manyUplinks(n)

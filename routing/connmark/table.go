@@ -10,6 +10,7 @@ import (
 	"github.com/google/nftables/binaryutil"
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
+	"github.com/uplinkd/uplinkd/routing"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
@@ -17,7 +18,8 @@ import (
 )
 
 // Table is the daemon's nftables table in one network namespace. It is safe
-// for concurrent use, though the daemon's run loop is its only caller.
+// for concurrent use: the run loop applies it, and the engine's connection counter
+// calls Counts from its own goroutine.
 type Table struct {
 	ns  netns.NsHandle
 	log *slog.Logger
@@ -287,18 +289,13 @@ func live(f *netlink.ConntrackFlow) bool {
 // dumpConntrack lists the conntrack table, both address families in one
 // dump (AF_UNSPEC).
 func dumpConntrack(h *netlink.Handle) ([]*netlink.ConntrackFlow, error) {
-	var err error
-	for range 3 { // a dump interrupted by a concurrent change is retried, a few times
-		var flows []*netlink.ConntrackFlow
-		flows, err = h.ConntrackTableList(netlink.ConntrackTable, unix.AF_UNSPEC)
-		if err == nil {
-			return flows, nil
-		}
-		if !errors.Is(err, netlink.ErrDumpInterrupted) {
-			break
-		}
+	flows, err := routing.RetryDump(func() ([]*netlink.ConntrackFlow, error) {
+		return h.ConntrackTableList(netlink.ConntrackTable, unix.AF_UNSPEC)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("connmark: dump conntrack table: %w", err)
 	}
-	return nil, fmt.Errorf("connmark: dump conntrack table: %w", err)
+	return flows, nil
 }
 
 // batch collects the anonymous sets one rule needs; they must be added to

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uplinkd/uplinkd/internal/testkit"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
 )
@@ -86,7 +87,7 @@ func tcpOutRsts(t *testing.T, ns string) int {
 }
 
 func TestTableInLab(t *testing.T) {
-	needRoot(t)
+	testkit.NeedRoot(t)
 	l := newLab(t)
 	l.masquerade(t)
 	others := withoutOurs(t, l.router)
@@ -234,7 +235,7 @@ func TestTableInLab(t *testing.T) {
 // The kernel holds exactly what Render prints: the table built through
 // netlink lists the same as the one nft(8) loads from Render's text.
 func TestRenderMatchesKernel(t *testing.T) {
-	needRoot(t)
+	testkit.NeedRoot(t)
 	for _, tc := range richPlans() {
 		t.Run(tc.name, func(t *testing.T) {
 			viaGo, viaNft := newNS(t, "g"), newNS(t, "n")
@@ -288,7 +289,7 @@ func richPlans() []struct {
 }
 
 func BenchmarkApply(b *testing.B) {
-	needRoot(b)
+	testkit.NeedRoot(b)
 	tb := NewTable(nsHandle(b, newNS(b, "b")), nil)
 	p := richPlans()[1].plan
 	b.Run("replace", func(b *testing.B) {
@@ -312,7 +313,7 @@ func BenchmarkApply(b *testing.B) {
 // (created through netlink in a namespace of its own), a third of them per
 // uplink and a third unmarked.
 func BenchmarkCounts(b *testing.B) {
-	needRoot(b)
+	testkit.NeedRoot(b)
 	ns := nsHandle(b, newNS(b, "b"))
 	h, err := netlink.NewHandleAt(ns, unix.NETLINK_NETFILTER)
 	if err != nil {

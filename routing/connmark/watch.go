@@ -13,8 +13,9 @@ import (
 // replacements are reported too; the Apply they trigger finds the table intact and changes
 // nothing. Reports are coalesced: out needs a buffer of one. Watch returns nil when ctx ends,
 // or an error when it cannot subscribe or the kernel ends the subscription (then only the
-// periodic check is left).
-func (t *Table) Watch(ctx context.Context, out chan<- struct{}) error {
+// periodic check is left). subscribed, if not nil, is called once the monitor listens: a
+// deletion after it is reported.
+func (t *Table) Watch(ctx context.Context, out chan<- struct{}, subscribed func()) error {
 	c, err := t.conn()
 	if err != nil {
 		return err
@@ -27,6 +28,9 @@ func (t *Table) Watch(ctx context.Context, out chan<- struct{}) error {
 		return fmt.Errorf("connmark: watch nftables: %w", err)
 	}
 	defer mon.Close()
+	if subscribed != nil {
+		subscribed()
+	}
 	for {
 		select {
 		case <-ctx.Done():

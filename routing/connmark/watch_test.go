@@ -4,10 +4,12 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/uplinkd/uplinkd/internal/testkit"
 )
 
 func TestWatchReportsTheDeletionOfOurTableButNotOfOthers(t *testing.T) {
-	needRoot(t)
+	testkit.NeedRoot(t)
 	ns := newNS(t, "w")
 	tb := NewTable(nsHandle(t, ns), nil)
 	if err := tb.Apply(twoUplinks(1, 1)); err != nil {
@@ -17,14 +19,19 @@ func TestWatchReportsTheDeletionOfOurTableButNotOfOthers(t *testing.T) {
 	out := make(chan struct{}, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- tb.Watch(ctx, out) }()
+	listening := make(chan struct{})
+	go func() { done <- tb.Watch(ctx, out, func() { close(listening) }) }()
 	defer func() {
 		cancel()
 		if err := <-done; err != nil {
 			t.Errorf("Watch: %v", err)
 		}
 	}()
-	time.Sleep(100 * time.Millisecond) // let the subscription start
+	select {
+	case <-listening:
+	case err := <-done:
+		t.Fatalf("Watch did not subscribe: %v", err)
+	}
 
 	nft(t, ns, "delete table inet other\n")
 	select {
