@@ -1,13 +1,10 @@
 package routing
 
 import (
-	"fmt"
-	"os"
-	"os/exec"
 	"strings"
-	"sync/atomic"
 	"testing"
 
+	"github.com/uplinkd/uplinkd/internal/testkit"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -16,32 +13,11 @@ import (
 // namespaces created here; nothing touches the root namespace (links are created directly in
 // their namespace with `ip -n`).
 
-var nsSeq atomic.Int32
-
-// newNS creates a namespace with a short name unique to this process and removes it when the
-// test ends, whether it passed or not.
-func newNS(tb testing.TB, tag string) string {
-	tb.Helper()
-	name := fmt.Sprintf("rt%d-%d%s", os.Getpid(), nsSeq.Add(1), tag)
-	run(tb, "ip", "netns", "add", name)
-	tb.Cleanup(func() {
-		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
-			tb.Logf("ip netns del %s: %v: %s", name, err, out)
-		}
-	})
-	run(tb, "ip", "-n", name, "link", "set", "lo", "up")
-	return name
-}
+// newNS is a namespace for this test (testkit.Netns).
+func newNS(tb testing.TB, tag string) string { return testkit.Netns(tb, tag) }
 
 // run runs a command and fails the test with its output when it fails.
-func run(tb testing.TB, args ...string) string {
-	tb.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		tb.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
+func run(tb testing.TB, args ...string) string { return testkit.Run(tb, args...) }
 
 // ipn runs `ip -n ns args...`.
 func ipn(tb testing.TB, ns string, args ...string) string {

@@ -6,11 +6,16 @@ package testkit
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/uplinkd/uplinkd/internal/netlab"
+	"github.com/vishvananda/netns"
 )
 
 // SkipReason is the message root-only tests skip with.
@@ -84,4 +89,42 @@ func Golden(tb testing.TB, path string, got []byte) {
 	if !bytes.Equal(got, want) {
 		tb.Errorf("%s differs (run with -update to accept):\n--- got\n%s\n--- want\n%s", path, got, want)
 	}
+}
+
+var nsSeq atomic.Int32
+
+// Netns adds an empty network namespace, with lo up, named after this process and tag, and
+// deletes it when tb ends, whether it passed or not. It needs root (see NeedRoot).
+func Netns(tb testing.TB, tag string) string {
+	tb.Helper()
+	name := fmt.Sprintf("tk%d-%d%s", os.Getpid(), nsSeq.Add(1), tag)
+	Run(tb, "ip", "netns", "add", name)
+	tb.Cleanup(func() {
+		if out, err := exec.Command("ip", "netns", "del", name).CombinedOutput(); err != nil {
+			tb.Logf("ip netns del %s: %v: %s", name, err, out)
+		}
+	})
+	Run(tb, "ip", "-n", name, "link", "set", "lo", "up")
+	return name
+}
+
+// NsHandle opens the namespace called name for tb's duration.
+func NsHandle(tb testing.TB, name string) netns.NsHandle {
+	tb.Helper()
+	h, err := netns.GetFromName(name)
+	if err != nil {
+		tb.Fatalf("open namespace %s: %v", name, err)
+	}
+	tb.Cleanup(func() { h.Close() })
+	return h
+}
+
+// Run runs a command and fails tb with its output when it fails.
+func Run(tb testing.TB, args ...string) string {
+	tb.Helper()
+	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
+	if err != nil {
+		tb.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out)
 }

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"fmt"
 	"net"
-	"os"
 	"os/exec"
 	"strings"
 	"sync"
@@ -15,6 +14,7 @@ import (
 	"github.com/vishvananda/netns"
 
 	"github.com/uplinkd/uplinkd/internal/netlab"
+	"github.com/uplinkd/uplinkd/internal/testkit"
 )
 
 // A small lab of network namespaces for the root tests, built with ip(8):
@@ -28,32 +28,15 @@ import (
 // runs a UDP counter on :9000 and a TCP server on :9001 that answers every
 // line with its name.
 
-var nsSeq atomic.Int32
-
 type lab struct {
 	client, router, peer1, peer2 string // namespace names
 	routerNS                     netns.NsHandle
 	udp1, udp2                   *atomic.Int64 // datagrams each peer received
 }
 
-// newNS adds a namespace that is deleted when the test ends.
-func newNS(t testing.TB, role string) string {
-	t.Helper()
-	name := fmt.Sprintf("cm%d%s%d", os.Getpid(), role, nsSeq.Add(1))
-	run(t, "ip", "netns", "add", name)
-	t.Cleanup(func() { _ = exec.Command("ip", "netns", "del", name).Run() })
-	run(t, "ip", "-n", name, "link", "set", "lo", "up")
-	return name
-}
+func newNS(t testing.TB, role string) string { return testkit.Netns(t, role) }
 
-func run(t testing.TB, args ...string) string {
-	t.Helper()
-	out, err := exec.Command(args[0], args[1:]...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%s: %v\n%s", strings.Join(args, " "), err, out)
-	}
-	return string(out)
-}
+func run(t testing.TB, args ...string) string { return testkit.Run(t, args...) }
 
 // ipBatch runs ip commands (one per line) in namespace ns.
 func ipBatch(t testing.TB, ns, script string) {
@@ -65,15 +48,7 @@ func ipBatch(t testing.TB, ns, script string) {
 	}
 }
 
-func nsHandle(t testing.TB, name string) netns.NsHandle {
-	t.Helper()
-	h, err := netns.GetFromName(name)
-	if err != nil {
-		t.Fatalf("open namespace %s: %v", name, err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
-}
+func nsHandle(t testing.TB, name string) netns.NsHandle { return testkit.NsHandle(t, name) }
 
 // inNS runs f in namespace ns (by name); sockets f opens stay there.
 func inNS(t testing.TB, ns string, f func()) {
