@@ -14,9 +14,24 @@ import (
 type chain struct {
 	name  string
 	hook  string // "" for a regular chain
-	ctype string // "filter" or "route" for a base chain
+	ctype string // "filter", "route" or "nat" for a base chain
+	prio  priority
 	rules []rule
 }
+
+// priority is a base chain's place in its hook, as nft(8) writes it and as a number.
+type priority struct {
+	text string
+	num  int32
+}
+
+var (
+	prioMangle = priority{"mangle", -150}
+	// prioBeforeSNAT runs before the operator's source NAT (srcnat, 100), so that what it
+	// decides is not overwritten there: a connection's NAT is set up by the first chain
+	// that sets it.
+	prioBeforeSNAT = priority{"srcnat - 10", 90}
+)
 
 type rule struct {
 	stmts   []stmt
@@ -109,8 +124,9 @@ func build(p Plan) ruleset {
 	}
 
 	rs := ruleset{sets: sets, chains: []chain{
-		{name: "prerouting", hook: "prerouting", ctype: "filter", rules: pre},
-		{name: "output", hook: "output", ctype: "route", rules: out},
+		{name: "prerouting", hook: "prerouting", ctype: "filter", prio: prioMangle, rules: pre},
+		{name: "output", hook: "output", ctype: "route", prio: prioMangle, rules: out},
+		{name: "probes", hook: "postrouting", ctype: "nat", prio: prioBeforeSNAT, rules: probeSourceRules()},
 		{name: "pick", rules: pickRules(p, ups)},
 		{name: "block", rules: []rule{
 			{stmts: []stmt{l4proto{protos: []uint8{protoTCP}}, reject{tcp: true}}},
@@ -132,6 +148,21 @@ func build(p Plan) ruleset {
 		}}})
 	}
 	return rs
+}
+
+// probeSourceRules keep the source address of uplinkd's own probes whatever the operator's NAT
+// says: a rule such as "oifname wan1 snat to <the pair's virtual address>" would otherwise
+// rewrite them, and the replies would go to whichever box holds that address. A probe is
+// local, carries an uplink mark from its socket (SO_MARK) and belongs to no pinned connection
+// (the pinning chains set the connection mark; probes skip them). NAT to its own source
+// address is a null binding that the later NAT chains cannot change.
+func probeSourceRules() []rule {
+	var rules []rule
+	for _, fam := range []int{4, 6} {
+		rules = append(rules, rule{stmts: []stmt{markIsOurs{}, ctMarkUnset{}, fibSaddrLocal{}, snatToSaddr{family: fam}},
+			comment: "probes keep their own source address"})
+	}
+	return rules
 }
 
 // sourceRules pin the gateway's own connections whose source address belongs to an uplink to
@@ -338,7 +369,7 @@ func (rs ruleset) text() string {
 		}
 		fmt.Fprintf(&b, "\tchain %s {\n", c.name)
 		if c.hook != "" {
-			fmt.Fprintf(&b, "\t\ttype %s hook %s priority mangle; policy accept;\n", c.ctype, c.hook)
+			fmt.Fprintf(&b, "\t\ttype %s hook %s priority %s; policy accept;\n", c.ctype, c.hook, c.prio.text)
 		}
 		for _, r := range c.rules {
 			b.WriteString("\t\t" + r.text() + "\n")

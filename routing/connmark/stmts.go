@@ -145,6 +145,39 @@ func (fibDaddrLocal) exprs(*batch) []expr.Any {
 	}
 }
 
+// fibSaddrLocal: the source is one of the gateway's own addresses (a local packet).
+type fibSaddrLocal struct{}
+
+func (fibSaddrLocal) text() string { return "fib saddr type local" }
+
+func (fibSaddrLocal) exprs(*batch) []expr.Any {
+	return []expr.Any{
+		&expr.Fib{Register: reg, FlagSADDR: true, ResultADDRTYPE: true},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: ne32(unix.RTN_LOCAL)},
+	}
+}
+
+// snatToSaddr source-NATs a packet of one family to its own source address: a null binding.
+type snatToSaddr struct{ family int }
+
+func (s snatToSaddr) text() string {
+	if s.family == 6 {
+		return "snat ip6 to ip6 saddr"
+	}
+	return "snat ip to ip saddr"
+}
+
+func (s snatToSaddr) exprs(*batch) []expr.Any {
+	off, n, fam := uint32(12), uint32(4), uint32(unix.NFPROTO_IPV4)
+	if s.family == 6 {
+		off, n, fam = 8, 16, unix.NFPROTO_IPV6
+	}
+	ex := nfprotoExprs(s.family)
+	return append(ex,
+		&expr.Payload{OperationType: expr.PayloadLoad, DestRegister: reg, Base: expr.PayloadBaseNetworkHeader, Offset: off, Len: n},
+		&expr.NAT{Type: expr.NATTypeSourceNAT, Family: fam, RegAddrMin: reg})
+}
+
 // ifnameIn matches an interface name (iifname, oifname or the outgoing
 // interface of a route lookup, "fib daddr oifname") against a list.
 type ifnameIn struct {

@@ -113,11 +113,15 @@ func replace(c *nftables.Conn, rs ruleset) error {
 		if ch.hook != "" {
 			accept := nftables.ChainPolicyAccept
 			nc.Type = nftables.ChainType(ch.ctype)
-			nc.Priority = nftables.ChainPriorityMangle
+			nc.Priority = nftables.ChainPriorityRef(nftables.ChainPriority(ch.prio.num))
 			nc.Policy = &accept
-			nc.Hooknum = nftables.ChainHookPrerouting
-			if ch.hook == "output" {
+			switch ch.hook {
+			case "prerouting":
+				nc.Hooknum = nftables.ChainHookPrerouting
+			case "output":
 				nc.Hooknum = nftables.ChainHookOutput
+			case "postrouting":
+				nc.Hooknum = nftables.ChainHookPostrouting
 			}
 		}
 		chains[ch.name] = c.AddChain(nc)
