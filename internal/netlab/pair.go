@@ -336,6 +336,9 @@ func (p *Pair) PowerCut(b Box) error {
 		fmt.Fprintf(&down, "link set %s down\n", dev)
 	}
 	err := runIP(&ns, down.String())
+	// What lived in the box's memory is gone too: the VIPs keepalived had set, the connection
+	// table. (A box that comes back starts without them, as after a reboot.)
+	err = errors.Join(err, p.forget(b))
 	// Reap: the processes are the lab's; wait for their exits so nothing is left behind.
 	for _, proc := range []*Proc{bp.keepalived, bp.conntrackd} {
 		if proc != nil {
@@ -346,6 +349,34 @@ func (p *Pair) PowerCut(b Box) error {
 		bp.daemon.Stop() // already dead: this ends its event follower and removes its directory
 	}
 	return err
+}
+
+// forget removes the VIPs from box b's interfaces and flushes its conntrack table.
+func (p *Pair) forget(b Box) error {
+	h, err := netns.GetFromPath(nsPath(p.NS(b.Role())))
+	if err != nil {
+		return err
+	}
+	defer h.Close()
+	nh, err := netlink.NewHandleAt(h)
+	if err != nil {
+		return err
+	}
+	defer nh.Close()
+	vips := map[netip.Addr]string{PairVIPLAN: IfLAN, PairVIPWAN[0]: IfWAN1, PairVIPWAN[1]: IfWAN2}
+	prefixes := map[string]int{IfLAN: LANPrefix4.Bits(), IfWAN1: WAN1Prefix4.Bits(), IfWAN2: WAN2Prefix4.Bits()}
+	for vip, dev := range vips {
+		link, err := nh.LinkByName(dev)
+		if err != nil {
+			return err
+		}
+		a, err := netlink.ParseAddr(fmt.Sprintf("%s/%d", vip, prefixes[dev]))
+		if err != nil {
+			return err
+		}
+		_ = nh.AddrDel(link, a) // absent when the box was not master
+	}
+	return nh.ConntrackTableFlush(netlink.ConntrackTable)
 }
 
 // descendants returns roots and all their descendants (from /proc), parents before children.

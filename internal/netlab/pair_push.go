@@ -207,4 +207,3 @@ func PairForTest(t testing.TB, opts PairOptions) *Pair {
 	})
 	return p
 }
-

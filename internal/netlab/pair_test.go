@@ -53,3 +53,34 @@ func TestPairBasics(t *testing.T) {
 		t.Errorf("server saw %s, want the isp1 VIP", seen)
 	}
 }
+
+func logObservation(t *testing.T, name string, ob Observation) {
+	t.Helper()
+	t.Logf("%s: master %s → %s, LAN outage %v, udp %v (same mapping %v), tcp %v, push %v, split brain %v; %v",
+		name, ob.Before, ob.After, ob.LANOutage.Round(time.Millisecond), ob.UDPSurvived, ob.UDPSameMapping,
+		ob.TCPSurvived, ob.PushSurvived, ob.SplitBrain, ob.Details)
+}
+
+// TestPairBoxLost: the master loses power; the backup takes the VIPs, and the connections
+// conntrackd copied survive: UDP (same NAT mapping), TCP echo and a server-pushed stream.
+func TestPairBoxLost(t *testing.T) {
+	p := PairForTest(t, PairOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ob, err := p.Observe(ctx, ObserveOptions{SrcPort: 42001,
+		Settled: func(ctx context.Context) error { return p.WaitMaster(ctx, BoxB, 5*time.Second) },
+	}, func() error { return p.PowerCut(BoxA) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	logObservation(t, "box lost", ob)
+	if !ob.VIPMoved || ob.After != BoxB {
+		t.Errorf("VIPs did not move to gw-b")
+	}
+	if !ob.UDPSurvived || !ob.UDPSameMapping || !ob.TCPSurvived || !ob.PushSurvived {
+		t.Errorf("connections lost: %v", ob.Details)
+	}
+	if ob.LANOutage > 1500*time.Millisecond {
+		t.Errorf("LAN outage %v", ob.LANOutage)
+	}
+}
