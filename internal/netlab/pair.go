@@ -222,6 +222,13 @@ func (p *Pair) StartBox(ctx context.Context, b Box) error {
 	for _, dev := range []string{IfLAN, IfWAN1, IfWAN2, IfSync} {
 		fmt.Fprintf(&up, "link set %s up\n", dev)
 	}
+	// Links that went down took their IPv6 addresses and routes along: restore what the box's
+	// network configuration would set again at boot.
+	for i, u := range Uplinks {
+		fmt.Fprintf(&up, "addr replace %s/%d dev %s\n", PairWAN6[i][b], u.Prefix6.Bits(), u.GWIf)
+	}
+	fmt.Fprintf(&up, "route replace default via %s dev %s\n", Uplinks[0].ISP4, Uplinks[0].GWIf)
+	fmt.Fprintf(&up, "route replace default via %s dev %s\n", Uplinks[0].ISP6, Uplinks[0].GWIf)
 	if err := runIP(&ns, up.String()); err != nil {
 		return err
 	}
@@ -596,6 +603,10 @@ func (p *Pair) Logs(b Box) string {
 	if bp.daemon != nil {
 		fmt.Fprintf(&s, "--- %s uplinkd:\n%s\n", b, lastLines(bp.daemon.Proc().Output(), 30))
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	out, _ := p.Exec(ctx, b.Role(), "conntrack", "-L", "-p", "tcp")
+	fmt.Fprintf(&s, "--- %s conntrack -L -p tcp:\n%s\n", b, out)
 	return s.String()
 }
 

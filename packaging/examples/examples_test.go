@@ -26,7 +26,7 @@ func TestEmbedded(t *testing.T) {
 			t.Errorf("conntrackd.conf lacks %q", s)
 		}
 	}
-	for _, s := range []string{ConntrackdConfig, ConntrackdLock, "-c", "-f", "-R", "-B", "-n", "-t"} {
+	for _, s := range []string{ConntrackdConfig, ConntrackdLock, "-c", "-f", "-R", "-B", "-n", "-F"} {
 		if !strings.Contains(Notify, s) {
 			t.Errorf("notify script lacks %q", s)
 		}

@@ -2,8 +2,15 @@
 # keepalived notify script for the uplinkd gateway pair (/etc/keepalived/uplinkd-ha-notify.sh,
 # root:root 0755). keepalived runs it with "primary", "backup" or "fault" when the sync group
 # changes state. It is the stock conntrackd failover script
-# (/usr/share/doc/conntrackd/examples/sync/primary-backup.sh) with one change: when conntrackd
-# is not running it asks systemd to restart it instead of starting a second, unsupervised copy.
+# (/usr/share/doc/conntrackd/examples/sync/primary-backup.sh) with two changes:
+#  - When conntrackd is not running it asks systemd to restart it instead of starting a second,
+#    unsupervised copy.
+#  - On backup and fault it flushes the kernel table at once (-F) instead of scheduling the flush
+#    PurgeTimeout seconds later (-t): conntrackd 1.4.7 does not cancel a scheduled flush when the
+#    box becomes primary in the meantime, so a box that started (as backup) and took over within
+#    PurgeTimeout lost every connection it had just committed when the timer fired (seen in the
+#    lab: a server-pushed stream died a few seconds after a takeover). The connections a backup
+#    drops here live on the primary, which has them.
 
 CONNTRACKD_BIN=/usr/sbin/conntrackd
 CONNTRACKD_CONFIG=/etc/conntrackd/conntrackd.conf
@@ -35,12 +42,12 @@ backup)
             $RESTART_CONNTRACKD || { $LOG "ERROR: cannot restart conntrackd"; exit 1; }
         fi
     fi
-    ctd -t   # shorten the kernel's timers: the connections now live on the peer
+    ctd -F   # flush the kernel table: the connections now live on the primary
     ctd -n   # ask the new primary for a full resynchronisation
     ;;
 fault)
     $LOG "fault"
-    ctd -t
+    ctd -F
     ;;
 *)
     $LOG "ERROR: unknown state transition: $1"
