@@ -157,8 +157,8 @@ func waitReply(ctx context.Context, flow *Flow, since time.Time, limit time.Dura
 	return flow.WaitReply(c, since)
 }
 
-// ConntrackCount counts box b's kernel conntrack entries (IPv4) whose reply goes to addr (an
-// invalid addr: all entries).
+// ConntrackCount counts box b's kernel conntrack entries (IPv4) of connections from the LAN
+// whose reply goes to addr (an invalid addr: all of the LAN's).
 func (p *Pair) ConntrackCount(b Box, addr netip.Addr) (int, error) {
 	h, err := netns.GetFromPath(nsPath(p.NS(b.Role())))
 	if err != nil {
@@ -176,6 +176,10 @@ func (p *Pair) ConntrackCount(b Box, addr netip.Addr) (int, error) {
 	}
 	n := 0
 	for _, f := range flows {
+		src, _ := netip.AddrFromSlice(f.Forward.SrcIP)
+		if !LANPrefix4.Contains(src.Unmap()) {
+			continue
+		}
 		if ip, ok := netip.AddrFromSlice(f.Reverse.DstIP); !addr.IsValid() || (ok && ip.Unmap() == addr) {
 			n++
 		}
