@@ -190,3 +190,21 @@ func TestPairStandby(t *testing.T) {
 		t.Errorf("the box in standby did not take over when its peer died: %v", err)
 	}
 }
+
+// TestPairMasterLANPortDown: the master's LAN port dies; its lan instance goes FAULT, the sync
+// group follows, and gw-b takes every VIP with the connections.
+func TestPairMasterLANPortDown(t *testing.T) {
+	p := PairForTest(t, PairOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ob, err := p.Observe(ctx, ObserveOptions{SrcPort: 42007,
+		Settled: func(ctx context.Context) error { return p.WaitMaster(ctx, BoxB, 5*time.Second) },
+	}, func() error { return p.SetLink(BoxA, IfLAN, false) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	logObservation(t, "master LAN port down", ob)
+	if ob.After != BoxB || !ob.TCPSurvived || !ob.PushSurvived || !ob.UDPSameMapping {
+		t.Errorf("takeover: %v", ob.Details)
+	}
+}
