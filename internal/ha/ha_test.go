@@ -7,7 +7,7 @@ import (
 	"testing"
 )
 
-func TestValue(t *testing.T) {
+func TestHAValue(t *testing.T) {
 	for _, c := range []struct {
 		usable, total int
 		standby       bool
@@ -31,7 +31,7 @@ func TestValue(t *testing.T) {
 
 // The properties the package promises, checked over a range of pairs with base priority 100
 // and weight 1, against keepalived's clamping to 1..254.
-func TestValueProperties(t *testing.T) {
+func TestHAValueProperties(t *testing.T) {
 	const base = 100
 	prio := func(v int) int { return min(max(base+v, 1), 254) }
 	for total := 1; total <= 12; total++ {
@@ -58,7 +58,7 @@ func TestValueProperties(t *testing.T) {
 	}
 }
 
-func TestTrackerWritesOnChangeOnly(t *testing.T) {
+func TestHATrackerWritesOnChangeOnly(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "prio")
 	if err := os.WriteFile(path, []byte("-200\n"), 0o600); err != nil { // a stale standby
@@ -112,7 +112,7 @@ func TestTrackerWritesOnChangeOnly(t *testing.T) {
 	}
 }
 
-func TestTrackerMissingDir(t *testing.T) {
+func TestHATrackerMissingDir(t *testing.T) {
 	tr := NewTracker(filepath.Join(t.TempDir(), "nope", "prio"))
 	err := tr.Set(1, 2, false)
 	if err == nil || !strings.Contains(err.Error(), "does not exist") {
@@ -123,7 +123,7 @@ func TestTrackerMissingDir(t *testing.T) {
 	}
 }
 
-func TestCheck(t *testing.T) {
+func TestHACheck(t *testing.T) {
 	dir := t.TempDir()
 	if _, err := Check(filepath.Join(dir, "missing", "prio")); err == nil || !strings.Contains(err.Error(), "track_file uplinkd") {
 		t.Errorf("missing dir: %v", err)
