@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/uplinkd/uplinkd/internal/netlab"
@@ -33,6 +34,9 @@ func cmdBench(ctx context.Context, args []string) error {
 }
 
 func runBench(ctx context.Context, args []string, stdout, progress io.Writer) error {
+	if slices.Contains(args, "-ha") || slices.Contains(args, "--ha") {
+		return runBenchHAFlags(ctx, args, stdout, progress) // the gateway pair: benchha.go
+	}
 	fs, prefix := newFlags("bench")
 	*prefix = "" // unique labs: never clash with `uplinklab up`
 	runs := fs.Int("runs", 3, "runs per scenario")

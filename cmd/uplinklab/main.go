@@ -9,6 +9,8 @@
 //	uplinklab flow  [-prefix ullab] [-for 30s] [-interval 10ms]  a UDP flow from lan; prints outages
 //	uplinklab demo  [-fast] [-uplinkd PATH]     narrated failover and failback of uplinkd in a fresh lab
 //	uplinklab bench [-runs 3] [-json FILE] [-only FAULT/NAT/CONFIG] [-idle 30s] [-drain=false]  failover and drain figures
+//	uplinklab bench -ha [-json] [-runs 3] [-only SCENARIO]  gateway-pair figures, one JSON line per scenario
+//	uplinklab ha    [-no-uplinkd] [-no-conntrackd]     narrated box loss and takeover in a gateway pair
 //
 // main only dispatches: each sub-command lives in its own file (break and heal share faults.go;
 // the benchmark spreads over bench*.go: flags, scenarios, measurement, report, drain).
@@ -33,6 +35,7 @@ var commands = map[string]func(ctx context.Context, args []string) error{
 	"flow":  cmdFlow,
 	"demo":  cmdDemo,
 	"bench": cmdBench,
+	"ha":    cmdHA,
 }
 
 func main() {

@@ -87,6 +87,8 @@ type DaemonOptions struct {
 	ReadyLimit time.Duration
 	// OnEvent, if set, sees every event as it arrives, from the follower goroutine.
 	OnEvent func(api.Event)
+	// Role is the namespace to run in; empty: the gateway ("gw"). A pair has two (RoleGWA, RoleGWB).
+	Role string
 }
 
 // Judged says that every uplink has a verdict and something carries the traffic.
@@ -156,7 +158,11 @@ func (l *Lab) StartDaemon(ctx context.Context, opts DaemonOptions) (*Daemon, err
 		return nil, fmt.Errorf("netlab: start uplinkd: %w", err)
 	}
 	// Not ctx: the process outlives the start; Stop and the lab's Close end it.
-	proc, err := l.Start(context.Background(), RoleGW, opts.Binary, "--config", path)
+	role := opts.Role
+	if role == "" {
+		role = RoleGW
+	}
+	proc, err := l.Start(context.Background(), role, opts.Binary, "--config", path)
 	if err != nil {
 		os.RemoveAll(dir)
 		return nil, err

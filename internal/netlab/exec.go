@@ -14,7 +14,7 @@ import (
 
 // Command returns `ip netns exec <ns of role> args...`, not started; the caller owns it.
 func (l *Lab) Command(ctx context.Context, role string, args ...string) (*exec.Cmd, error) {
-	if err := validRole(role); err != nil {
+	if err := l.validRole(role); err != nil {
 		return nil, err
 	}
 	if len(args) == 0 {

@@ -44,6 +44,7 @@ type Options struct {
 type Lab struct {
 	prefix string
 	nat    string
+	roles  []string // the lab's namespaces; nil: the single-gateway lab's (see NewPair)
 
 	mu      sync.Mutex
 	closed  bool
@@ -137,13 +138,21 @@ func nsExists(name string) bool {
 	return err == nil
 }
 
-func validRole(role string) error {
-	for _, r := range roles {
+// roleList is the lab's namespaces: the single gateway's, or the pair's.
+func (l *Lab) roleList() []string {
+	if l.roles != nil {
+		return l.roles
+	}
+	return roles
+}
+
+func (l *Lab) validRole(role string) error {
+	for _, r := range l.roleList() {
 		if r == role {
 			return nil
 		}
 	}
-	return fmt.Errorf("netlab: no role %q: want one of %s", role, strings.Join(roles, ", "))
+	return fmt.Errorf("netlab: no role %q: want one of %s", role, strings.Join(l.roleList(), ", "))
 }
 
 // build creates namespaces, links, addresses, routes and nftables tables, in that order.
@@ -231,7 +240,7 @@ func (l *Lab) Close() error {
 	l.closed = true
 	l.mu.Unlock()
 	errs := []error{l.Release()}
-	for _, r := range roles {
+	for _, r := range l.roleList() {
 		ns := l.NS(r)
 		if !nsExists(ns) {
 			continue

@@ -10,7 +10,7 @@ import (
 
 // InNS runs f in role's namespace; see InNamespace.
 func (l *Lab) InNS(role string, f func() error) error {
-	if err := validRole(role); err != nil {
+	if err := l.validRole(role); err != nil {
 		return err
 	}
 	return InNamespace(l.NS(role), f)

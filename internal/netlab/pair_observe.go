@@ -1,0 +1,188 @@
+package netlab
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+)
+
+// Observation is what the LAN felt across one event in a pair.
+type Observation struct {
+	Before, After Box // master before the event and once it settled (After is Before if none)
+	VIPMoved      bool
+	// LANOutage is the longest run of unanswered datagrams of a 100 pps UDP flow from the LAN
+	// that overlaps the event (from the first unanswered datagram to the first answered one).
+	LANOutage time.Duration
+	// UDPSurvived: the flow is answered again after the event; UDPSameMapping: and the server
+	// still sees it from the same address and port (its NAT mapping survived).
+	UDPSurvived, UDPSameMapping bool
+	// TCPSurvived: a TCP connection opened before the event still echoes after it.
+	TCPSurvived bool
+	// PushSurvived: a server-pushed stream (client silent) opened before still delivers after.
+	PushSurvived bool
+	// SplitBrain: at some poll after the event both boxes held the LAN VIP.
+	SplitBrain bool
+	Details    []string // why something did not survive
+}
+
+// ObserveOptions shape Observe.
+type ObserveOptions struct {
+	SrcPort uint16 // the UDP flow's source port (one per run, so runs never share an entry)
+	// Settled waits for the event's effect (e.g. the VIPs on the other box); nil: none.
+	Settled func(ctx context.Context) error
+	// Quiet is how long the flows keep running after Settled before the verdicts (default 1 s).
+	Quiet time.Duration
+	// Limit bounds each wait for a recovery (default 10 s).
+	Limit time.Duration
+}
+
+// Observe opens a UDP flow (10 ms), a chat (TCP echo) and a push stream from the LAN, checks
+// they work, runs event, waits for opts.Settled, for the flow to be answered again and for the
+// TCP connections to deliver, and reports.
+func (p *Pair) Observe(ctx context.Context, opts ObserveOptions, event func() error) (Observation, error) {
+	if opts.Quiet <= 0 {
+		opts.Quiet = time.Second
+	}
+	if opts.Limit <= 0 {
+		opts.Limit = 10 * time.Second
+	}
+	var ob Observation
+	before, ok := p.Master()
+	if !ok {
+		return ob, fmt.Errorf("netlab: no single master before the event (%s)", p.DescribeVIPs())
+	}
+	ob.Before, ob.After = before, before
+	flow, err := p.StartFlow(FlowOptions{SrcPort: opts.SrcPort, Interval: 10 * time.Millisecond, ReplyTimeout: 500 * time.Millisecond})
+	if err != nil {
+		return ob, err
+	}
+	defer flow.Stop()
+	chat, err := p.DialChat(ctx, RoleLAN)
+	if err != nil {
+		return ob, err
+	}
+	defer chat.Close()
+	chatVia, err := chat.Ask(3 * time.Second)
+	if err != nil {
+		return ob, fmt.Errorf("netlab: chat before the event: %w", err)
+	}
+	push, err := p.DialPush(ctx, RoleLAN)
+	if err != nil {
+		return ob, err
+	}
+	defer push.Close()
+	start := time.Now()
+	if err := waitReply(ctx, flow, start, 5*time.Second); err != nil {
+		return ob, fmt.Errorf("netlab: flow before the event: %w", err)
+	}
+	if err := push.WaitData(ctx, start, 5*time.Second); err != nil {
+		return ob, fmt.Errorf("netlab: push before the event: %w", err)
+	}
+	// Let conntrackd copy the new connections to the backup (FTFW sends at once; acks follow).
+	time.Sleep(300 * time.Millisecond)
+	viaBefore := flow.Report().Via
+
+	// Watch for split brain while the event plays out.
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	split := make(chan bool, 1)
+	go func() {
+		seen := false
+		for watchCtx.Err() == nil {
+			if p.LANVIPHolders() > 1 {
+				seen = true
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		split <- seen
+	}()
+
+	at := time.Now()
+	if err := event(); err != nil {
+		stopWatch()
+		<-split
+		return ob, fmt.Errorf("netlab: event: %w", err)
+	}
+	if opts.Settled != nil {
+		if err := opts.Settled(ctx); err != nil {
+			ob.Details = append(ob.Details, "not settled: "+err.Error())
+		}
+	}
+	settled := time.Now()
+	if err := waitReply(ctx, flow, settled, opts.Limit); err != nil {
+		ob.Details = append(ob.Details, "udp: "+err.Error())
+	} else {
+		ob.UDPSurvived = true
+	}
+	if via, err := chat.Ask(opts.Limit); err != nil {
+		ob.Details = append(ob.Details, "tcp echo: "+err.Error())
+	} else if via != chatVia {
+		ob.Details = append(ob.Details, fmt.Sprintf("tcp echo: the server now sees %s, was %s", via, chatVia))
+	} else {
+		ob.TCPSurvived = true
+	}
+	if err := push.WaitData(ctx, time.Now(), opts.Limit); err != nil {
+		ob.Details = append(ob.Details, "push: "+err.Error())
+	} else {
+		ob.PushSurvived = true
+	}
+	time.Sleep(opts.Quiet)
+	stopWatch()
+	ob.SplitBrain = <-split
+	rep := flow.Stop()
+	for _, o := range rep.Outages {
+		if o.End.Before(at.Add(-50 * time.Millisecond)) {
+			continue // before the event
+		}
+		ob.LANOutage = max(ob.LANOutage, o.Duration())
+	}
+	ob.UDPSameMapping = ob.UDPSurvived && rep.Via == viaBefore
+	if ob.UDPSurvived && !ob.UDPSameMapping {
+		ob.Details = append(ob.Details, fmt.Sprintf("udp: the server now sees %s, was %s", rep.Via, viaBefore))
+	}
+	if m, ok := p.Master(); ok {
+		ob.After = m
+	}
+	ob.VIPMoved = ob.After != ob.Before
+	return ob, nil
+}
+
+// waitReply is flow.WaitReply bounded by limit.
+func waitReply(ctx context.Context, flow *Flow, since time.Time, limit time.Duration) error {
+	c, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	return flow.WaitReply(c, since)
+}
+
+// ConntrackCount counts box b's kernel conntrack entries (IPv4) of connections from the LAN
+// whose reply goes to addr (an invalid addr: all of the LAN's).
+func (p *Pair) ConntrackCount(b Box, addr netip.Addr) (int, error) {
+	h, err := netns.GetFromPath(nsPath(p.NS(b.Role())))
+	if err != nil {
+		return 0, err
+	}
+	defer h.Close()
+	nh, err := netlink.NewHandleAt(h)
+	if err != nil {
+		return 0, err
+	}
+	defer nh.Close()
+	flows, err := nh.ConntrackTableList(netlink.ConntrackTable, netlink.FAMILY_V4)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, f := range flows {
+		src, _ := netip.AddrFromSlice(f.Forward.SrcIP)
+		if !LANPrefix4.Contains(src.Unmap()) {
+			continue
+		}
+		if ip, ok := netip.AddrFromSlice(f.Reverse.DstIP); !addr.IsValid() || (ok && ip.Unmap() == addr) {
+			n++
+		}
+	}
+	return n, nil
+}

@@ -1,0 +1,81 @@
+package netlab_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/uplinkd/uplinkd/internal/api"
+	"github.com/uplinkd/uplinkd/internal/testkit"
+	"github.com/uplinkd/uplinkd/internal/netlab"
+	up "github.com/uplinkd/uplinkd/uplink"
+)
+
+func uplinkStates(st api.Status) map[string]up.State {
+	m := map[string]up.State{}
+	for _, u := range st.Uplinks {
+		m[u.Name] = u.State
+	}
+	return m
+}
+
+// TestPairUplinkdISPSilent: isp1's upstream dies silently (for both boxes). The master's
+// uplinkd moves the LAN to isp2; the VIPs stay where they are (both boxes lost the same ISP, so
+// neither has more usable uplinks than the other).
+func TestPairUplinkdISPSilent(t *testing.T) {
+	bin := testkit.Uplinkd(t)
+	p := testkit.Pair(t, netlab.PairOptions{Uplinkd: bin})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	d := p.Daemon(netlab.BoxA)
+	var at time.Time
+	ob, err := p.Observe(ctx, netlab.ObserveOptions{SrcPort: 42010, Quiet: 2 * time.Second,
+		Settled: func(ctx context.Context) error {
+			_, err := d.WaitEvent(ctx, 10*time.Second, at, "the master's uplinkd to move to isp2", netlab.ActiveIs("isp2"))
+			return err
+		},
+	}, func() error { at = time.Now(); return p.Break(1, netlab.SilentFailure) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	logObservation(t, "isp1 silent", ob)
+	if ob.VIPMoved || ob.SplitBrain {
+		t.Errorf("VIPs moved (%v) or split brain (%v)", ob.VIPMoved, ob.SplitBrain)
+	}
+	if !ob.UDPSurvived || ob.LANOutage > 4*time.Second {
+		t.Errorf("the LAN did not recover through isp2: outage %v, %v", ob.LANOutage, ob.Details)
+	}
+}
+
+// TestPairBackupProbes checks both NAT variants: with SNAT for forwarded LAN traffic only (the
+// example), the backup judges its uplinks up and the connections it holds in its external cache
+// survive a takeover; with the "everything leaving wanN takes the VIP" rule the backup's probes
+// leave with an address it does not hold. That variant reproduces the danger the engine must
+// fix (backup judges every uplink down; at takeover its NAT cleanup may delete the synced
+// connections): it is reported, not failed, until the engine-side fix lands.
+func TestPairBackupProbes(t *testing.T) {
+	bin := testkit.Uplinkd(t)
+	for _, nat := range []string{netlab.PairNATForwarded, netlab.PairNATAll} {
+		t.Run(nat, func(t *testing.T) {
+			p := testkit.Pair(t, netlab.PairOptions{Uplinkd: bin, NAT: nat})
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			r, err := p.ReproduceBackupNAT(ctx, 300)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Logf("%s: %s\nnew master's uplinkd after the takeover:\n%s", nat, r, r.Log)
+			danger := r.BackupDown > 0 || r.Cleanups > 0 || r.KeptAfter < r.SyncedBefore*9/10
+			if nat == netlab.PairNATForwarded && danger {
+				t.Errorf("the safe variant shows the danger: %s", r)
+			}
+			if nat == netlab.PairNATAll {
+				if danger {
+					t.Logf("danger reproduced (expected until the engine fix): %s", r)
+				} else {
+					t.Logf("danger NOT reproduced with today's uplinkd: %s", r)
+				}
+			}
+		})
+	}
+}
