@@ -6,8 +6,8 @@ import (
 	"time"
 
 	"github.com/uplinkd/uplinkd/internal/api"
-	"github.com/uplinkd/uplinkd/internal/testkit"
 	"github.com/uplinkd/uplinkd/internal/netlab"
+	"github.com/uplinkd/uplinkd/internal/testkit"
 	up "github.com/uplinkd/uplinkd/uplink"
 )
 
