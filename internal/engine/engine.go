@@ -231,6 +231,14 @@ func (e *Engine) prepareRouting() {
 	} else if ch.Messages > 0 {
 		e.log.Info("uplink tables and rules installed", "messages", ch.Messages)
 	}
+	// The connection-mark table also keeps the probes' source address from the operator's NAT.
+	// A table left by the last run stays as it is (its pinned connections keep their uplink);
+	// a missing one is installed before the first probe, with nothing live or eligible yet.
+	if e.cfg.Daemon.Pinning {
+		if ok, err := e.opt.Pins.Exists(); err == nil && !ok {
+			e.applyPins(false)
+		}
+	}
 }
 
 // cleanup removes what uplinkd owns, on exit when cleanup_on_exit is set.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/uplinkd/uplinkd/internal/control"
 	"github.com/uplinkd/uplinkd/routing"
+	"github.com/uplinkd/uplinkd/routing/connmark"
 	"github.com/uplinkd/uplinkd/uplink"
 )
 
@@ -28,6 +29,11 @@ func TestStartupWaitsForTheFirstRoundsThenRoutesThroughThePrimary(t *testing.T) 
 		}
 		if r.notify.ready != 1 {
 			t.Errorf("READY sent %d times, want once", r.notify.ready)
+		}
+		// The table (and with it the probes' own source address) is in place before the first
+		// verdict: the first plan had nothing eligible yet.
+		if first := r.pins.plans[0]; len(r.pins.plans) < 2 || slices.ContainsFunc(first.Uplinks, func(u connmark.Uplink) bool { return u.Eligible }) {
+			t.Errorf("the first connection-mark plan was not the empty one of the start: %+v", first)
 		}
 		if err := r.close(); err != nil {
 			t.Fatal(err)
@@ -324,6 +330,24 @@ func TestARenumberingIsNoFailureAndMovesTheProbesToTheNewAddress(t *testing.T) {
 		r.probes.mu.Unlock()
 		if pin.Source4 != netip.MustParseAddr("198.51.100.77") {
 			t.Errorf("probes still leave from %s", pin.Source4)
+		}
+		r.close()
+	})
+}
+
+func TestAnUplinkNeverJudgedUsableHereNeverFlushesNATState(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// A backup box whose probes never worked: isp1 is kept as the primary tier while
+		// everything is down, then isp2 comes up and isp1 leaves. Its connections were synced
+		// from the peer: deleting them would reset every connection at the takeover.
+		r := startRigAnswering(t, twoISPs, false)
+		r.rounds("isp1", false, 3)
+		r.rounds("isp2", false, 3)
+		r.wantActive("isp1") // kept: every uplink down
+		r.rounds("isp2", true, 3)
+		r.wantActive("isp2")
+		if got := r.routes.flushes(); len(got) != 0 {
+			t.Errorf("NAT state flushed for %v by a box that never saw isp1 work", got)
 		}
 		r.close()
 	})

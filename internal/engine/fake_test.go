@@ -145,6 +145,12 @@ func (f *fakePins) Cleanup() error {
 	return nil
 }
 
+func (f *fakePins) Exists() (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.plans) > 0 && f.cleanups == 0, nil
+}
+
 func (f *fakePins) last() connmark.Plan {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -87,6 +87,12 @@ func (l *lockedBuffer) String() string {
 // with every uplink answering.
 func startRig(t *testing.T, cfg string) *rig {
 	t.Helper()
+	return startRigAnswering(t, cfg, true)
+}
+
+// startRigAnswering is startRig whose first probe rounds all answer (ok) or all fail.
+func startRigAnswering(t *testing.T, cfg string, ok bool) *rig {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "uplinkd.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -122,7 +128,7 @@ func startRig(t *testing.T, cfg string) *rig {
 		}
 	}()
 	for _, u := range c.Uplinks {
-		r.probes.round(u.Name, true)
+		r.probes.round(u.Name, ok)
 	}
 	time.Sleep(time.Second) // fake time: past the first verdict
 	synctest.Wait()

@@ -23,6 +23,10 @@ type member struct {
 	// lastSeen are the addresses to flush NAT entries for when it loses its connections: the
 	// last ones the interface had, even after they vanished.
 	lastSeen []netip.Addr
+	// carried says the probes judged it usable (up or degraded) at some point since it was
+	// added: only then can its NAT state be its own. A backup whose view is stale or wrong (say
+	// its probes never worked) must never flush connection state synced from its peer.
+	carried bool
 
 	prober Prober
 	gen    int                // counts probers started; rounds of an older one are ignored

@@ -35,6 +35,8 @@ type Pins interface {
 	Counts() (map[uint32]int, error)
 	// Cleanup removes the table.
 	Cleanup() error
+	// Exists says whether the table is in the kernel.
+	Exists() (bool, error)
 }
 
 var (

@@ -31,6 +31,9 @@ func (e *Engine) reconcile(cause string) int {
 			e.log.Info("uplink state", "uplink", t.Uplink, "from", t.From, "to", t.To, "reason", t.Reason)
 			e.hub.publish(api.StateEvent(t))
 		}
+		if s := m.machine.State(); s == uplink.Up || s == uplink.Degraded {
+			m.carried = true
+		}
 	}
 	cands := make([]uplink.Candidate, len(e.members))
 	for i, m := range e.members {
@@ -129,6 +132,10 @@ func (e *Engine) pinPlan() connmark.Plan {
 		for _, r := range s.Ports {
 			cs.DPorts = append(cs.DPorts, connmark.PortRange{From: r.From, To: r.To})
 		}
+		if i >= len(d.Services) { // before the first decision: nothing is chosen yet
+			p.Services = append(p.Services, cs)
+			continue
+		}
 		if ch := d.Services[i]; ch.Uplink != "" {
 			cs.Mark = e.member(ch.Uplink).cfg.Mark()
 		} else {
@@ -175,6 +182,10 @@ func (e *Engine) checkPins() {
 // the kernel would keep sending those flows out with the old address, where the new ISP drops
 // them.
 func (e *Engine) flushNAT(m *member) {
+	if !m.carried {
+		e.log.Info("conntrack cleanup skipped: the uplink was never judged usable here, its NAT state is not ours to judge", "uplink", m.cfg.Name)
+		return
+	}
 	for _, a := range m.lastSeen {
 		n, err := e.opt.Routes.FlushSNAT(a)
 		if err != nil {

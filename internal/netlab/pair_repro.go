@@ -13,6 +13,7 @@ import (
 type BackupNATReport struct {
 	BackupStates string // the backup uplinkd's verdicts before the takeover
 	BackupDown   int    // of its uplinks, how many it judged down
+	BackupNotUp  int    // of its uplinks, how many it did not judge up (down or degraded)
 	SyncedBefore int    // the LAN's connections marked for isp1 in the backup's external cache
 	KeptAfter    int    // of the connections NATed to isp1's VIP, how many the new master's kernel has 7 s after the takeover
 	Cleanups     int    // "conntrack cleanup" lines the new master's uplinkd logged after the takeover
@@ -46,6 +47,9 @@ func (p *Pair) ReproduceBackupNAT(ctx context.Context, n int) (BackupNATReport, 
 		parts = append(parts, fmt.Sprintf("%s %s", u.Name, u.State))
 		if u.State == up.Down {
 			r.BackupDown++
+		}
+		if u.State != up.Up {
+			r.BackupNotUp++
 		}
 	}
 	r.BackupStates = strings.Join(parts, ", ")
