@@ -93,7 +93,7 @@ func TestBashCompletion(t *testing.T) {
 		line []string // the words; the last is being completed
 		want string
 	}{
-		{[]string{"uplinkctl", ""}, "status events drain undrain reload check-config version help"},
+		{[]string{"uplinkctl", ""}, "status events drain undrain reload standby active check-config version help"},
 		{[]string{"uplinkctl", "dr"}, "drain"},
 		{[]string{"uplinkctl", "--"}, "--socket --version --help"},
 		{[]string{"uplinkctl", "status", "--"}, "--json --help"},

@@ -15,6 +15,13 @@ type Config struct {
 	Defaults Probe
 	Uplinks  []Uplink
 	Services []Service
+	HA       HA
+}
+
+// HA is [ha]: this box is one of a keepalived gateway pair, and uplinkd steers its VRRP
+// priority through a track file (see internal/ha).
+type HA struct {
+	TrackFile string // keepalived's track_file; "" when the box is not in a pair
 }
 
 // Daemon holds the daemon-wide settings of [daemon].

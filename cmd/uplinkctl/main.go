@@ -39,6 +39,9 @@ commands:
   undrain NAME           put a drained uplink back into service
   reload                 make uplinkd read its config file again; exits 1 with the reason
                          when the file is refused (the running configuration stays)
+  standby                gateway pair: hand this box's virtual addresses to the peer for
+                         maintenance (the peer takes over; connections are kept)
+  active                 gateway pair: make this box an active member again
   check-config [FILE]    validate a config file (default ` + defaultConfig + `)
   version                print uplinkctl's version (also: --version)
   help [COMMAND]         print this help, or a command's (also: COMMAND --help)
@@ -86,6 +89,19 @@ Put drained uplink NAME back into service (at once if it is up). Needs root.
 Make uplinkd read its configuration file again and wait for its verdict. A file with a mistake
 is refused: uplinkctl prints the reason and exits 1, and the running configuration stays.
 This is the unit's ExecReload (systemctl reload uplinkd). Needs root.
+`,
+	"standby": `usage: uplinkctl [--socket PATH] standby
+
+In a gateway pair ([ha] in uplinkd.toml), put this box in standby for planned maintenance:
+uplinkd sets keepalived's track file so that this box's VRRP priority drops below its peer's,
+keepalived moves the virtual addresses, and conntrackd has the connections on the peer
+already. The box stays a hot backup: it takes over at once if the peer dies. The standby
+lasts until "uplinkctl active", also across a restart of uplinkd. Needs root.
+`,
+	"active": `usage: uplinkctl [--socket PATH] active
+
+In a gateway pair, end a standby: this box competes for the virtual addresses again (it takes
+them back only if it has more usable uplinks than its peer). Needs root.
 `,
 	"check-config": `usage: uplinkctl check-config [FILE]
 
@@ -145,6 +161,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return c.drain(ctx, args, false)
 	case "reload":
 		return c.reload(ctx, args)
+	case "standby", "active":
+		return c.standby(ctx, cmd, args)
 	case "check-config":
 		return c.checkConfig(args)
 	case "version":
@@ -335,6 +353,23 @@ func (c *cli) reload(ctx context.Context, args []string) int {
 		return c.fail(err)
 	}
 	fmt.Fprintln(c.stdout, "configuration reloaded")
+	return exitOK
+}
+
+// standby puts the box in standby in its pair ("standby") or makes it active ("active").
+func (c *cli) standby(ctx context.Context, cmd string, args []string) int {
+	if _, err := parse(flag.NewFlagSet(cmd, flag.ContinueOnError), args, 0, 0); err != nil {
+		return usageError(c.stdout, c.stderr, cmd, err)
+	}
+	on := cmd == "standby"
+	if err := c.client.Standby(ctx, on); err != nil {
+		return c.fail(err)
+	}
+	if on {
+		fmt.Fprintln(c.stdout, "standby: the peer takes the virtual addresses (uplinkctl active ends it)")
+	} else {
+		fmt.Fprintln(c.stdout, "active: this box competes for the virtual addresses again")
+	}
 	return exitOK
 }
 

@@ -53,6 +53,16 @@ func (f *fakeDaemon) Drain(name string, drained, now bool) error {
 
 func (f *fakeDaemon) Reload() error { return f.reloadErr }
 
+func (f *fakeDaemon) Standby(on bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.st.HA == nil {
+		return fmt.Errorf("%w: add an [ha] section", control.ErrNotInPair)
+	}
+	f.st.HA.Standby = on
+	return nil
+}
+
 func (f *fakeDaemon) Subscribe(ctx context.Context) <-chan api.Event {
 	out := make(chan api.Event)
 	go func() { // owned by the subscription; ends with ctx

@@ -18,6 +18,7 @@ import (
 
 	"github.com/uplinkd/uplinkd/internal/control"
 	"github.com/uplinkd/uplinkd/internal/engine"
+	"github.com/uplinkd/uplinkd/internal/ha"
 	"github.com/uplinkd/uplinkd/internal/version"
 	"github.com/uplinkd/uplinkd/routing"
 	"github.com/uplinkd/uplinkd/routing/connmark"
@@ -129,6 +130,9 @@ func printSummary(w io.Writer, cfg *uplink.Config) {
 	if cfg.Daemon.Pinning {
 		fmt.Fprintf(w, "  connections pinned to their uplink (nftables table inet uplinkd)\n")
 	}
+	if cfg.HA.TrackFile != "" {
+		fmt.Fprintf(w, "  gateway pair: keepalived's priority steered through %s\n", cfg.HA.TrackFile)
+	}
 }
 
 // warnings are what --check says about a valid configuration that may not do what is meant.
@@ -136,6 +140,13 @@ func warnings(cfg *uplink.Config) []string {
 	var out []string
 	if err := control.CheckGroup(cfg.Daemon.SocketGroup); err != nil {
 		out = append(out, err.Error())
+	}
+	if cfg.HA.TrackFile != "" {
+		ws, err := ha.Check(cfg.HA.TrackFile)
+		out = append(out, ws...)
+		if err != nil {
+			out = append(out, err.Error())
+		}
 	}
 	for _, u := range cfg.Uplinks {
 		if len(u.Probe.Targets) == 1 {
@@ -167,6 +178,7 @@ func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger, level 
 		Routes:       routing.NewRouter(h, settings, log),
 		Pins:         pins,
 		StartProber:  engine.StartRoundProber,
+		NewTracker:   func(path string) engine.Tracker { return ha.NewTracker(path) },
 		Notifier:     n,
 		Log:          log,
 		LogLevel:     level,

@@ -49,6 +49,13 @@ type Status struct {
 	Active      []string       `json:"active"`
 	ActiveRoute string         `json:"active_route"` // the active table's default route(s), as ip route prints them
 	Uplinks     []UplinkStatus `json:"uplinks"`
+	HA          *HAStatus      `json:"ha,omitempty"` // nil when the box is not in a pair
+}
+
+// HAStatus is this box's part in a keepalived gateway pair.
+type HAStatus struct {
+	TrackFile string `json:"track_file"`
+	Standby   bool   `json:"standby"` // the operator put the box in standby
 }
 
 // Carrying reports whether any uplink carries traffic.
@@ -72,6 +79,7 @@ const (
 	KindUndrain EventKind = "undrain" // an operator returned it
 	KindReload  EventKind = "reload"  // the configuration was reloaded, or a reload refused
 	KindError   EventKind = "error"   // applying a decision to the kernel failed
+	KindHA      EventKind = "ha"      // the box was put in standby or made active in its pair
 )
 
 // Event is one decision: a state change, a drain, a reload, a route switch.

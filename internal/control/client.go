@@ -89,6 +89,14 @@ func (c *Client) Reload(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/v1/reload", nil)
 }
 
+// Standby puts the box in standby in its gateway pair (on), or makes it active again.
+func (c *Client) Standby(ctx context.Context, on bool) error {
+	if on {
+		return c.do(ctx, http.MethodPost, "/v1/ha/standby", nil)
+	}
+	return c.do(ctx, http.MethodPost, "/v1/ha/active", nil)
+}
+
 // Events calls fn for every event until ctx ends (it then returns ctx.Err()) or the daemon
 // closes the stream (an error saying so).
 func (c *Client) Events(ctx context.Context, fn func(api.Event)) error {

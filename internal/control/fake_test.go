@@ -25,6 +25,7 @@ type fakeBackend struct {
 	drains     []drainCall
 	reloadErr  error
 	reloads    int
+	standby    *bool // nil: not in a pair
 	subs       map[chan api.Event]bool
 	subscribed chan struct{} // receives once per Subscribe
 	ended      chan struct{} // receives once per subscription that ended
@@ -76,6 +77,16 @@ func (f *fakeBackend) Reload() error {
 	defer f.mu.Unlock()
 	f.reloads++
 	return f.reloadErr
+}
+
+func (f *fakeBackend) Standby(on bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.standby == nil {
+		return fmt.Errorf("%w: add an [ha] section", ErrNotInPair)
+	}
+	*f.standby = on
+	return nil
 }
 
 func (f *fakeBackend) Subscribe(ctx context.Context) <-chan api.Event {

@@ -30,9 +30,15 @@ type Backend interface {
 	Drain(name string, drained bool, now bool) error
 	// Reload validates and applies the config file again; the error explains why it was refused.
 	Reload() error
+	// Standby puts the box in standby in its gateway pair (on) or makes it active again; a box
+	// not in a pair returns an error wrapping ErrNotInPair.
+	Standby(on bool) error
 	// Subscribe streams events until ctx ends, then closes the channel.
 	Subscribe(ctx context.Context) <-chan api.Event
 }
+
+// ErrNotInPair is wrapped by Backend.Standby on a box that is not one of a gateway pair.
+var ErrNotInPair = errors.New("this box is not in a gateway pair")
 
 // ErrUnknownUplink is wrapped by Backend.Drain for a name that is not configured.
 var ErrUnknownUplink = errors.New("unknown uplink")
@@ -157,6 +163,8 @@ func newHandler(b Backend, log *slog.Logger, admin uint32) http.Handler {
 	h.mux.HandleFunc("POST /v1/uplinks/{name}/drain", h.changer(h.drain))
 	h.mux.HandleFunc("POST /v1/uplinks/{name}/undrain", h.changer(h.undrain))
 	h.mux.HandleFunc("POST /v1/reload", h.changer(h.reload))
+	h.mux.HandleFunc("POST /v1/ha/standby", h.changer(h.standby(true)))
+	h.mux.HandleFunc("POST /v1/ha/active", h.changer(h.standby(false)))
 	return h
 }
 
@@ -289,6 +297,23 @@ func (h *handler) reload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, okBody{OK: true})
+}
+
+// standby returns the handler that puts the box in standby (on) or makes it active.
+func (h *handler) standby(on bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p := peerFrom(r.Context())
+		err := h.b.Standby(on)
+		h.log.Info("control: ha", "standby", on, "uid", p.uid, "pid", p.pid, "err", err)
+		switch {
+		case errors.Is(err, ErrNotInPair):
+			writeError(w, http.StatusConflict, err.Error())
+		case err != nil:
+			writeError(w, http.StatusServiceUnavailable, err.Error())
+		default:
+			writeJSON(w, http.StatusOK, okBody{OK: true})
+		}
+	}
 }
 
 // maxLogged bounds what a client sent that goes into a log line.

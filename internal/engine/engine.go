@@ -48,6 +48,9 @@ type Options struct {
 	PinDamage <-chan struct{}
 	// Watchdog is the interval of Notifier.Watchdog calls from the loop; 0: none.
 	Watchdog time.Duration
+	// NewTracker makes the keepalived track-file writer for [ha] track_file; nil: the
+	// configuration's [ha] section is refused at start and reload.
+	NewTracker func(trackFile string) Tracker
 	// OnRound, if set, sees every probe round the loop takes in (metrics); it runs in the
 	// loop and must not block.
 	OnRound func(uplink string, r uplink.Round)
@@ -65,6 +68,8 @@ type Engine struct {
 	started time.Time
 
 	decision uplink.Decision // the last one applied
+	tracker  Tracker         // nil when the box is not in a pair
+	standby  bool            // the operator put this box in standby (uplinkctl standby)
 	applied  applied
 	ready    bool
 	retry    *time.Timer
@@ -105,6 +110,9 @@ func New(opt Options) (*Engine, error) {
 		retry:    time.NewTimer(time.Hour),
 	}
 	e.retry.Stop()
+	if err := e.setTracker(opt.Config.HA.TrackFile); err != nil {
+		return nil, err
+	}
 	e.counts.pins = opt.Pins
 	e.pinning.Store(opt.Config.Daemon.Pinning)
 	e.setLogLevel()
@@ -177,6 +185,7 @@ func (e *Engine) loop(ctx context.Context) error {
 		case <-first.C:
 			e.reconcile("startup")
 			e.ready = true
+			e.steerVRRP()
 			e.notify.Ready(e.summary())
 		case <-e.retry.C:
 			e.applied.forget()

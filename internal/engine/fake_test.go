@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -238,3 +239,32 @@ func (n *fakeNotifier) Status(s string) { n.add("STATUS " + s) }
 func (n *fakeNotifier) Reloading()      { n.add("RELOADING") }
 func (n *fakeNotifier) Stopping()       { n.add("STOPPING") }
 func (n *fakeNotifier) Watchdog()       { n.add("WATCHDOG") }
+
+// fakeTracker records what keepalived's track file would say.
+type fakeTracker struct {
+	mu     sync.Mutex
+	path   string
+	writes []string // "usable/total" or "standby"
+	start  bool     // the file asked for standby when uplinkd started
+}
+
+func (f *fakeTracker) Set(usable, total int, standby bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	v := fmt.Sprintf("%d/%d", usable, total)
+	if standby {
+		v = "standby"
+	}
+	if len(f.writes) == 0 || f.writes[len(f.writes)-1] != v {
+		f.writes = append(f.writes, v)
+	}
+	return nil
+}
+
+func (f *fakeTracker) Standby() bool { return f.start }
+
+func (f *fakeTracker) seen() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.writes)
+}

@@ -53,6 +53,7 @@ type rig struct {
 	pins   *fakePins
 	probes *fakeProbers
 	notify *fakeNotifier
+	track  *fakeTracker
 	kernel chan routing.Event
 	damage chan struct{}
 	logs   *lockedBuffer
@@ -93,6 +94,17 @@ func startRig(t *testing.T, cfg string) *rig {
 // startRigAnswering is startRig whose first probe rounds all answer (ok) or all fail.
 func startRigAnswering(t *testing.T, cfg string, ok bool) *rig {
 	t.Helper()
+	return startRigOpts(t, cfg, ok, nil)
+}
+
+// startRigWith is startRig with the fakes adjusted by setup before the engine starts.
+func startRigWith(t *testing.T, cfg string, setup func(*rig)) *rig {
+	t.Helper()
+	return startRigOpts(t, cfg, true, setup)
+}
+
+func startRigOpts(t *testing.T, cfg string, ok bool, setup func(*rig)) *rig {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "uplinkd.toml")
 	if err := os.WriteFile(path, []byte(cfg), 0o644); err != nil {
 		t.Fatal(err)
@@ -103,14 +115,18 @@ func startRigAnswering(t *testing.T, cfg string, ok bool) *rig {
 	}
 	r := &rig{t: t, path: path, routes: newFakeRoutes(), pins: &fakePins{counts: map[uint32]int{0x100: 7}},
 		probes: newFakeProbers(), notify: &fakeNotifier{}, kernel: make(chan routing.Event, 16),
-		damage: make(chan struct{}, 1), logs: &lockedBuffer{}, done: make(chan error, 1)}
+		damage: make(chan struct{}, 1), logs: &lockedBuffer{}, done: make(chan error, 1), track: &fakeTracker{}}
 	for i, u := range c.Uplinks {
 		r.routes.setLink(u.Interface, i+1, true)
+	}
+	if setup != nil {
+		setup(r)
 	}
 	e, err := New(Options{Config: c, Load: config.Load, Routes: r.routes, Pins: r.pins,
 		StartProber: r.probes.start, Notifier: r.notify, Version: "test",
 		Log:          slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		KernelEvents: r.kernel, PinDamage: r.damage})
+		KernelEvents: r.kernel, PinDamage: r.damage,
+		NewTracker: func(path string) Tracker { r.track.path = path; return r.track }})
 	if err != nil {
 		t.Fatal(err)
 	}

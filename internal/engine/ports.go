@@ -56,6 +56,14 @@ type Prober interface {
 	Stop()
 }
 
+// Tracker steers this box's VRRP priority in a keepalived pair (internal/ha.Tracker).
+type Tracker interface {
+	// Set writes the value for usable of total uplinks, or standby; only on change.
+	Set(usable, total int, standby bool) error
+	// Standby says whether the file already asks for standby (kept across a restart).
+	Standby() bool
+}
+
 // Notifier tells the service manager how the engine is doing (systemd's sd_notify).
 type Notifier interface {
 	Ready(status string)

@@ -55,6 +55,7 @@ func (e *Engine) reconcile(cause string) int {
 			e.flushNAT(m)
 		}
 	}
+	e.steerVRRP()
 	e.publishStatus()
 	if e.ready {
 		e.notify.Status(e.summary())

@@ -21,6 +21,9 @@ func (e *Engine) reload(cause string) error {
 	if err == nil {
 		err = restartOnly(e.cfg, cfg)
 	}
+	if err == nil && cfg.HA.TrackFile != "" && e.opt.NewTracker == nil {
+		err = fmt.Errorf("%s: [ha] is not supported by this uplinkd", cfg.Path)
+	}
 	if err != nil {
 		e.log.Error("reload refused; the running configuration stays", "cause", cause, "err", err)
 		e.hub.publish(api.Event{Time: time.Now(), Kind: api.KindReload, Reason: "refused: " + err.Error()})
@@ -48,6 +51,7 @@ func (e *Engine) reload(cause string) error {
 			m.stopProbing()
 		}
 	}
+	_ = e.setTracker(cfg.HA.TrackFile) // checked above; before e.cfg changes: it compares paths
 	wasPinning := e.cfg.Daemon.Pinning
 	e.members, e.cfg = kept, cfg
 	e.setLogLevel()

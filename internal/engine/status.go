@@ -45,6 +45,9 @@ func (e *Engine) publishStatus() {
 		Config:  e.cfg.Path,
 		Active:  slices.Clone(e.decision.Active),
 	}
+	if e.tracker != nil {
+		st.HA = &api.HAStatus{TrackFile: e.cfg.HA.TrackFile, Standby: e.standby}
+	}
 	var routes []string
 	for _, m := range e.members {
 		since, reason := m.machine.Since()

@@ -112,6 +112,13 @@ func NewTracker(path string) *Tracker {
 // Path is the track file.
 func (t *Tracker) Path() string { return t.path }
 
+// Standby says whether the file asks for standby now: a value the last run of uplinkd left,
+// which a restart keeps.
+func (t *Tracker) Standby() bool {
+	v, err := ReadValue(t.path)
+	return err == nil && v == StandbyValue
+}
+
 // Last returns the value this tracker last wrote, and whether it wrote one.
 func (t *Tracker) Last() (int, bool) {
 	t.mu.Lock()

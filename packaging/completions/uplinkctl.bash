@@ -17,7 +17,7 @@ _uplinkctl_uplinks() {
 _uplinkctl() {
     local cur=${COMP_WORDS[COMP_CWORD]}
     local prev=${COMP_WORDS[COMP_CWORD-1]}
-    local commands="status events drain undrain reload check-config version help"
+    local commands="status events drain undrain reload standby active check-config version help"
     local socket="" cmd="" i w
     COMPREPLY=()
 

@@ -5,7 +5,7 @@
 # uplinks, which it asks the running daemon for (`uplinkctl __complete-uplinks` prints nothing
 # when the socket cannot be read).
 
-set -l uplinkctl_commands status events drain undrain reload check-config version help
+set -l uplinkctl_commands status events drain undrain reload standby active check-config version help
 
 function __uplinkctl_uplinks
     set -l tokens (commandline -opc)
@@ -37,6 +37,8 @@ complete -c uplinkctl -n "not __fish_seen_subcommand_from $uplinkctl_commands" -
 complete -c uplinkctl -n "not __fish_seen_subcommand_from $uplinkctl_commands" -a drain -d 'Take an uplink out of service'
 complete -c uplinkctl -n "not __fish_seen_subcommand_from $uplinkctl_commands" -a undrain -d 'Put a drained uplink back into service'
 complete -c uplinkctl -n "not __fish_seen_subcommand_from $uplinkctl_commands" -a reload -d 'Make uplinkd read its configuration again'
+complete -c uplinkctl -n "not __fish_seen_subcommand_from $uplinkctl_commands" -a standby -d 'Gateway pair: hand the virtual addresses to the peer'
+complete -c uplinkctl -n "not __fish_seen_subcommand_from $uplinkctl_commands" -a active -d 'Gateway pair: compete for the virtual addresses again'
 complete -c uplinkctl -n "not __fish_seen_subcommand_from $uplinkctl_commands" -a check-config -d 'Validate a configuration file'
 complete -c uplinkctl -n "not __fish_seen_subcommand_from $uplinkctl_commands" -a version -d 'Print the version'
 complete -c uplinkctl -n "not __fish_seen_subcommand_from $uplinkctl_commands" -a help -d 'Print the usage of uplinkctl or of a command'

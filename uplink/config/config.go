@@ -59,6 +59,7 @@ func Parse(path string, src []byte) (*uplink.Config, error) {
 	cfg := uplink.DefaultConfig()
 	cfg.Path = path
 	raw.Daemon.apply(&cfg.Daemon, fail)
+	raw.HA.apply(&cfg.HA, fail)
 	raw.Defaults.apply(&cfg.Defaults, "defaults", fail)
 	if len(raw.Uplinks) == 0 {
 		errs = append(errs, &Error{File: path, Key: "uplink", Msg: "no [[uplink]] is configured: uplinkd needs at least one"})

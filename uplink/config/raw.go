@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/uplinkd/uplinkd/internal/ha"
 	"github.com/uplinkd/uplinkd/uplink"
 )
 
@@ -20,6 +21,24 @@ type rawConfig struct {
 	Defaults rawProbe     `toml:"defaults"`
 	Uplinks  []rawUplink  `toml:"uplink"`
 	Services []rawService `toml:"service"`
+	HA       *rawHA       `toml:"ha"`
+}
+
+type rawHA struct {
+	TrackFile *string `toml:"track_file"`
+}
+
+func (r *rawHA) apply(h *uplink.HA, fail func(string, string, ...any)) {
+	if r == nil {
+		return
+	}
+	h.TrackFile = ha.DefaultTrackFile
+	if r.TrackFile != nil {
+		h.TrackFile = *r.TrackFile
+		if !strings.HasPrefix(h.TrackFile, "/") || strings.HasSuffix(h.TrackFile, "/") {
+			fail("ha.track_file", "%q is not an absolute file path", h.TrackFile)
+		}
+	}
 }
 
 type rawDaemon struct {
