@@ -26,7 +26,7 @@ var haScenarios = []struct {
 }{
 	{"box_lost", "power cut of the master: SIGKILL of keepalived, its VRRP child, conntrackd and uplinkd, then all its links down"},
 	{"master_isp_silent", "isp1's upstream dies silently (both boxes lose it); the master's uplinkd moves the LAN to isp2"},
-	{"standby", "the master's track file gets internal/ha.StandbyValue (-200), written by the bench with internal/ha directly: uplinkctl standby is not wired yet"},
+	{"standby", "uplinkctl standby on the master (its uplinkd writes internal/ha.StandbyValue, -200, to keepalived's track file); without uplinkd the bench writes the value itself"},
 }
 
 // haRun is one run's figures.

@@ -261,7 +261,9 @@ func (p *Pair) StartBox(ctx context.Context, b Box) error {
 		}
 	}
 	if p.opts.Uplinkd != "" {
-		d, err := p.StartDaemon(ctx, DaemonOptions{Binary: p.opts.Uplinkd, Config: p.opts.Daemon, Role: b.Role(), InfoLogs: true})
+		cfg := p.opts.Daemon
+		cfg.Extra += fmt.Sprintf("\n[ha]\ntrack_file = %q\n", ps.track) // uplinkd steers this box's keepalived
+		d, err := p.StartDaemon(ctx, DaemonOptions{Binary: p.opts.Uplinkd, Config: cfg, Role: b.Role(), InfoLogs: true})
 		if err != nil {
 			return fmt.Errorf("netlab: uplinkd on %s: %w", b, err)
 		}
@@ -471,9 +473,15 @@ func (p *Pair) SetLink(b Box, dev string, up bool) error {
 	return runIP(&ns, fmt.Sprintf("link set %s %s\n", dev, state))
 }
 
-// Standby writes the standby value into box b's track file (or, with on false, 0: every uplink
-// usable), as uplinkd's internal/ha will once `uplinkctl standby` exists.
+// Standby puts box b in standby (on) or makes it active again: through its uplinkd (what
+// `uplinkctl standby` does) when the pair runs one, else by writing the track file as
+// uplinkd's internal/ha would (the standby value, or 0: every uplink usable).
 func (p *Pair) Standby(b Box, on bool) error {
+	if d := p.Daemon(b); d != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		return d.Client().Standby(ctx, on)
+	}
 	v := 0
 	if on {
 		v = ha.StandbyValue

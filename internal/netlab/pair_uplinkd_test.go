@@ -72,3 +72,53 @@ func TestPairBackupProbes(t *testing.T) {
 		})
 	}
 }
+
+// TestPairUplinkctlStandby: `uplinkctl standby` on the master (its uplinkd writes keepalived's
+// track file): the peer takes over with every kind of connection kept; `active` ends it and
+// the box stays backup (no bounce).
+func TestPairUplinkctlStandby(t *testing.T) {
+	bin := testkit.Uplinkd(t)
+	p := testkit.Pair(t, netlab.PairOptions{Uplinkd: bin})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ob, err := p.Observe(ctx, netlab.ObserveOptions{SrcPort: 42012,
+		Settled: func(ctx context.Context) error { return p.WaitMaster(ctx, netlab.BoxB, 5*time.Second) },
+	}, func() error { return p.Standby(netlab.BoxA, true) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	logObservation(t, "uplinkctl standby", ob)
+	if ob.After != netlab.BoxB || !ob.TCPSurvived || !ob.PushSurvived || !ob.UDPSurvived || ob.LANOutage > 100*time.Millisecond {
+		t.Errorf("standby handover: outage %v, %v", ob.LANOutage, ob.Details)
+	}
+	st, err := p.Daemon(netlab.BoxA).Status(ctx)
+	if err != nil || st.HA == nil || !st.HA.Standby {
+		t.Errorf("gw-a's status does not say standby: %+v %v", st.HA, err)
+	}
+	if err := p.Standby(netlab.BoxA, false); err != nil {
+		t.Fatal(err)
+	}
+	if m, ok := p.Master(); !ok || m != netlab.BoxB {
+		t.Errorf("after active the master is %v (%v), want gw-b kept (no bounce)", m, ok)
+	}
+}
+
+// TestPairMasterOnlyLosesAnISP: isp1 dies for the master alone: its uplinkd counts one usable
+// uplink fewer, keepalived lowers its priority, and the backup (both uplinks usable) takes the
+// VIPs; the LAN keeps both ISPs.
+func TestPairMasterOnlyLosesAnISP(t *testing.T) {
+	bin := testkit.Uplinkd(t)
+	p := testkit.Pair(t, netlab.PairOptions{Uplinkd: bin})
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	ob, err := p.Observe(ctx, netlab.ObserveOptions{SrcPort: 42014,
+		Settled: func(ctx context.Context) error { return p.WaitMaster(ctx, netlab.BoxB, 10*time.Second) },
+	}, func() error { return p.BreakISPFor(1, netlab.BoxA) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	logObservation(t, "isp1 dies for the master only", ob)
+	if ob.After != netlab.BoxB || !ob.VIPMoved || ob.SplitBrain {
+		t.Errorf("the backup did not take over: %v", ob.Details)
+	}
+}
