@@ -24,6 +24,7 @@ var tables = []struct{ name, rawType string }{
 	{"[defaults]", "rawProbe"},
 	{"[[uplink]]", "rawUplink"},
 	{"[[service]]", "rawService"},
+	{"[ha]", "rawHA"},
 }
 
 func TestManPageREADMEAndCodeNameTheSameKeys(t *testing.T) {
