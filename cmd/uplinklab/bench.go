@@ -58,15 +58,11 @@ func runBench(ctx context.Context, args []string, stdout, progress io.Writer) er
 	if err := needRoot(); err != nil {
 		return err
 	}
-	tmp, err := os.MkdirTemp("", "uplinklab-bench-")
+	path, done, err := uplinkdBinary(ctx, *bin, nil)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	path, err := netlab.UplinkdBinary(ctx, *bin, tmp)
-	if err != nil {
-		return err
-	}
+	defer done()
 	b := &bench{bin: path, runs: *runs, prefix: *prefix, progress: progress, sport: 41000}
 	rep := benchReport{Started: time.Now().UTC(), CPUs: runtime.NumCPU(), Kernel: kernelRelease(), Runs: *runs, Method: benchMethod, References: references}
 	for _, nat := range []string{netlab.NATMasquerade, netlab.NATSNAT} {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"time"
 
@@ -58,6 +57,7 @@ type haLine struct {
 	TCPPushN        int     `json:"tcp_push_survived_runs"`
 	UDPSurvivedN    int     `json:"udp_survived_runs"`
 	VIPMovedN       int     `json:"vip_moved_runs"`
+	Uplinkd         bool    `json:"uplinkd"` // false: the bare pair (-bare)
 	PerRun          []haRun `json:"per_run"`
 	Method          string  `json:"method"`
 }
@@ -66,10 +66,10 @@ type haLine struct {
 // -json, only the lines; otherwise a short summary line before each).
 func runBenchHA(ctx context.Context, bin string, runs int, only string, jsonOnly bool, stdout, progress io.Writer) error {
 	for i, sc := range haScenarios {
-		if only != "" && only != sc.name {
-			continue
+		if only != "" && only != sc.name || bin == "" && sc.name == "master_isp_silent" {
+			continue // without uplinkd nothing judges the ISPs
 		}
-		line := haLine{Scenario: sc.name, Event: sc.event, Runs: runs, Method: haMethod,
+		line := haLine{Scenario: sc.name, Event: sc.event, Runs: runs, Method: haMethod, Uplinkd: bin != "",
 			TCPSurvived: true, TCPPushSurvived: true, UDPSurvived: true, VIPMoved: true}
 		var outages []float64
 		for r := range runs {
@@ -166,6 +166,7 @@ func runBenchHAFlags(ctx context.Context, args []string, stdout, progress io.Wri
 	runs := fs.Int("runs", 3, "runs per scenario (a fresh pair each)")
 	only := fs.String("only", "", "one scenario: box_lost, master_isp_silent or standby")
 	bin := fs.String("uplinkd", "", "uplinkd binary to run (default: go build ./cmd/uplinkd)")
+	bare := fs.Bool("bare", false, "the pair without uplinkd (keepalived and conntrackd only), for comparison; master_isp_silent is skipped")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -178,14 +179,13 @@ func runBenchHAFlags(ctx context.Context, args []string, stdout, progress io.Wri
 	if err := needRoot(); err != nil {
 		return err
 	}
-	tmp, err := os.MkdirTemp("", "uplinklab-benchha-")
+	if *bare {
+		return runBenchHA(ctx, "", *runs, *only, *jsonOnly, stdout, progress)
+	}
+	path, done, err := uplinkdBinary(ctx, *bin, nil)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	path, err := netlab.UplinkdBinary(ctx, *bin, tmp)
-	if err != nil {
-		return err
-	}
+	defer done()
 	return runBenchHA(ctx, path, *runs, *only, *jsonOnly, stdout, progress)
 }

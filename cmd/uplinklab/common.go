@@ -1,10 +1,13 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
 	"strconv"
+
+	"github.com/uplinkd/uplinkd/internal/netlab"
 )
 
 // defaultPrefix names the CLI's lab: ullab-gw, ullab-isp1, ...
@@ -35,4 +38,22 @@ func needRoot() error {
 		return fmt.Errorf("needs root: builds network namespaces")
 	}
 	return nil
+}
+
+// uplinkdBinary returns bin when given, else builds cmd/uplinkd into a temporary directory
+// (saying so through say, if not nil); done removes what was built.
+func uplinkdBinary(ctx context.Context, bin string, say func(format string, args ...any)) (path string, done func(), err error) {
+	tmp, err := os.MkdirTemp("", "uplinklab-")
+	if err != nil {
+		return "", nil, err
+	}
+	done = func() { os.RemoveAll(tmp) }
+	if bin == "" && say != nil {
+		say("building uplinkd (go build ./cmd/uplinkd)")
+	}
+	if path, err = netlab.UplinkdBinary(ctx, bin, tmp); err != nil {
+		done()
+		return "", nil, err
+	}
+	return path, done, nil
 }

@@ -41,18 +41,11 @@ func runDemo(ctx context.Context, args []string, w io.Writer) (err error) {
 	if *fast {
 		cfg, cfgName = tunedConfig, "-fast"
 	}
-	tmp, err := os.MkdirTemp("", "uplinklab-demo-")
+	path, done, err := uplinkdBinary(ctx, *bin, tl.say)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	if *bin == "" {
-		tl.say("building uplinkd (go build ./cmd/uplinkd)")
-	}
-	path, err := netlab.UplinkdBinary(ctx, *bin, tmp)
-	if err != nil {
-		return err
-	}
+	defer done()
 	ctx, cancel := context.WithTimeout(ctx, demoBudget)
 	defer cancel()
 

@@ -32,18 +32,11 @@ func runHA(ctx context.Context, args []string, w io.Writer) error {
 	tl := &timeline{w: w, start: time.Now()}
 	opts := netlab.PairOptions{Prefix: *prefix, NoConntrackd: *noConntrackd, Daemon: defaultConfig}
 	if !*noUplinkd {
-		tmp, err := os.MkdirTemp("", "uplinklab-ha-")
+		path, done, err := uplinkdBinary(ctx, *bin, tl.say)
 		if err != nil {
 			return err
 		}
-		defer os.RemoveAll(tmp)
-		if *bin == "" {
-			tl.say("building uplinkd (go build ./cmd/uplinkd)")
-		}
-		path, err := netlab.UplinkdBinary(ctx, *bin, tmp)
-		if err != nil {
-			return err
-		}
+		defer done()
 		opts.Uplinkd = path
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)

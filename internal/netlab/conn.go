@@ -18,16 +18,20 @@ import (
 const ChatPort = 9
 
 // StartChat starts the chat server on Server4 in the internet namespace. It runs until Close.
-func (l *Lab) StartChat() error {
+func (l *Lab) StartChat() error { return l.startTCPServer("chat", ChatPort, serveChat) }
+
+// startTCPServer listens on Server4:port in the internet namespace and runs serve for every
+// connection, until the lab closes (which closes the listener and every connection).
+func (l *Lab) startTCPServer(what string, port uint16, serve func(net.Conn)) error {
 	var ln net.Listener
 	err := l.InNS(RoleInet, func() error {
 		lc := net.ListenConfig{Control: inNSControl(l.NS(RoleInet))}
 		var err error
-		ln, err = lc.Listen(context.Background(), "tcp", netip.AddrPortFrom(Server4, ChatPort).String())
+		ln, err = lc.Listen(context.Background(), "tcp", netip.AddrPortFrom(Server4, port).String())
 		return err
 	})
 	if err != nil {
-		return fmt.Errorf("netlab: chat server: %w", err)
+		return fmt.Errorf("netlab: %s server: %w", what, err)
 	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
@@ -41,7 +45,7 @@ func (l *Lab) StartChat() error {
 			mu.Lock()
 			conns = append(conns, c)
 			mu.Unlock()
-			wg.Go(func() { serveChat(c) })
+			wg.Go(func() { serve(c) })
 		}
 	})
 	stop := func() {
@@ -55,7 +59,7 @@ func (l *Lab) StartChat() error {
 	}
 	if !l.track(stop) {
 		stop()
-		return errors.New("netlab: StartChat on a closed lab")
+		return fmt.Errorf("netlab: %s server on a closed lab", what)
 	}
 	return nil
 }

@@ -21,47 +21,7 @@ const PushPort = 19
 const PushInterval = 10 * time.Millisecond
 
 // StartPush starts the push server on Server4 in the internet namespace. It runs until Close.
-func (l *Lab) StartPush() error {
-	var ln net.Listener
-	err := l.InNS(RoleInet, func() error {
-		lc := net.ListenConfig{Control: inNSControl(l.NS(RoleInet))}
-		var err error
-		ln, err = lc.Listen(context.Background(), "tcp", netip.AddrPortFrom(Server4, PushPort).String())
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("netlab: push server: %w", err)
-	}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	var conns []net.Conn
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Go(func() { servePush(c) })
-		}
-	})
-	stop := func() {
-		ln.Close()
-		mu.Lock()
-		for _, c := range conns {
-			c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	}
-	if !l.track(stop) {
-		stop()
-		return errors.New("netlab: StartPush on a closed lab")
-	}
-	return nil
-}
+func (l *Lab) StartPush() error { return l.startTCPServer("push", PushPort, servePush) }
 
 // servePush writes "push N\n" every PushInterval until a write fails (the connection broke or
 // was closed). A write that cannot complete within 30 s counts as broken.
