@@ -20,6 +20,21 @@ const ChatPort = 9
 // StartChat starts the chat server on Server4 in the internet namespace. It runs until Close.
 func (l *Lab) StartChat() error { return l.startTCPServer("chat", ChatPort, serveChat) }
 
+// dialServer opens a TCP connection from role's namespace to Server4:port.
+func (l *Lab) dialServer(ctx context.Context, role, what string, port uint16) (net.Conn, error) {
+	var c net.Conn
+	err := l.InNS(role, func() error {
+		d := net.Dialer{Control: inNSControl(l.NS(role)), Timeout: 3 * time.Second}
+		var err error
+		c, err = d.DialContext(ctx, "tcp", netip.AddrPortFrom(Server4, port).String())
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("netlab: dial %s from %s: %w", what, l.NS(role), err)
+	}
+	return c, nil
+}
+
 // startTCPServer listens on Server4:port in the internet namespace and runs serve for every
 // connection, until the lab closes (which closes the listener and every connection).
 func (l *Lab) startTCPServer(what string, port uint16, serve func(net.Conn)) error {
@@ -82,15 +97,9 @@ type Chat struct {
 
 // DialChat opens a chat connection from role's namespace.
 func (l *Lab) DialChat(ctx context.Context, role string) (*Chat, error) {
-	var c net.Conn
-	err := l.InNS(role, func() error {
-		d := net.Dialer{Control: inNSControl(l.NS(role)), Timeout: 3 * time.Second}
-		var err error
-		c, err = d.DialContext(ctx, "tcp", netip.AddrPortFrom(Server4, ChatPort).String())
-		return err
-	})
+	c, err := l.dialServer(ctx, role, "chat", ChatPort)
 	if err != nil {
-		return nil, fmt.Errorf("netlab: dial chat from %s: %w", l.NS(role), err)
+		return nil, err
 	}
 	ch := &Chat{conn: c, r: bufio.NewReader(c)}
 	if !l.track(func() { c.Close() }) {

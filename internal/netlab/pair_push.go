@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"sync"
 	"time"
 )
@@ -53,15 +52,9 @@ type Push struct {
 
 // DialPush opens a push stream from role's namespace and starts reading it.
 func (l *Lab) DialPush(ctx context.Context, role string) (*Push, error) {
-	var c net.Conn
-	err := l.InNS(role, func() error {
-		d := net.Dialer{Control: inNSControl(l.NS(role)), Timeout: 3 * time.Second}
-		var err error
-		c, err = d.DialContext(ctx, "tcp", netip.AddrPortFrom(Server4, PushPort).String())
-		return err
-	})
+	c, err := l.dialServer(ctx, role, "push", PushPort)
 	if err != nil {
-		return nil, fmt.Errorf("netlab: dial push from %s: %w", l.NS(role), err)
+		return nil, err
 	}
 	p := &Push{conn: c, done: make(chan struct{})}
 	go p.read() // owned by p: ends when the connection is closed or breaks
