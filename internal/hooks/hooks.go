@@ -71,9 +71,9 @@ func New(ctx context.Context, log *slog.Logger, counters Counters) *Runner {
 	return &Runner{ctx: ctx, log: log, counters: counters}
 }
 
-// Configure sets the hooks, at start and after every reload. A hook whose settings are
-// unchanged keeps its queue; a changed or removed one stops after its current run, and what it
-// had queued is dropped (and counted). It does not wait.
+// Configure sets the hooks, at start and after every reload (the engine's OnReload, in its
+// loop). A hook whose settings are unchanged keeps its queue; a changed or removed one stops
+// after its current run, and what it had queued is dropped (and counted). It does not wait.
 func (r *Runner) Configure(hooks []uplink.Hook) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -88,9 +88,6 @@ func (r *Runner) Configure(hooks []uplink.Hook) {
 		w := &worker{hook: h, queue: make(chan api.Event, QueueLen), stop: make(chan struct{}), r: r}
 		r.wg.Go(w.run)
 		next = append(next, w)
-		for _, p := range Check([]uplink.Hook{h}) {
-			r.log.Warn("hook program unusable; its runs will fail until it is fixed", "hook", h.Name, "problem", p)
-		}
 	}
 	for _, w := range r.workers {
 		close(w.stop)
@@ -185,6 +182,11 @@ type worker struct {
 }
 
 func (w *worker) run() {
+	// Checked here, not in Configure: Configure runs in the engine's loop, which must not wait
+	// for a file system.
+	for _, p := range Check([]uplink.Hook{w.hook}) {
+		w.r.log.Warn("hook program unusable; its runs will fail until it is fixed", "hook", w.hook.Name, "problem", p)
+	}
 	for {
 		select {
 		case <-w.r.ctx.Done():

@@ -30,6 +30,12 @@ type Source interface {
 	Status() api.Status
 }
 
+// SourceFunc adapts a function to Source.
+type SourceFunc func() api.Status
+
+// Status calls f.
+func (f SourceFunc) Status() api.Status { return f() }
+
 // Metric names. Names lists every one this package exports (besides the go_ and process_
 // collectors), so that tests can check the dashboard and the alert rules against it.
 const (
