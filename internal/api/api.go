@@ -48,6 +48,11 @@ type Status struct {
 	Config      string         `json:"config"`
 	Active      []string       `json:"active"`
 	ActiveRoute string         `json:"active_route"` // the active table's default route(s), as ip route prints them
+	// Route4 and Route6 are the active default route of each family as ip route prints it
+	// ("default via 192.0.2.1 dev wan1", or "default" and a tab-indented nexthop a line);
+	// empty when no active uplink has a gateway of that family.
+	Route4 string `json:"route4,omitempty"`
+	Route6 string `json:"route6,omitempty"`
 	Uplinks     []UplinkStatus `json:"uplinks"`
 }
 
