@@ -24,6 +24,7 @@ var tables = []struct{ name, rawType string }{
 	{"[defaults]", "rawProbe"},
 	{"[[uplink]]", "rawUplink"},
 	{"[[service]]", "rawService"},
+	{"[[hook]]", "rawHook"},
 }
 
 func TestManPageREADMEAndCodeNameTheSameKeys(t *testing.T) {
