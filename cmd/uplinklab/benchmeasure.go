@@ -193,13 +193,13 @@ func (b *bench) run(ctx context.Context, lab *netlab.Lab, s scenario, sport uint
 	}
 	if rec != nil {
 		sleepCtx(ctx, 500*time.Millisecond) // the failback's tail in the picture
-		rtt, initial := rec.finish()
+		rtt, initial, active := rec.finish()
 		b.svgRun++
 		file := filepath.Join(b.svgDir, fmt.Sprintf("%s-%s-%s-%d.svg", s.Fault, s.NAT, s.Config, b.svgRun))
 		data := timelineData{
-			Title: fmt.Sprintf("%s: isp1 broken at the cut (%s), healed at the heal; isp2 the backup", s, s.Fault),
+			Title: fmt.Sprintf("%s: a %s failure of isp1 from the cut to the heal; isp2 is the backup", s, s.Fault),
 			Start: recStart, End: time.Now(), Marks: []timeMark{{cut, "cut"}, {healed, "heal"}},
-			Uplinks: []string{"isp1", "isp2"}, Initial: initial, Events: timelineEvents(d.Events().All()),
+			Uplinks: []string{"isp1", "isp2"}, Initial: initial, Active: active, Events: timelineEvents(d.Events().All()),
 			Outages: flow.Report().Outages, RTT: rtt,
 		}
 		if err := writeSVGFile(file, data); err != nil {

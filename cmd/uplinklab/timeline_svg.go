@@ -32,6 +32,7 @@ type timelineData struct {
 	Marks      []timeMark // the cut, the heal
 	Uplinks    []string
 	Initial    map[string]uplink.State // each uplink's state at Start
+	Active     []string                // the active uplinks at Start
 	Events     []api.Event             // state and active events, in order
 	Outages    []netlab.Outage
 	RTT        map[string][]rttSample
@@ -98,7 +99,7 @@ func writeTimelineSVG(w io.Writer, d timelineData) error {
 	}
 	// The active uplinks.
 	y := lane(len(d.Uplinks), "lane-active", "active")
-	active, since := "", d.Start
+	active, since := strings.Join(d.Active, ","), d.Start
 	activeSeg := func(until time.Time) {
 		if active == "" {
 			return
@@ -137,7 +138,7 @@ func writeTimelineSVG(w io.Writer, d timelineData) error {
 			maxRTT = max(maxRTT, p.RTT)
 		}
 	}
-	maxRTT = max(maxRTT, time.Millisecond)
+	maxRTT = max(maxRTT*6/5, 100*time.Microsecond) // headroom above the highest
 	fmt.Fprintf(&b, `<g id="rtt"><text x="10" y="%d">probe RTT</text>`, rttTop+12)
 	fmt.Fprintf(&b, `<rect x="%d" y="%d" width="%.1f" height="%d" fill="none" stroke="#cccccc"/>`, labelWidth, rttTop, plotW, rttHeight)
 	fmt.Fprintf(&b, `<text x="10" y="%d" font-size="11">%s</text>`, rttTop+28, maxRTT.Round(100*time.Microsecond))
@@ -192,6 +193,7 @@ type rttRecorder struct {
 	mu      sync.Mutex
 	samples map[string][]rttSample
 	initial map[string]uplink.State
+	active  []string
 	stop    context.CancelFunc
 	done    chan struct{}
 }
@@ -201,7 +203,7 @@ func recordRTT(ctx context.Context, d *netlab.Daemon, interval time.Duration) *r
 	ctx, cancel := context.WithCancel(ctx)
 	r := &rttRecorder{samples: map[string][]rttSample{}, stop: cancel, done: make(chan struct{})}
 	if st, err := d.Status(ctx); err == nil {
-		r.initial = map[string]uplink.State{}
+		r.initial, r.active = map[string]uplink.State{}, st.Active
 		for _, u := range st.Uplinks {
 			r.initial[u.Name] = u.State
 		}
@@ -232,12 +234,12 @@ func recordRTT(ctx context.Context, d *netlab.Daemon, interval time.Duration) *r
 }
 
 // finish stops the polling and returns what it saw.
-func (r *rttRecorder) finish() (map[string][]rttSample, map[string]uplink.State) {
+func (r *rttRecorder) finish() (map[string][]rttSample, map[string]uplink.State, []string) {
 	r.stop()
 	<-r.done
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.samples, r.initial
+	return r.samples, r.initial, r.active
 }
 
 // timelineEvents keeps the state and active events of a daemon's log.

@@ -21,6 +21,7 @@ func sampleTimeline() timelineData {
 		Marks:   []timeMark{{at(1000), "cut"}, {at(4000), "heal"}},
 		Uplinks: []string{"isp1", "isp2"},
 		Initial: map[string]uplink.State{"isp1": uplink.Up, "isp2": uplink.Up},
+		Active:  []string{"isp1"},
 		Events: []api.Event{
 			{Time: at(-500), Kind: api.KindActive, Active: []string{"isp1"}},
 			{Time: at(3100), Kind: api.KindState, Uplink: "isp1", From: "up", To: "down"},
