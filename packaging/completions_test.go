@@ -96,7 +96,7 @@ func TestBashCompletion(t *testing.T) {
 		{[]string{"uplinkctl", ""}, "status events drain undrain reload standby active check-config version help"},
 		{[]string{"uplinkctl", "dr"}, "drain"},
 		{[]string{"uplinkctl", "--"}, "--socket --version --help"},
-		{[]string{"uplinkctl", "status", "--"}, "--json --help"},
+		{[]string{"uplinkctl", "status", "--"}, "--json --watch --help"},
 		{[]string{"uplinkctl", "drain", ""}, "isp1 isp2"},
 		{[]string{"uplinkctl", "drain", "--"}, "--now --help"},
 		{[]string{"uplinkctl", "--socket", "/run/x.sock", "undrain", "isp2"}, "isp2"},

@@ -25,6 +25,7 @@ var tables = []struct{ name, rawType string }{
 	{"[[uplink]]", "rawUplink"},
 	{"[[service]]", "rawService"},
 	{"[ha]", "rawHA"},
+	{"[[hook]]", "rawHook"},
 }
 
 func TestManPageREADMEAndCodeNameTheSameKeys(t *testing.T) {

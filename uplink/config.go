@@ -15,6 +15,7 @@ type Config struct {
 	Defaults Probe
 	Uplinks  []Uplink
 	Services []Service
+	Hooks    []Hook
 	HA       HA
 }
 
@@ -37,6 +38,9 @@ type Daemon struct {
 	Pinning       bool
 	Affinity      bool     // balance by source address: one LAN host, one uplink
 	LANInterfaces []string // forwarded traffic that is balanced; empty: every non-uplink interface
+	// MetricsListen is the address ("127.0.0.1:9847") of the Prometheus metrics listener;
+	// empty: no listener.
+	MetricsListen string
 }
 
 // Probe is how one uplink is probed and judged.
@@ -184,3 +188,21 @@ type Service struct {
 
 // PortRange is an inclusive range of ports.
 type PortRange struct{ From, To uint16 }
+
+// Hook is a program run on events ([[hook]]): it never delays a decision; it sees the event in
+// its environment.
+type Hook struct {
+	Name    string        // for logs and metrics; defaults to the program's base name
+	Events  []string      // a subset of HookEvents
+	Command []string      // absolute program path and its arguments; no shell
+	Timeout time.Duration // the run is killed (its whole process group) after this
+}
+
+// HookEvents are the events a hook may ask for. "drain" covers undrain too.
+var HookEvents = []string{"state", "active", "drain", "reload"}
+
+// The bounds of a hook's timeout.
+const (
+	DefaultHookTimeout = 10 * time.Second
+	MaxHookTimeout     = 5 * time.Minute
+)

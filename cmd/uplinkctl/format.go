@@ -36,6 +36,10 @@ func formatStatus(w io.Writer, st api.Status, now time.Time) error {
 		b.WriteString(strings.TrimRight(line, " \n") + "\n") // tabwriter pads empty last cells
 	}
 
+	if err := formatTargets(&b, st); err != nil {
+		return err
+	}
+
 	b.WriteByte('\n')
 	switch {
 	case !st.Carrying():
@@ -43,19 +47,72 @@ func formatStatus(w io.Writer, st api.Status, now time.Time) error {
 	default:
 		fmt.Fprintf(&b, "active: %s\n", strings.Join(st.Active, ", "))
 	}
-	// Multipath routes print one nexthop a line, indented with a tab: line them up under the first.
-	prefix := "route:  "
-	for line := range strings.Lines(st.ActiveRoute) {
-		if line = strings.TrimSpace(line); line != "" {
-			b.WriteString(prefix + line + "\n")
-			prefix = "          "
-		}
-	}
-	if prefix == "route:  " {
-		b.WriteString("route:  (no default route in uplinkd's table)\n")
+	if st.Route4 != "" || st.Route6 != "" {
+		writeRoute(&b, "IPv4:   ", st.Route4, "none (no active uplink has an IPv4 gateway)")
+		writeRoute(&b, "IPv6:   ", st.Route6, "none (no active uplink has an IPv6 gateway)")
+	} else {
+		writeRoute(&b, "route:  ", st.ActiveRoute, "(no default route in uplinkd's table)") // an older uplinkd
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeRoute writes a route as ip route prints it; multipath routes print one nexthop a line,
+// indented with a tab: line them up under the first.
+func writeRoute(b *strings.Builder, label, route, none string) {
+	prefix := label
+	for line := range strings.Lines(route) {
+		if line = strings.TrimSpace(line); line != "" {
+			b.WriteString(prefix + line + "\n")
+			prefix = strings.Repeat(" ", len(label)+2)
+		}
+	}
+	if prefix == label {
+		b.WriteString(label + none + "\n")
+	}
+}
+
+// formatTargets writes every probe target of every uplink: a dead target (one that filters
+// probes, or a path that broke) is visible even while the quorum keeps its uplink up.
+func formatTargets(b *strings.Builder, st api.Status) error {
+	var tb strings.Builder
+	tw := tabwriter.NewWriter(&tb, 0, 0, 2, ' ', 0)
+	for _, u := range st.Uplinks {
+		name := u.Name
+		for _, t := range u.Targets {
+			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\n", name, t.Address, rtt(t.RTT), targetLoss(t), targetNote(t))
+			name = ""
+		}
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if tb.Len() == 0 {
+		return nil
+	}
+	b.WriteString("\ntargets (RTT, loss over the window):\n")
+	for line := range strings.Lines(tb.String()) {
+		b.WriteString(strings.TrimRight(line, " \n") + "\n")
+	}
+	return nil
+}
+
+func targetLoss(t api.TargetStatus) string {
+	if t.Samples == 0 {
+		return "-"
+	}
+	return percent(t.Loss)
+}
+
+// targetNote flags a target that does not answer at all.
+func targetNote(t api.TargetStatus) string {
+	switch {
+	case t.Samples == 0:
+		return "not probed yet"
+	case t.Loss >= 100:
+		return "NO ANSWER"
+	}
+	return ""
 }
 
 func stateFor(u api.UplinkStatus, now time.Time) string {
@@ -72,7 +129,7 @@ func note(u api.UplinkStatus) string {
 	if u.Drained {
 		parts = append(parts, "DRAINED")
 	}
-	if u.HoldDown > 0 {
+	if u.HoldDown > 0 && u.State == uplink.Down { // only while it holds the uplink down
 		parts = append(parts, "held down "+human(u.HoldDown))
 	}
 	if u.State != uplink.Up && u.Reason != "" {
@@ -96,10 +153,18 @@ func loss(u api.UplinkStatus) string {
 	if u.RTT <= 0 && u.Loss == 0 {
 		return "-" // nothing measured yet
 	}
-	if u.Loss == float64(int(u.Loss)) {
-		return fmt.Sprintf("%d%%", int(u.Loss))
+	return percent(u.Loss)
+}
+
+// percent rounds a loss to what a person compares: 0%, 2.5%, 15%.
+func percent(p float64) string {
+	switch {
+	case p == float64(int(p)):
+		return fmt.Sprintf("%d%%", int(p))
+	case p >= 10:
+		return fmt.Sprintf("%.0f%%", p)
 	}
-	return fmt.Sprintf("%.1f%%", u.Loss)
+	return fmt.Sprintf("%.1f%%", p)
 }
 
 func conns(n int) string {

@@ -23,13 +23,19 @@ func sampleStatus() api.Status {
 		Version: "1.0.0", Started: ago(26 * time.Hour), Uptime: 26*time.Hour + 5*time.Minute, Config: "/etc/uplinkd/uplinkd.toml",
 		Active:      []string{"fiber", "cable"},
 		ActiveRoute: "default proto 199 metric 0\n\tnexthop via 198.51.100.1 dev eth1 weight 3\n\tnexthop via 203.0.113.1 dev eth2 weight 1",
+		Route4:      "default\n\tnexthop via 198.51.100.1 dev eth1 weight 3\n\tnexthop via 203.0.113.1 dev eth2 weight 1",
+		Route6:      "default via 2001:db8:1::1 dev eth1",
 		Uplinks: []api.UplinkStatus{
-			{Name: "fiber", Interface: "eth1", State: uplink.Up, Since: ago(3*time.Minute + 12*time.Second), Active: true, Priority: 1, Weight: 3, RTT: 8400 * time.Microsecond, Loss: 0, Connections: 412},
-			{Name: "cable", Interface: "eth2", State: uplink.Up, Since: ago(2*time.Hour + 5*time.Minute), Active: true, Priority: 1, Weight: 1, RTT: 21 * time.Millisecond, Loss: 2.5, Connections: 97},
+			{Name: "fiber", Interface: "eth1", State: uplink.Up, Since: ago(3*time.Minute + 12*time.Second), Active: true, Priority: 1, Weight: 3, RTT: 8400 * time.Microsecond, Loss: 0, Connections: 412,
+				Targets: []api.TargetStatus{{Address: "192.0.2.53", RTT: 8100 * time.Microsecond, Samples: 20}, {Address: "198.51.100.53", RTT: 8700 * time.Microsecond, Samples: 20},
+					{Address: "203.0.113.53", Loss: 100, Samples: 20}}},
+			{Name: "cable", Interface: "eth2", State: uplink.Up, Since: ago(2*time.Hour + 5*time.Minute), Active: true, Priority: 1, Weight: 1, RTT: 21 * time.Millisecond, Loss: 2.5, Connections: 97, HoldDown: 5 * time.Second,
+				Targets: []api.TargetStatus{{Address: "192.0.2.53", RTT: 21 * time.Millisecond, Loss: 2.5, Samples: 20}, {Address: "2001:db8:ff::53", RTT: 23456 * time.Microsecond, Loss: 12.5, Samples: 20}}},
 			{Name: "lte", Interface: "wwan0", State: uplink.Degraded, Since: ago(50 * time.Second), Priority: 2, Weight: 1, RTT: 612 * time.Millisecond, Loss: 15, Reason: "mean RTT 612ms over 500ms", Connections: 0},
 			{Name: "dsl", Interface: "ppp0", State: uplink.Down, Since: ago(4 * time.Second), Priority: 2, Weight: 1, Loss: 100, Reason: "3 rounds without quorum (0/3 targets)", HoldDown: 20 * time.Second, Connections: -1},
 			{Name: "spare", Interface: "eth3", State: uplink.Up, Since: ago(3 * 24 * time.Hour), Drained: true, Priority: 3, Weight: 1, RTT: 30 * time.Millisecond, Connections: 2},
-			{Name: "new", Interface: "eth4", State: uplink.Unknown, Priority: 3, Weight: 1, Reason: "starting", Connections: -1},
+			{Name: "new", Interface: "eth4", State: uplink.Unknown, Priority: 3, Weight: 1, Reason: "starting", Connections: -1,
+				Targets: []api.TargetStatus{{Address: "192.0.2.53"}}},
 		},
 	}
 }
@@ -40,7 +46,7 @@ func TestStatusTableMatchesGolden(t *testing.T) {
 		allDown.Uplinks[i].State = uplink.Down
 		allDown.Uplinks[i].Reason = "carrier lost"
 	}
-	allDown.ActiveRoute = ""
+	allDown.ActiveRoute, allDown.Route4, allDown.Route6 = "", "", ""
 	tests := []struct {
 		name, golden string
 		st           api.Status

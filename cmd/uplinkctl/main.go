@@ -32,8 +32,9 @@ const usage = `usage: uplinkctl [--socket PATH] COMMAND [ARGS]
        uplinkctl COMMAND --help | --help | --version
 
 commands:
-  status [--json]        show every uplink; exit 0 if one carries traffic, 1 if none, 2 if
-                         uplinkd cannot be reached
+  status [--json] [--watch [-n 2s]]
+                         show every uplink; exit 0 if one carries traffic, 1 if none, 2 if
+                         uplinkd cannot be reached; --watch redraws it until Ctrl-C
   events [--json]        follow decisions as they happen (Ctrl-C stops)
   drain [--now] NAME     take an uplink out of service; --now also moves its connections
   undrain NAME           put a drained uplink back into service
@@ -55,13 +56,16 @@ See uplinkctl(1).
 
 // commandUsage is each command's --help.
 var commandUsage = map[string]string{
-	"status": `usage: uplinkctl [--socket PATH] status [--json]
+	"status": `usage: uplinkctl [--socket PATH] status [--json] [--watch [-n INTERVAL]]
 
 Show every uplink: its state and since when, why, RTT, loss, weight, tier, connections and
-whether it is drained, and the active route.
+whether it is drained; every probe target's RTT and loss; the active route of each family.
 
 flags:
-  --json   print the daemon's status as JSON
+  --json         print the daemon's status as JSON
+  --watch        show it again every INTERVAL until Ctrl-C: redrawn in place on a terminal,
+                 one snapshot after the other (separated by a blank line) otherwise
+  -n INTERVAL    the interval of --watch (default 2s, at least 100ms)
 
 Exit status: 0 if some uplink carries traffic, 1 if none does, 2 if uplinkd cannot be reached.
 `,
@@ -269,8 +273,16 @@ func (c *cli) fail(err error) int {
 func (c *cli) status(ctx context.Context, args []string) int {
 	fs := flag.NewFlagSet("status", flag.ContinueOnError)
 	asJSON := fs.Bool("json", false, "print the status as JSON")
+	watch := fs.Bool("watch", false, "show the status again every interval until Ctrl-C")
+	interval := fs.Duration("n", 2*time.Second, "the interval of --watch")
 	if _, err := parse(fs, args, 0, 0); err != nil {
 		return usageError(c.stdout, c.stderr, "status", err)
+	}
+	if *watch {
+		if *interval < 100*time.Millisecond {
+			return usageError(c.stdout, c.stderr, "status", fmt.Errorf("status: -n %s is below 100ms", *interval))
+		}
+		return c.watch(ctx, *asJSON, *interval)
 	}
 	st, err := c.client.Status(ctx)
 	if err != nil {

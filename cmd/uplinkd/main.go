@@ -77,10 +77,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		for _, w := range warnings(cfg) {
 			fmt.Fprintf(stdout, "warning: %s\n", w)
 		}
+		if !checkHooks(stdout, cfg) {
+			return 1
+		}
 		return 0
 	}
 	level := new(slog.LevelVar)
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	log := slog.New(newLogHandler(stderr, level))
 	_ = level.UnmarshalText([]byte(cfg.Daemon.LogLevel)) // validated by the config
 	if *cleanup {
 		if err := cleanupAll(cfg, log); err != nil {
@@ -153,6 +156,9 @@ func warnings(cfg *uplink.Config) []string {
 			out = append(out, fmt.Sprintf("uplink %s has a single probe target: when that one host stops answering, the uplink is judged down; give it two or more", u.Name))
 		}
 	}
+	if w := metricsWarning(cfg); w != "" {
+		out = append(out, w)
+	}
 	return out
 }
 
@@ -172,6 +178,7 @@ func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger, level 
 	pinDamage := make(chan struct{}, 1)
 	pins := connmark.NewTable(netns.None(), log)
 	n := newNotifier(log)
+	obs := newObserver(ctx, cfg, log)
 	e, err := engine.New(engine.Options{
 		Config:       cfg,
 		Load:         config.Load,
@@ -187,6 +194,8 @@ func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger, level 
 		KernelDone:   kernelDone,
 		PinDamage:    pinDamage,
 		Watchdog:     n.interval,
+		OnRound:      obs.onRound(),
+		OnReload:     obs.onReload,
 	})
 	if err != nil {
 		return err
@@ -213,6 +222,7 @@ func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger, level 
 		}
 	})
 	workers.Go(func() { reloadOnHangup(ctx, e, log) })
+	obs.start(ctx, e, &workers)
 	return e.Run(ctx)
 }
 

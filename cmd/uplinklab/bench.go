@@ -45,6 +45,7 @@ func runBench(ctx context.Context, args []string, stdout, progress io.Writer) er
 	idle := fs.Duration("idle", 30*time.Second, "how long to measure the idle daemon per config (0 skips it)")
 	bin := fs.String("uplinkd", "", "uplinkd binary to run (default: go build ./cmd/uplinkd)")
 	drain := fs.Bool("drain", true, "also measure a graceful drain of isp1 with a connection on it, in every lab built")
+	svgDir := fs.String("svg", "", "write an SVG timeline of each run (states, active uplinks, the LAN flow's blackouts, probe RTTs) into this `directory`")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -63,7 +64,12 @@ func runBench(ctx context.Context, args []string, stdout, progress io.Writer) er
 		return err
 	}
 	defer done()
-	b := &bench{bin: path, runs: *runs, prefix: *prefix, progress: progress, sport: 41000}
+	b := &bench{bin: path, runs: *runs, prefix: *prefix, progress: progress, sport: 41000, svgDir: *svgDir}
+	if b.svgDir != "" {
+		if err := os.MkdirAll(b.svgDir, 0o755); err != nil {
+			return err
+		}
+	}
 	rep := benchReport{Started: time.Now().UTC(), CPUs: runtime.NumCPU(), Kernel: kernelRelease(), Runs: *runs, Method: benchMethod, References: references}
 	for _, nat := range []string{netlab.NATMasquerade, netlab.NATSNAT} {
 		var mine []scenario

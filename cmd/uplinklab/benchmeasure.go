@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -22,6 +24,8 @@ type bench struct {
 	prefix   string
 	progress io.Writer
 	sport    uint16 // next flow source port: each run's flow is a new conntrack entry
+	svgDir   string // where each run's SVG timeline goes; "" none
+	svgRun   int
 }
 
 func (b *bench) logf(format string, args ...any) {
@@ -115,6 +119,13 @@ func (b *bench) run(ctx context.Context, lab *netlab.Lab, s scenario, sport uint
 	if err := waitFlowOK(ctx, flow, 3*time.Second); err != nil {
 		return res, fmt.Errorf("the flow does not get replies before the fault: %w", err)
 	}
+	var rec *rttRecorder
+	recStart := time.Now()
+	if b.svgDir != "" {
+		rec = recordRTT(ctx, d, 100*time.Millisecond)
+		defer rec.finish()                  // on every path; a second finish is harmless
+		sleepCtx(ctx, 700*time.Millisecond) // a second before the cut in the picture
+	}
 	sleepCtx(ctx, 300*time.Millisecond) // a steady state before the cut
 
 	newConn, stopNew := watchNewTCP(ctx, lab, "isp2", 30*time.Second)
@@ -180,7 +191,35 @@ func (b *bench) run(ctx context.Context, lab *netlab.Lab, s scenario, sport uint
 	if res.Usage, err = d.Usage(); err != nil {
 		return res, err
 	}
+	if rec != nil {
+		sleepCtx(ctx, 500*time.Millisecond) // the failback's tail in the picture
+		rtt, initial, active := rec.finish()
+		b.svgRun++
+		file := filepath.Join(b.svgDir, fmt.Sprintf("%s-%s-%s-%d.svg", s.Fault, s.NAT, s.Config, b.svgRun))
+		data := timelineData{
+			Title: fmt.Sprintf("%s: a %s failure of isp1 from the cut to the heal; isp2 is the backup", s, s.Fault),
+			Start: recStart, End: time.Now(), Marks: []timeMark{{cut, "cut"}, {healed, "heal"}},
+			Uplinks: []string{"isp1", "isp2"}, Initial: initial, Active: active, Events: timelineEvents(d.Events().All()),
+			Outages: flow.Report().Outages, RTT: rtt,
+		}
+		if err := writeSVGFile(file, data); err != nil {
+			return res, err
+		}
+		b.logf("%s: timeline written to %s", s, file)
+	}
 	return res, nil
+}
+
+func writeSVGFile(path string, d timelineData) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := writeTimelineSVG(f, d); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func isp1State(ev api.Event) bool { return ev.Kind == api.KindState && ev.Uplink == "isp1" }

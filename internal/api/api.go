@@ -42,14 +42,19 @@ type UplinkStatus struct {
 
 // Status is the whole daemon's state: GET /v1/status.
 type Status struct {
-	Version     string         `json:"version"`
-	Started     time.Time      `json:"started"`
-	Uptime      time.Duration  `json:"uptime_ns"`
-	Config      string         `json:"config"`
-	Active      []string       `json:"active"`
-	ActiveRoute string         `json:"active_route"` // the active table's default route(s), as ip route prints them
-	Uplinks     []UplinkStatus `json:"uplinks"`
-	HA          *HAStatus      `json:"ha,omitempty"` // nil when the box is not in a pair
+	Version     string        `json:"version"`
+	Started     time.Time     `json:"started"`
+	Uptime      time.Duration `json:"uptime_ns"`
+	Config      string        `json:"config"`
+	Active      []string      `json:"active"`
+	ActiveRoute string        `json:"active_route"` // the active table's default route(s), as ip route prints them
+	// Route4 and Route6 are the active default route of each family as ip route prints it
+	// ("default via 192.0.2.1 dev wan1", or "default" and a tab-indented nexthop a line);
+	// empty when no active uplink has a gateway of that family.
+	Route4  string         `json:"route4,omitempty"`
+	Route6  string         `json:"route6,omitempty"`
+	Uplinks []UplinkStatus `json:"uplinks"`
+	HA      *HAStatus      `json:"ha,omitempty"` // nil when the box is not in a pair
 }
 
 // HAStatus is this box's part in a keepalived gateway pair.

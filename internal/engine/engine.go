@@ -54,6 +54,9 @@ type Options struct {
 	// OnRound, if set, sees every probe round the loop takes in (metrics); it runs in the
 	// loop and must not block.
 	OnRound func(uplink string, r uplink.Round)
+	// OnReload, if set, sees every configuration the loop accepted on reload (hooks); it runs
+	// in the loop and must not block.
+	OnReload func(*uplink.Config)
 }
 
 // Engine is the running daemon's state. Create it with New, run it with Run; Status, Drain,

@@ -63,6 +63,9 @@ func (e *Engine) reload(cause string) error {
 		e.applied.pins = ""
 	}
 	e.log.Info("configuration reloaded", "cause", cause, "uplinks", len(cfg.Uplinks), "pin_connections", cfg.Daemon.Pinning)
+	if e.opt.OnReload != nil {
+		e.opt.OnReload(cfg)
+	}
 	e.hub.publish(api.Event{Time: time.Now(), Kind: api.KindReload, Reason: "configuration reloaded"})
 	e.reconcile("reload")
 	return nil
@@ -78,6 +81,7 @@ func restartOnly(old, new *uplink.Config) error {
 	}{
 		{"daemon.socket", o.Socket, n.Socket, "the control socket is opened once, at start"},
 		{"daemon.socket_group", o.SocketGroup, n.SocketGroup, "the control socket is opened once, at start"},
+		{"daemon.metrics_listen", o.MetricsListen, n.MetricsListen, "the metrics listener is opened once, at start"},
 		{"daemon.table_base", o.TableBase, n.TableBase, "run uplinkd --cleanup first, so that no table is left behind"},
 		{"daemon.rule_priority", o.RulePriority, n.RulePriority, "run uplinkd --cleanup first, so that no rule is left behind"},
 	} {

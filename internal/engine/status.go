@@ -49,6 +49,7 @@ func (e *Engine) publishStatus() {
 		st.HA = &api.HAStatus{TrackFile: e.cfg.HA.TrackFile, Standby: e.standby}
 	}
 	var routes []string
+	var hops4, hops6 []nexthop
 	for _, m := range e.members {
 		since, reason := m.machine.Since()
 		loss, rtt := m.machine.Quality()
@@ -80,6 +81,12 @@ func (e *Engine) publishStatus() {
 			us.Addresses = append(us.Addresses, a.String())
 		}
 		if us.Active {
+			if us.Gateway != "" {
+				hops4 = append(hops4, nexthop{us.Gateway, m.cfg.Interface, m.cfg.Weight})
+			}
+			if us.Gateway6 != "" {
+				hops6 = append(hops6, nexthop{us.Gateway6, m.cfg.Interface, m.cfg.Weight})
+			}
 			routes = append(routes, fmt.Sprintf("%s via %s weight %d", m.cfg.Interface, firstNonEmpty(us.Gateway, us.Gateway6, "?"), m.cfg.Weight))
 		}
 		st.Uplinks = append(st.Uplinks, us)
@@ -88,7 +95,29 @@ func (e *Engine) publishStatus() {
 	if len(routes) > 0 {
 		st.ActiveRoute = "default: " + strings.Join(routes, ", ")
 	}
+	st.Route4, st.Route6 = defaultRoute(hops4), defaultRoute(hops6)
 	e.status.Store(st)
+}
+
+type nexthop struct {
+	via, dev string
+	weight   int
+}
+
+// defaultRoute writes a family's active default route as ip route prints it.
+func defaultRoute(hops []nexthop) string {
+	switch len(hops) {
+	case 0:
+		return ""
+	case 1:
+		return fmt.Sprintf("default via %s dev %s", hops[0].via, hops[0].dev)
+	}
+	var b strings.Builder
+	b.WriteString("default")
+	for _, h := range hops {
+		fmt.Fprintf(&b, "\n\tnexthop via %s dev %s weight %d", h.via, h.dev, h.weight)
+	}
+	return b.String()
 }
 
 func firstNonEmpty(s ...string) string {

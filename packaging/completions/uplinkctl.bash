@@ -55,7 +55,11 @@ _uplinkctl() {
     fi
 
     case $cmd in
-        status | events)
+        status)
+            [[ $prev == -n ]] && return 0 # an interval: nothing to complete
+            mapfile -t COMPREPLY < <(compgen -W "--json --watch -n --help" -- "$cur")
+            ;;
+        events)
             mapfile -t COMPREPLY < <(compgen -W "--json --help" -- "$cur")
             ;;
         drain | undrain)

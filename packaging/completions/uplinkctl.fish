@@ -45,6 +45,8 @@ complete -c uplinkctl -n "not __fish_seen_subcommand_from $uplinkctl_commands" -
 
 # Arguments of the commands.
 complete -c uplinkctl -n '__fish_seen_subcommand_from status events' -l json -d 'Print JSON'
+complete -c uplinkctl -n '__fish_seen_subcommand_from status' -l watch -d 'Show it again every interval until Ctrl-C'
+complete -c uplinkctl -n '__fish_seen_subcommand_from status' -s n -x -d 'Interval of --watch (e.g. 1s)'
 complete -c uplinkctl -n '__fish_seen_subcommand_from drain' -l now -d 'Also move its existing connections now'
 complete -c uplinkctl -n '__fish_seen_subcommand_from drain undrain' -a '(__uplinkctl_uplinks)' -d 'Uplink'
 complete -c uplinkctl -n '__fish_seen_subcommand_from check-config' -F -d 'Configuration file'

@@ -132,6 +132,7 @@ func Parse(path string, src []byte) (*uplink.Config, error) {
 		cfg.Uplinks = append(cfg.Uplinks, u)
 	}
 	cfg.Services = parseServices(raw.Services, cfg.Uplinks, fail)
+	cfg.Hooks = parseHooks(raw.Hooks, fail)
 	for _, lan := range cfg.Daemon.LANInterfaces {
 		if why := ifnameProblem(lan); why != "" {
 			fail("daemon.lan_interfaces", "%q is not a valid interface name: %s", lan, why)

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -130,4 +131,45 @@ func firstLineAfter(t *testing.T, path, prefix string) string {
 	}
 	t.Fatalf("%s does not start with %q", path, prefix)
 	return ""
+}
+
+func TestHooksAndTheMetricsListenerAreRead(t *testing.T) {
+	src := `
+[daemon]
+metrics_listen = "127.0.0.1:9847"
+
+[defaults]
+targets = ["192.0.2.53", "198.51.100.53"]
+
+[[uplink]]
+name = "isp1"
+interface = "wan1"
+
+[[hook]]
+events = ["state", "active"]
+command = ["/usr/local/bin/page-oncall", "--quiet"]
+
+[[hook]]
+name = "log"
+events = ["reload"]
+command = ["/usr/bin/logger"]
+timeout = "2s"
+`
+	cfg, err := Parse("test.toml", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Daemon.MetricsListen != "127.0.0.1:9847" {
+		t.Errorf("metrics_listen = %q", cfg.Daemon.MetricsListen)
+	}
+	want := []uplink.Hook{
+		{Name: "page-oncall", Events: []string{"state", "active"}, Command: []string{"/usr/local/bin/page-oncall", "--quiet"}, Timeout: uplink.DefaultHookTimeout},
+		{Name: "log", Events: []string{"reload"}, Command: []string{"/usr/bin/logger"}, Timeout: 2 * time.Second},
+	}
+	if !reflect.DeepEqual(cfg.Hooks, want) {
+		t.Errorf("hooks\n got %+v\nwant %+v", cfg.Hooks, want)
+	}
+	if def, _ := Parse("test.toml", []byte("[defaults]\ntargets = [\"192.0.2.53\"]\n[[uplink]]\nname = \"a\"\ninterface = \"wan1\"\n")); def.Daemon.MetricsListen != "" || def.Hooks != nil {
+		t.Errorf("by default metrics are off and there are no hooks: %q %v", def.Daemon.MetricsListen, def.Hooks)
+	}
 }

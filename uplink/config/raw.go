@@ -21,6 +21,7 @@ type rawConfig struct {
 	Defaults rawProbe     `toml:"defaults"`
 	Uplinks  []rawUplink  `toml:"uplink"`
 	Services []rawService `toml:"service"`
+	Hooks    []rawHook    `toml:"hook"`
 	HA       *rawHA       `toml:"ha"`
 }
 
@@ -51,6 +52,7 @@ type rawDaemon struct {
 	Pinning       *bool    `toml:"pin_connections"`
 	Affinity      *bool    `toml:"source_affinity"`
 	LANInterfaces []string `toml:"lan_interfaces"`
+	MetricsListen *string  `toml:"metrics_listen"`
 }
 
 type rawProbe struct {
@@ -123,6 +125,16 @@ func (r rawDaemon) apply(d *uplink.Daemon, fail func(string, string, ...any)) {
 		d.Affinity = *r.Affinity
 	}
 	d.LANInterfaces = r.LANInterfaces
+	if r.MetricsListen != nil {
+		d.MetricsListen = *r.MetricsListen
+		if d.MetricsListen != "" {
+			if _, err := netip.ParseAddrPort(d.MetricsListen); err != nil {
+				fail("daemon.metrics_listen", "%q is not an address and port such as \"127.0.0.1:9847\" or \"[::1]:9847\" (an IP address, not a name; empty turns metrics off)", d.MetricsListen)
+			} else if ap := netip.MustParseAddrPort(d.MetricsListen); ap.Port() == 0 {
+				fail("daemon.metrics_listen", "%q has port 0: give the port Prometheus scrapes", d.MetricsListen)
+			}
+		}
+	}
 }
 
 // apply copies the keys that are set over p.
