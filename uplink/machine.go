@@ -14,6 +14,10 @@ type Result struct {
 	OK     bool
 	RTT    time.Duration
 	Err    string // why it did not answer
+	// Alive: no timely reply to this probe, but the target answered other probes while the
+	// round was open (a busy line's late or dropped probe). It counts for quorum, not for
+	// loss or RTT.
+	Alive bool
 }
 
 // Round is one probe round of an uplink: every target probed once.
@@ -25,7 +29,7 @@ type Round struct {
 func (r Round) answered() int {
 	n := 0
 	for _, x := range r.Results {
-		if x.OK {
+		if x.OK || x.Alive {
 			n++
 		}
 	}
@@ -201,7 +205,7 @@ func (m *Machine) alive() (alive int, judged bool) {
 	seen := map[netip.Addr]bool{}
 	for _, r := range m.rounds[len(m.rounds)-k:] {
 		for _, x := range r.Results {
-			if x.OK {
+			if x.OK || x.Alive {
 				seen[x.Target] = true
 			}
 		}
