@@ -41,6 +41,9 @@ func TestMain(m *testing.M) {
 	if req := os.Getenv(helperEnv); req != "" {
 		os.Exit(runHelper(req))
 	}
+	if req := os.Getenv(startHelperEnv); req != "" {
+		os.Exit(runStartHelper(req))
+	}
 	os.Exit(m.Run())
 }
 
