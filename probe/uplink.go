@@ -176,7 +176,7 @@ func newTransport(m uplink.Method) (transport, error) {
 type connTransport struct{ p Prober }
 
 func (connTransport) setPin(Pin, postFunc) {}
-func (connTransport) close()                  {}
+func (connTransport) close()               {}
 
 func (c connTransport) send(ctx context.Context, running *sync.WaitGroup, pin Pin, target netip.Addr, snd send, post postFunc) error {
 	running.Go(func() {

@@ -3,9 +3,6 @@ package main
 import (
 	"context"
 	"log/slog"
-	"sync"
-	"sync/atomic"
-	"time"
 
 	"github.com/uplinkd/uplinkd/probe"
 	"github.com/uplinkd/uplinkd/uplink"
@@ -18,63 +15,41 @@ type roundResult struct {
 	round  uplink.Round
 }
 
-// prober runs an uplink's probe rounds every interval. Rounds overlap when the timeout is
-// longer than the interval; each is reported when all its targets have answered or timed out.
+// prober is an uplink's probe.Uplink: rounds every interval, quicker confirmation rounds while a
+// target is in doubt, long-lived ICMP sockets (see package probe).
 type prober struct {
 	cancel context.CancelFunc
-	done   sync.WaitGroup
-	pin    atomic.Pointer[probe.Pin]
+	u      *probe.Uplink // nil when the method is unknown (the config accepts only known ones)
 }
 
 func startProber(ctx context.Context, u uplink.Uplink, pin probe.Pin, out chan<- roundResult, log *slog.Logger) *prober {
 	ctx, cancel := context.WithCancel(ctx)
 	p := &prober{cancel: cancel}
-	p.pin.Store(&pin)
-	method, err := probe.New(u.Probe.Method)
-	if err != nil { // the config accepts only known methods, so this is a programming error
+	pu, err := probe.Start(ctx, u.Name, u.Probe, pin, func(r uplink.Round) {
+		select {
+		case out <- roundResult{uplink: u.Name, from: p, round: r}:
+		case <-ctx.Done():
+		}
+	})
+	if err != nil { // a programming error: the config accepts only known methods
 		log.Error("probe method", "uplink", u.Name, "err", err)
 		return p
 	}
-	p.done.Add(1)
-	go func() {
-		defer p.done.Done()
-		tick := time.NewTicker(u.Probe.Interval)
-		defer tick.Stop()
-		for {
-			p.done.Add(1)
-			go func(start time.Time) {
-				defer p.done.Done()
-				results := probe.Round(ctx, method, *p.pin.Load(), u.Probe.Targets, u.Probe.Timeout)
-				if ctx.Err() != nil {
-					return
-				}
-				r := uplink.Round{Start: start, Results: make([]uplink.Result, len(results))}
-				for i, x := range results {
-					r.Results[i] = uplink.Result{Target: x.Target, OK: x.OK, RTT: x.RTT}
-					if x.Err != nil {
-						r.Results[i].Err = x.Err.Error()
-					}
-				}
-				select {
-				case out <- roundResult{uplink: u.Name, from: p, round: r}:
-				case <-ctx.Done():
-				}
-			}(time.Now())
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-			}
-		}
-	}()
+	p.u = pu
 	return p
 }
 
-// setPin changes the mark and source addresses for the next rounds (DHCP renumbering).
-func (p *prober) setPin(pin probe.Pin) { p.pin.Store(&pin) }
+// setPin changes the mark and source addresses for the next probes (DHCP renumbering).
+func (p *prober) setPin(pin probe.Pin) {
+	if p.u != nil {
+		p.u.SetPin(pin)
+	}
+}
 
-// stop ends the rounds and waits for those in flight.
+// stop ends the probing and waits for it.
 func (p *prober) stop() {
 	p.cancel()
-	p.done.Wait()
+	if p.u != nil {
+		p.u.Stop()
+	}
 }
