@@ -243,3 +243,27 @@ func TestStartJudgesASilentFailureQuicklyAndKeepsTheOtherUplink(t *testing.T) {
 		t.Errorf("judged %s after the cut, want well under 1.5s", d)
 	}
 }
+
+func TestStartRunsConnectionMethodsThroughTheSameSchedule(t *testing.T) {
+	l, _ := probeServersLab(t)
+	if err := l.StartServers(); err != nil {
+		t.Fatal(err)
+	}
+	up := netlab.Uplinks[1]
+	pin := Pin{Mark: up.Mark, Source4: up.GW4, Source6: up.GW6}
+	servers := []netip.Addr{netlab.Server4, netlab.Server6}
+	lines, _ := startIn(t, l, netlab.RoleGW, []startRequest{
+		{Name: "dns", Method: fmt.Sprint("dns:", netlab.DNSPort), Pin: pin, Targets: servers, Interval: 50 * time.Millisecond, Timeout: time.Second},
+		{Name: "tcp", Method: "tcp", Pin: pin, Targets: servers, Interval: 50 * time.Millisecond, Timeout: time.Second},
+	})
+	for _, name := range []string{"dns", "tcp"} {
+		for range 5 {
+			ln := nextRound(t, lines, name)
+			for i, r := range ln.Round.Results {
+				if r.Target != servers[i] || !r.OK {
+					t.Fatalf("%s result %d: %+v", name, i, r)
+				}
+			}
+		}
+	}
+}
