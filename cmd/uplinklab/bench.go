@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"runtime"
@@ -25,7 +26,7 @@ import (
 // over between runs) with a fresh flow on its own source port, breaks isp1, heals it and waits
 // for the failback before the next run.
 const benchMethod = "one lab per NAT mode; each run: a fresh uplinkd, a fresh UDP flow (10 ms datagrams, one source port), " +
-	"break isp1, heal it, wait for failback. restore_flow: cut → first answered datagram after the outage " +
+	"break isp1 at a random phase of the probe round, heal it, wait for failback. restore_flow: cut → first answered datagram after the outage " +
 	"(not for loss30: there flow_loss_pct is the flow's loss from 1 s after the move to 10 s after the cut, since pinning keeps a working flow on the degraded uplink); restore_new: cut → first new TCP connection from the LAN " +
 	"that succeeds through isp2 (attempts every 25 ms, 200 ms timeout); failback: heal → daemon's active set is isp1; " +
 	"failback_tcp: a chat TCP connection opened from the LAN once new connections work through isp2 is asked 3 times (100 ms apart, " +
@@ -283,7 +284,8 @@ func (b *bench) run(ctx context.Context, lab *netlab.Lab, s scenario, sport uint
 	if err := waitFlowOK(ctx, flow, 3*time.Second); err != nil {
 		return res, fmt.Errorf("the flow does not get replies before the fault: %w", err)
 	}
-	sleepCtx(ctx, 300*time.Millisecond) // a steady state before the cut
+	// A steady state, then a random phase of the probe round: detection depends on it.
+	sleepCtx(ctx, 300*time.Millisecond+rand.N(s.daemonConfig().Interval))
 
 	newConn, stopNew := watchNewTCP(ctx, lab, "isp2", 30*time.Second)
 	defer stopNew()
