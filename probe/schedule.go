@@ -281,16 +281,20 @@ func (s *sched) startRound(now time.Time) []send {
 // forget drops probes too old for their replies to be matched.
 func (s *sched) forget(now time.Time) {
 	for seq, p := range s.probes {
-		if p.round == nil && now.Sub(p.sent) > lateLimit {
+		if p.round == nil && now.Sub(p.sent) > s.matchLimit() {
 			delete(s.probes, seq)
 		}
 	}
 }
 
+// matchLimit is how old a probe's reply may be and still count: lateLimit, or the timeout when
+// that is longer (a reply within the timeout always counts).
+func (s *sched) matchLimit() time.Duration { return max(lateLimit, s.cfg.Timeout) }
+
 // reply records a reply from target to probe seq that took rtt.
 func (s *sched) reply(now time.Time, seq uint16, from netip.Addr, rtt time.Duration) {
 	p, ok := s.probes[seq]
-	if !ok || s.cfg.Targets[p.target] != from || now.Sub(p.sent) > lateLimit+time.Second {
+	if !ok || s.cfg.Targets[p.target] != from || now.Sub(p.sent) > s.matchLimit() {
 		return // not ours, or a stale sequence number
 	}
 	delete(s.probes, seq)

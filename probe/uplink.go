@@ -43,11 +43,15 @@ func Start(ctx context.Context, name string, p uplink.Probe, pin Pin, out func(u
 	if err != nil {
 		return nil, fmt.Errorf("probe: uplink %s: %w", name, err)
 	}
+	return start(ctx, name, p, pin, out, t), nil
+}
+
+func start(ctx context.Context, name string, p uplink.Probe, pin Pin, out func(uplink.Round), t transport) *Uplink {
 	ctx, cancel := context.WithCancel(ctx)
 	u := &Uplink{name: name, cancel: cancel, pins: make(chan Pin, 1)}
 	s := newSched(schedConfig{Targets: p.Targets, Interval: p.Interval, Timeout: p.Timeout, DownAfter: p.DownAfter})
 	u.done.Go(func() { u.run(ctx, s, t, p, pin, out) })
-	return u, nil
+	return u
 }
 
 // SetPin changes the mark and source addresses for the next probes (DHCP renumbering); ICMP
