@@ -14,9 +14,9 @@ type Result struct {
 	OK     bool
 	RTT    time.Duration
 	Err    string // why it did not answer
-	// Alive: no timely reply to this probe, but the target answered other probes while the
-	// round was open (a busy line's late or dropped probe). It counts for quorum, not for
-	// loss or RTT.
+	// Alive: no reply to this probe, but the target answered other probes while the round
+	// was open (a busy line's dropped probe): it keeps the uplink from being judged down, but
+	// counts as lost for loss and quality, and not as a good round for recovery.
 	Alive bool
 }
 
@@ -29,7 +29,7 @@ type Round struct {
 func (r Round) answered() int {
 	n := 0
 	for _, x := range r.Results {
-		if x.OK || x.Alive {
+		if x.OK {
 			n++
 		}
 	}
