@@ -43,6 +43,9 @@ func TestMain(m *testing.M) {
 	if req := os.Getenv(helperEnv); req != "" {
 		os.Exit(runHelper(req))
 	}
+	if model := os.Getenv(socketModelEnv); model != "" {
+		os.Exit(runSocketModelHelper(model))
+	}
 	if req := os.Getenv(startHelperEnv); req != "" {
 		os.Exit(runStartHelper(req))
 	}

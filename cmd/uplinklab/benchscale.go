@@ -132,8 +132,9 @@ func scaleRun(ctx context.Context, bin, tmp, prefix string, n, m int, interval, 
 		return r, err
 	}
 	pid := cmd.Process.Pid // ip netns exec execs uplinkd: this is its PID
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	exited := make(chan struct{}) // closed when uplinkd has ended; waitErr is then valid
+	var waitErr error
+	go func() { waitErr = cmd.Wait(); close(exited) }()
 	defer func() {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		select {
@@ -164,8 +165,8 @@ func scaleRun(ctx context.Context, bin, tmp, prefix string, n, m int, interval, 
 			break
 		}
 		select {
-		case e := <-exited:
-			return r, fmt.Errorf("uplinkd exited: %v: %s", e, lastN(out.String(), 10))
+		case <-exited:
+			return r, fmt.Errorf("uplinkd exited: %v: %s", waitErr, lastN(out.String(), 10))
 		case <-ctx.Done():
 			return r, ctx.Err()
 		case <-time.After(250 * time.Millisecond):

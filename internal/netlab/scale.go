@@ -91,7 +91,7 @@ func (s *ScaleLab) build() error {
 // given interval and timeout, connection pinning off (it is not what this lab measures).
 func (s *ScaleLab) DaemonConfig(socket string, interval, timeout string) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "[daemon]\nsocket = %q\nlog_level = \"info\"\npin_connections = false\n\n", socket)
+	fmt.Fprintf(&b, "[daemon]\nsocket = %q\nlog_level = \"info\"\npin_connections = false\ntable_base = 1000\n\n", socket)
 	targets := make([]string, len(s.Targets))
 	for i, t := range s.Targets {
 		targets[i] = fmt.Sprintf("%q", t.String())
