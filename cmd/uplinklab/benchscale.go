@@ -131,7 +131,7 @@ func scaleRun(ctx context.Context, bin, tmp, prefix string, n, m int, interval, 
 	if err := cmd.Start(); err != nil {
 		return r, err
 	}
-	pid := cmd.Process.Pid // ip netns exec execs uplinkd: this is its PID
+	pid := cmd.Process.Pid        // ip netns exec execs uplinkd: this is its PID
 	exited := make(chan struct{}) // closed when uplinkd has ended; waitErr is then valid
 	var waitErr error
 	go func() { waitErr = cmd.Wait(); close(exited) }()

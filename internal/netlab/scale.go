@@ -53,10 +53,14 @@ func (s *ScaleLab) ispNS() string { return s.prefix + "-sisp" }
 func (s *ScaleLab) Interface(k int) string { return fmt.Sprintf("up%d", k) }
 
 // Gateway is uplink k's gateway (the ISP's end).
-func (s *ScaleLab) Gateway(k int) netip.Addr { return netip.AddrFrom4([4]byte{198, 51, 100, byte(4*k + 1)}) }
+func (s *ScaleLab) Gateway(k int) netip.Addr {
+	return netip.AddrFrom4([4]byte{198, 51, 100, byte(4*k + 1)})
+}
 
 // Address is the gateway's address on uplink k.
-func (s *ScaleLab) Address(k int) netip.Addr { return netip.AddrFrom4([4]byte{198, 51, 100, byte(4*k + 2)}) }
+func (s *ScaleLab) Address(k int) netip.Addr {
+	return netip.AddrFrom4([4]byte{198, 51, 100, byte(4*k + 2)})
+}
 
 func (s *ScaleLab) build() error {
 	if err := runIP(nil, fmt.Sprintf("netns add %s\nnetns add %s\n", s.GWNS(), s.ispNS())); err != nil {
