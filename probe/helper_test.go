@@ -2,6 +2,7 @@ package probe
 
 import (
 	"context"
+	"crypto/x509"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -27,6 +28,7 @@ const helperEnv = "UPLINKD_PROBE_HELPER" // set to the JSON of a []helperRequest
 type helperRequest struct {
 	Method  string
 	Pin     Pin
+	RootPEM []byte // trusted for https (the lab's certificate)
 	Targets []netip.Addr
 	Timeout time.Duration
 }
@@ -42,6 +44,12 @@ func TestMain(m *testing.M) {
 	if req := os.Getenv(helperEnv); req != "" {
 		os.Exit(runHelper(req))
 	}
+	if model := os.Getenv(socketModelEnv); model != "" {
+		os.Exit(runSocketModelHelper(model))
+	}
+	if req := os.Getenv(startHelperEnv); req != "" {
+		os.Exit(runStartHelper(req))
+	}
 	os.Exit(m.Run())
 }
 
@@ -55,6 +63,10 @@ func runHelper(reqJSON string) int {
 	out := make([][]helperResult, len(reqs))
 	var wg sync.WaitGroup
 	for i, req := range reqs {
+		if len(req.RootPEM) > 0 {
+			tlsRoots = x509.NewCertPool()
+			tlsRoots.AppendCertsFromPEM(req.RootPEM)
+		}
 		m, err := uplink.ParseMethod(req.Method)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "helper:", err)

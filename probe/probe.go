@@ -63,12 +63,16 @@ type Prober interface {
 
 // methods maps a method name to its constructor, which gets the parsed method.
 var methods = map[string]func(m uplink.Method) Prober{
-	uplink.MethodICMP: newICMP,
-	uplink.MethodTCP:  newTCP,
+	uplink.MethodICMP:  newICMP,
+	uplink.MethodTCP:   newTCP,
+	uplink.MethodHTTP:  newHTTP,
+	uplink.MethodHTTPS: newHTTP,
+	uplink.MethodDNS:   newDNS,
 }
 
 // New returns the prober for a method: icmp (echo request, raw socket: needs CAP_NET_RAW, and
-// CAP_NET_ADMIN for the mark) or tcp (a connect to the method's port).
+// CAP_NET_ADMIN for the mark), tcp (a connect to the method's port), http/https (a GET on a
+// fresh connection) or dns (one query). It probes once per call; Start probes continuously.
 func New(m uplink.Method) (Prober, error) {
 	mk, ok := methods[m.Name]
 	if !ok {

@@ -19,7 +19,7 @@ func TestNewFindsEachMethodAndRefusesUnknownOnes(t *testing.T) {
 	if p, err := New(uplink.Method{Name: "tcp", Port: 443}); err != nil || p.(tcpProber).port != 443 {
 		t.Errorf("tcp:443 = %v, %v", p, err)
 	}
-	if _, err := New(uplink.Method{Name: "http3"}); err == nil || !strings.Contains(err.Error(), `unknown method "http3": want one of icmp, tcp`) {
+	if _, err := New(uplink.Method{Name: "http3"}); err == nil || !strings.Contains(err.Error(), `unknown method "http3": want one of dns, http, https, icmp, tcp`) {
 		t.Errorf("an unknown method: %v", err)
 	}
 }
@@ -39,7 +39,7 @@ func TestProbesRefuseWhatCannotBeProbedWithoutSendingAnything(t *testing.T) {
 		{"an IPv6 source for an IPv4 target", Pin{Source4: v6}, v4, time.Second, "other address family"},
 		{"an IPv4 source for an IPv6 target", Pin{Source6: v4}, v6, time.Second, "other address family"},
 	}
-	for _, method := range []string{"icmp", "tcp"} {
+	for _, method := range []string{"icmp", "tcp", "http", "https", "dns"} {
 		p, err := New(uplink.Method{Name: method, Port: 80})
 		if err != nil {
 			t.Fatal(err)

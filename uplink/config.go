@@ -127,47 +127,56 @@ const (
 // MaxUplinkID is the largest uplink id: marks are id<<8 within MarkMask.
 const MaxUplinkID = 250
 
-// Method is how a target is probed, parsed once from the configuration's "icmp", "tcp" or
-// "tcp:PORT".
+// Method is how a target is probed, parsed once from the configuration's "icmp", "tcp",
+// "http", "https" or "dns", each but icmp with an optional ":PORT".
 type Method struct {
-	Name string // MethodICMP or MethodTCP
-	Port uint16 // TCP: the port connected to
+	Name string // one of the Method* constants
+	Port uint16 // tcp, http, https, dns: the port (the method's default when not written)
 }
 
 // The probe methods.
 const (
-	MethodICMP = "icmp"
-	MethodTCP  = "tcp"
+	MethodICMP  = "icmp"  // echo request
+	MethodTCP   = "tcp"   // a completed handshake
+	MethodHTTP  = "http"  // GET / answered 2xx or 3xx
+	MethodHTTPS = "https" // the same over TLS, the certificate verified for the target's address
+	MethodDNS   = "dns"   // a query answered (any rcode)
 )
 
 // DefaultTCPPort is the port of a bare "tcp" method.
 const DefaultTCPPort = 80
 
-// Methods are the probe methods the configuration accepts, as a person writes them.
-var Methods = []string{"icmp", "tcp", "tcp:PORT"}
+// defaultPorts are the ports of the methods written without one.
+var defaultPorts = map[string]uint16{MethodTCP: DefaultTCPPort, MethodHTTP: 80, MethodHTTPS: 443, MethodDNS: 53}
 
-// ParseMethod reads "icmp", "tcp" (port 80) or "tcp:PORT".
+// Methods are the probe methods the configuration accepts, as a person writes them.
+var Methods = []string{"icmp", "tcp", "tcp:PORT", "http", "http:PORT", "https", "https:PORT", "dns", "dns:PORT"}
+
+// ParseMethod reads "icmp", or "tcp", "http", "https", "dns" with an optional ":PORT"
+// (defaults 80, 80, 443, 53).
 func ParseMethod(s string) (Method, error) {
 	name, port, hasPort := strings.Cut(s, ":")
-	switch {
-	case name == MethodICMP && !hasPort:
+	if name == MethodICMP && !hasPort {
 		return Method{Name: MethodICMP}, nil
-	case name == MethodTCP && !hasPort:
-		return Method{Name: MethodTCP, Port: DefaultTCPPort}, nil
-	case name == MethodTCP:
+	}
+	def, ok := defaultPorts[name]
+	switch {
+	case ok && !hasPort:
+		return Method{Name: name, Port: def}, nil
+	case ok:
 		p, err := strconv.ParseUint(port, 10, 16)
 		if err != nil || p == 0 || strings.HasPrefix(port, "0") || strings.HasPrefix(port, "+") {
 			return Method{}, fmt.Errorf("%q: the port must be a number 1..65535", s)
 		}
-		return Method{Name: MethodTCP, Port: uint16(p)}, nil
+		return Method{Name: name, Port: uint16(p)}, nil
 	}
 	return Method{}, fmt.Errorf("unknown probe method %q (known: %s)", s, strings.Join(Methods, ", "))
 }
 
 // String writes the method as the configuration does.
 func (m Method) String() string {
-	if m.Name == MethodTCP && m.Port != DefaultTCPPort {
-		return fmt.Sprintf("tcp:%d", m.Port)
+	if def, ok := defaultPorts[m.Name]; ok && m.Port != def {
+		return fmt.Sprintf("%s:%d", m.Name, m.Port)
 	}
 	return m.Name
 }

@@ -14,6 +14,10 @@ type Result struct {
 	OK     bool
 	RTT    time.Duration
 	Err    string // why it did not answer
+	// Alive: no reply to this probe, but the target answered other probes while the round
+	// was open (a busy line's dropped probe): it keeps the uplink from being judged down, but
+	// counts as lost for loss and quality, and not as a good round for recovery.
+	Alive bool
 }
 
 // Round is one probe round of an uplink: every target probed once.
@@ -213,7 +217,7 @@ func (m *Machine) alive() (alive int, judged bool) {
 	seen := map[netip.Addr]bool{}
 	for _, r := range m.rounds[len(m.rounds)-k:] {
 		for _, x := range r.Results {
-			if x.OK {
+			if x.OK || x.Alive {
 				seen[x.Target] = true
 			}
 		}

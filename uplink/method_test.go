@@ -16,7 +16,16 @@ func TestProbeMethodsParseOnceIntoNameAndPort(t *testing.T) {
 		{"tcp:70000", Method{}, false},
 		{"tcp:", Method{}, false},
 		{"icmp:1", Method{}, false},
-		{"http", Method{}, false},
+		{"http", Method{Name: MethodHTTP, Port: 80}, true},
+		{"http:8080", Method{Name: MethodHTTP, Port: 8080}, true},
+		{"https", Method{Name: MethodHTTPS, Port: 443}, true},
+		{"https:8443", Method{Name: MethodHTTPS, Port: 8443}, true},
+		{"dns", Method{Name: MethodDNS, Port: 53}, true},
+		{"dns:5353", Method{Name: MethodDNS, Port: 5353}, true},
+		{"dns:x", Method{}, false},
+		{"https:", Method{}, false},
+		{"http3", Method{}, false},
+		{"ftp:21", Method{}, false},
 	} {
 		got, err := ParseMethod(c.in)
 		if (err == nil) != c.ok || got != c.want {

@@ -184,7 +184,7 @@ func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger, level 
 		Load:         config.Load,
 		Routes:       routing.NewRouter(h, settings, log),
 		Pins:         pins,
-		StartProber:  engine.StartRoundProber,
+		StartProber:  engine.StartProbe,
 		NewTracker:   func(path string) engine.Tracker { return ha.NewTracker(path) },
 		Notifier:     n,
 		Log:          log,

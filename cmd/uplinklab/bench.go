@@ -19,7 +19,7 @@ import (
 // over between runs) with a fresh flow on its own source port, breaks isp1, heals it and waits
 // for the failback before the next run.
 const benchMethod = "one lab per NAT mode; each run: a fresh uplinkd, a fresh UDP flow (10 ms datagrams, one source port), " +
-	"break isp1, heal it, wait for failback. restore_flow: cut → first answered datagram after the outage " +
+	"break isp1 at a random phase of the probe round, heal it, wait for failback. restore_flow: cut → first answered datagram after the outage " +
 	"(not for loss30: there flow_loss_pct is the flow's loss from 1 s after the move to 10 s after the cut, since pinning keeps a working flow on the degraded uplink); restore_new: cut → first new TCP connection from the LAN " +
 	"that succeeds through isp2 (attempts every 25 ms, 200 ms timeout); failback: heal → daemon's active set is isp1; " +
 	"failback_tcp: a chat TCP connection opened from the LAN once new connections work through isp2 is asked 3 times (100 ms apart, " +

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -126,7 +127,8 @@ func (b *bench) run(ctx context.Context, lab *netlab.Lab, s scenario, sport uint
 		defer rec.finish()                  // on every path; a second finish is harmless
 		sleepCtx(ctx, 700*time.Millisecond) // a second before the cut in the picture
 	}
-	sleepCtx(ctx, 300*time.Millisecond) // a steady state before the cut
+	// A steady state, then a random phase of the probe round: detection depends on it.
+	sleepCtx(ctx, 300*time.Millisecond+rand.N(s.daemonConfig().Interval))
 
 	newConn, stopNew := watchNewTCP(ctx, lab, "isp2", 30*time.Second)
 	defer stopNew()

@@ -24,6 +24,8 @@ const (
 	// pinCheckInterval is how often the nftables table is checked for damage in case the
 	// nftables monitor (Options.PinDamage) missed a deletion; the monitor reports at once.
 	pinCheckInterval = 30 * time.Second
+	// statusEvery bounds how stale the published RTT and loss figures may get.
+	statusEvery = 250 * time.Millisecond
 	// requestTimeout bounds how long an API request waits for the loop to take it.
 	requestTimeout = 10 * time.Second
 )
@@ -76,6 +78,9 @@ type Engine struct {
 	applied  applied
 	ready    bool
 	retry    *time.Timer
+	// statusDue fires when a snapshot with newer RTT and loss figures is due; nil when the
+	// published one is current.
+	statusDue <-chan time.Time
 	repairs  repairs
 
 	rounds   chan roundMsg
@@ -173,13 +178,7 @@ func (e *Engine) loop(ctx context.Context) error {
 			return fmt.Errorf("netlink monitor: %w", err)
 		case r := <-e.rounds:
 			if r.from.current(r.gen) {
-				r.from.machine.ObserveRound(r.round)
-				if e.opt.OnRound != nil {
-					e.opt.OnRound(r.from.cfg.Name, r.round)
-				}
-				if e.ready {
-					e.reconcile("probe round")
-				}
+				e.onRound(r.from, r.round)
 			}
 		case ev := <-e.opt.KernelEvents:
 			e.onKernelEvent(ev)
@@ -195,6 +194,8 @@ func (e *Engine) loop(ctx context.Context) error {
 			e.reconcile("retry")
 		case req := <-e.requests:
 			req()
+		case <-e.statusDue:
+			e.publishStatus()
 		case <-watchdog.C:
 			e.notify.Watchdog()
 		case <-pinCheck.C:
@@ -202,6 +203,27 @@ func (e *Engine) loop(ctx context.Context) error {
 		case <-e.opt.PinDamage:
 			e.checkPins()
 		}
+	}
+}
+
+// onRound takes in one probe round and asks that uplink's machine (only it: a machine counts
+// its own rounds) for a verdict. Most rounds change none: then only the published figures
+// (RTT, loss) age, and they are refreshed at most every statusEvery, not per round — with 64
+// uplinks a whole reconcile per round would cost more than the probing.
+func (e *Engine) onRound(m *member, r uplink.Round) {
+	m.machine.ObserveRound(r)
+	if e.opt.OnRound != nil {
+		e.opt.OnRound(m.cfg.Name, r)
+	}
+	if !e.ready {
+		return
+	}
+	if now := time.Now(); e.decide(m, now) {
+		e.apply("probe round", now)
+		return
+	}
+	if e.statusDue == nil {
+		e.statusDue = time.After(statusEvery)
 	}
 }
 

@@ -180,12 +180,12 @@ type fakeProber struct {
 	name string
 }
 
-func (f *fakeProbers) start(_ context.Context, u uplink.Uplink, pin probe.Pin, out func(uplink.Round)) Prober {
+func (f *fakeProbers) start(_ context.Context, u uplink.Uplink, pin probe.Pin, out func(uplink.Round)) (Prober, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.out[u.Name], f.targets[u.Name], f.pins[u.Name] = out, u.Probe.Targets, pin
 	f.started[u.Name]++
-	return fakeProber{f, u.Name}
+	return fakeProber{f, u.Name}, nil
 }
 
 func (p fakeProber) SetPin(pin probe.Pin) {

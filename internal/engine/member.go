@@ -60,12 +60,18 @@ func (e *Engine) startProbing(m *member) {
 	m.gen++
 	m.cancel = cancel
 	gen := m.gen
-	m.prober = e.opt.StartProber(ctx, m.cfg, m.pin(), func(r uplink.Round) {
+	p, err := e.opt.StartProber(ctx, m.cfg, m.pin(), func(r uplink.Round) {
 		select {
 		case e.rounds <- roundMsg{from: m, gen: gen, round: r}:
 		case <-ctx.Done():
 		}
 	})
+	if err != nil { // the configuration accepts only methods that exist: a bug, said loudly
+		e.log.Error("probing cannot start; the uplink stays unjudged", "uplink", m.cfg.Name, "err", err)
+		cancel()
+		return
+	}
+	m.prober = p
 }
 
 func (m *member) stopProbing() {

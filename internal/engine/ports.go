@@ -42,11 +42,18 @@ type Pins interface {
 var (
 	_ Routes = (*routing.Router)(nil)
 	_ Pins   = (*connmark.Table)(nil)
+	_ Prober = (*probe.Uplink)(nil)
 )
 
-// StartProber starts probing one uplink through pin; every finished round goes to out, which
-// the engine makes safe to call from any goroutine.
-type StartProber func(ctx context.Context, u uplink.Uplink, pin probe.Pin, out func(uplink.Round)) Prober
+// StartProbe is the StartProber of package probe: long-lived pinned sockets, RTT-adaptive
+// verdicts and confirmation rounds.
+func StartProbe(ctx context.Context, u uplink.Uplink, pin probe.Pin, out func(uplink.Round)) (Prober, error) {
+	return probe.Start(ctx, u.Name, u.Probe, pin, out)
+}
+
+// StartProber starts probing one uplink through pin until ctx ends or Stop; every finished
+// round goes to out, which gives up when ctx ends. probe.Start is the real one.
+type StartProber func(ctx context.Context, u uplink.Uplink, pin probe.Pin, out func(uplink.Round)) (Prober, error)
 
 // Prober probes one uplink until stopped.
 type Prober interface {

@@ -25,16 +25,29 @@ func (a *applied) forget() { *a = applied{} }
 // reconcile decides every uplink's state, runs the policy and makes the kernel match. It
 // returns how many routing messages it sent.
 func (e *Engine) reconcile(cause string) int {
-	start := time.Now()
+	now := time.Now()
 	for _, m := range e.members {
-		if t, changed := m.machine.Decide(start); changed {
-			e.log.Info("uplink state", "uplink", t.Uplink, "from", t.From, "to", t.To, "reason", t.Reason)
-			e.hub.publish(api.StateEvent(t))
-		}
-		if s := m.machine.State(); s == uplink.Up || s == uplink.Degraded {
-			m.carried = true
-		}
+		e.decide(m, now)
 	}
+	return e.apply(cause, now)
+}
+
+// decide asks m's machine for its verdict at now and announces a change.
+func (e *Engine) decide(m *member, now time.Time) bool {
+	t, changed := m.machine.Decide(now)
+	if changed {
+		e.log.Info("uplink state", "uplink", t.Uplink, "from", t.From, "to", t.To, "reason", t.Reason)
+		e.hub.publish(api.StateEvent(t))
+	}
+	if s := m.machine.State(); s == uplink.Up || s == uplink.Degraded {
+		m.carried = true
+	}
+	return changed
+}
+
+// apply runs the policy on the uplinks' states and makes the kernel, keepalived and the
+// published status match. It returns how many routing messages it sent.
+func (e *Engine) apply(cause string, start time.Time) int {
 	cands := make([]uplink.Candidate, len(e.members))
 	for i, m := range e.members {
 		cands[i] = m.candidate()

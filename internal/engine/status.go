@@ -39,6 +39,7 @@ func (e *Engine) Status() api.Status {
 
 // publishStatus stores the snapshot that Status serves.
 func (e *Engine) publishStatus() {
+	e.statusDue = nil
 	st := &api.Status{
 		Version: e.opt.Version,
 		Started: e.started,

@@ -19,6 +19,8 @@ const (
 	// Loss30: 30 % round-trip loss, as ping or mtr would report it: the ISP drops 16.3 % of
 	// the packets it forwards, either way, at random (1 − 0.837² ≈ 0.30).
 	Loss30
+	// Loss10: 10 % round-trip loss (the ISP drops 5.1 % either way: 1 − 0.949² ≈ 0.10).
+	Loss10
 )
 
 func (f Fault) String() string {
@@ -29,18 +31,20 @@ func (f Fault) String() string {
 		return "carrier"
 	case Loss30:
 		return "loss30"
+	case Loss10:
+		return "loss10"
 	}
 	return fmt.Sprintf("fault(%d)", int(f))
 }
 
 // ParseFault reads the names String gives.
 func ParseFault(s string) (Fault, error) {
-	for _, f := range []Fault{SilentFailure, CarrierLoss, Loss30} {
+	for _, f := range []Fault{SilentFailure, CarrierLoss, Loss30, Loss10} {
 		if f.String() == s {
 			return f, nil
 		}
 	}
-	return 0, fmt.Errorf("netlab: unknown fault %q: want silent, carrier or loss30", s)
+	return 0, fmt.Errorf("netlab: unknown fault %q: want silent, carrier, loss30 or loss10", s)
 }
 
 // Break makes uplink isp (1 or 2) fail the given way. Faults add up; Heal clears them all.
@@ -54,6 +58,8 @@ func (l *Lab) Break(isp int, how Fault) error {
 		return l.nft(u.Role, fmt.Sprintf("add rule inet %s fault drop\n", nftTable))
 	case Loss30:
 		return l.nft(u.Role, fmt.Sprintf("add rule inet %s fault numgen random mod 1000 < 163 drop\n", nftTable))
+	case Loss10:
+		return l.nft(u.Role, fmt.Sprintf("add rule inet %s fault numgen random mod 1000 < 51 drop\n", nftTable))
 	case CarrierLoss:
 		ns := l.NS(u.Role)
 		return runIP(&ns, fmt.Sprintf("link set %s down\n", ifISPToGW))

@@ -182,7 +182,7 @@ func validateProbe(p *uplink.Probe, name, section string, own, defaults rawProbe
 	}
 	qkey := where("quorum", own.Quorum != nil, defaults.Quorum != nil)
 	if p.Quorum == 0 {
-		p.Quorum = min(2, len(p.Targets))
+		p.Quorum = min(2, max(1, len(p.Targets)-1)) // two targets survive one that drops probes
 	} else if p.Quorum < 1 {
 		fail(qkey, "quorum %d must be at least 1", p.Quorum)
 	} else if p.Quorum > len(p.Targets) {

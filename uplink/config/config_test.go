@@ -31,7 +31,7 @@ func TestValidConfigFillsDefaultsAndKeepsOverrides(t *testing.T) {
 	if isp1.Probe.Quorum != 2 || isp1.Probe.DownAfter != 3 || isp1.Probe.UpAfter != 10 || isp1.Probe.Interval != 500*time.Millisecond {
 		t.Errorf("isp1 should get the defaults, got %+v", isp1.Probe)
 	}
-	if isp2.Probe.Interval != 200*time.Millisecond || len(isp2.Probe.Targets) != 2 || isp2.Probe.Quorum != 2 {
+	if isp2.Probe.Interval != 200*time.Millisecond || len(isp2.Probe.Targets) != 2 || isp2.Probe.Quorum != 1 {
 		t.Errorf("isp2 should keep its overrides, got %+v", isp2.Probe)
 	}
 	if isp2.Gateway != netip.MustParseAddr("198.51.100.65") || isp2.Gateway6 != netip.MustParseAddr("2001:db8:12::1") {
