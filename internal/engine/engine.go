@@ -81,7 +81,7 @@ type Engine struct {
 	// statusDue fires when a snapshot with newer RTT and loss figures is due; nil when the
 	// published one is current.
 	statusDue <-chan time.Time
-	repairs  repairs
+	repairs   repairs
 
 	rounds   chan roundMsg
 	requests chan func()
