@@ -172,7 +172,9 @@ func (e *Engine) loop(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case err := <-e.opt.KernelDone:
-			if ctx.Err() != nil {
+			// A monitor that ended because we are stopping is no failure; its context may be
+			// the parent of ours, cancelled a moment before ours is.
+			if ctx.Err() != nil || errors.Is(err, context.Canceled) {
 				return nil
 			}
 			return fmt.Errorf("netlink monitor: %w", err)

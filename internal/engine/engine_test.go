@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"context"
 	"errors"
 	"net/netip"
 	"slices"
@@ -350,5 +351,17 @@ func TestAnUplinkNeverJudgedUsableHereNeverFlushesNATState(t *testing.T) {
 			t.Errorf("NAT state flushed for %v by a box that never saw isp1 work", got)
 		}
 		r.close()
+	})
+}
+
+func TestAMonitorEndingWithTheStopIsNoFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		done := make(chan error, 1)
+		r := startRigWith(t, twoISPs, func(r *rig) { r.kernelDone = done })
+		done <- context.Canceled // the monitor saw the shared context end before the engine did
+		synctest.Wait()
+		if err := r.close(); err != nil {
+			t.Errorf("Run returned %v for a monitor that stopped with the daemon", err)
+		}
 	})
 }

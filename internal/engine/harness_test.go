@@ -46,19 +46,20 @@ priority = 2
 // rig is an engine on fakes inside a synctest bubble: time is fake, the test feeds probe
 // rounds and kernel events and reads what the engine did to the fakes.
 type rig struct {
-	t      *testing.T
-	e      *Engine
-	path   string
-	routes *fakeRoutes
-	pins   *fakePins
-	probes *fakeProbers
-	notify *fakeNotifier
-	track  *fakeTracker
-	kernel chan routing.Event
-	damage chan struct{}
-	logs   *lockedBuffer
-	stop   context.CancelFunc
-	done   chan error
+	t          *testing.T
+	e          *Engine
+	path       string
+	routes     *fakeRoutes
+	pins       *fakePins
+	probes     *fakeProbers
+	notify     *fakeNotifier
+	track      *fakeTracker
+	kernel     chan routing.Event
+	kernelDone chan error
+	damage     chan struct{}
+	logs       *lockedBuffer
+	stop       context.CancelFunc
+	done       chan error
 
 	mu     sync.Mutex
 	events []api.Event
@@ -125,7 +126,7 @@ func startRigOpts(t *testing.T, cfg string, ok bool, setup func(*rig)) *rig {
 	e, err := New(Options{Config: c, Load: config.Load, Routes: r.routes, Pins: r.pins,
 		StartProber: r.probes.start, Notifier: r.notify, Version: "test",
 		Log:          slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		KernelEvents: r.kernel, PinDamage: r.damage,
+		KernelEvents: r.kernel, KernelDone: r.kernelDone, PinDamage: r.damage,
 		NewTracker: func(path string) Tracker { r.track.path = path; return r.track }})
 	if err != nil {
 		t.Fatal(err)
