@@ -8,16 +8,16 @@ import (
 
 	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/internal/netlab"
+	"github.com/uplinkd/uplinkd/uplink"
 )
 
 // This file holds what demo and bench share on top of netlab.Daemon: the two configs, the
 // start they both want, and naming the uplink an address belongs to.
 
-// Shipped defaults and the tuned config. Tuned judges a silent failure in about 0.45 s: the
-// first failed round starts 0–100 ms after the cut, the third 200 ms later, and it times out
-// 200 ms after it started, so 0.4–0.5 s after the cut.
+// Shipped defaults (spelled out from uplink.DefaultConfig, so the bench can read them) and the
+// tuned config: 100 ms rounds, replies late after at most 200 ms.
 var (
-	defaultConfig = netlab.DaemonConfig{} // the shipped defaults
+	defaultConfig = shipped()
 	tunedConfig   = netlab.DaemonConfig{Interval: 100 * time.Millisecond, Timeout: 200 * time.Millisecond, DownAfter: 3, UpAfter: 5}
 )
 
@@ -59,4 +59,10 @@ func sleepCtx(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+// shipped is the lab config with the shipped probing defaults.
+func shipped() netlab.DaemonConfig {
+	d := uplink.DefaultConfig().Defaults
+	return netlab.DaemonConfig{Interval: d.Interval, Timeout: d.Timeout, DownAfter: d.DownAfter, UpAfter: d.UpAfter}
 }
