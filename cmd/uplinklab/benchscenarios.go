@@ -29,11 +29,11 @@ func (s scenario) daemonConfig() netlab.DaemonConfig {
 func (s scenario) target() string {
 	switch {
 	case s.Fault == netlab.CarrierLoss:
-		return "flow ≤ 0.3 s"
+		return "flow ≤ 0.05 s"
 	case s.Fault == netlab.SilentFailure && s.Config == "tuned":
-		return "flow ≤ 0.5 s"
+		return "flow ≤ 0.3 s"
 	case s.Fault == netlab.SilentFailure:
-		return "flow ≤ 3 s (aim 2 s)"
+		return "flow ≤ 1 s (median)"
 	}
 	return "degrade, no flaps"
 }

@@ -24,6 +24,9 @@ const (
 	// pinCheckInterval is how often the nftables table is checked for damage in case the
 	// nftables monitor (Options.PinDamage) missed a deletion; the monitor reports at once.
 	pinCheckInterval = 30 * time.Second
+	// addrSettle is how long a burst of address or gateway changes may last before it is
+	// applied in one go.
+	addrSettle = 50 * time.Millisecond
 	// statusEvery bounds how stale the published RTT and loss figures may get.
 	statusEvery = 250 * time.Millisecond
 	// requestTimeout bounds how long an API request waits for the loop to take it.
@@ -81,6 +84,9 @@ type Engine struct {
 	// statusDue fires when a snapshot with newer RTT and loss figures is due; nil when the
 	// published one is current.
 	statusDue <-chan time.Time
+	// settleDue fires when a burst of address changes has settled and is to be applied; nil
+	// when none is pending.
+	settleDue <-chan time.Time
 	repairs   repairs
 
 	rounds   chan roundMsg
@@ -196,6 +202,11 @@ func (e *Engine) loop(ctx context.Context) error {
 			e.reconcile("retry")
 		case req := <-e.requests:
 			req()
+		case <-e.settleDue:
+			e.settleDue = nil
+			if e.ready {
+				e.reconcile("address change")
+			}
 		case <-e.statusDue:
 			e.publishStatus()
 		case <-watchdog.C:

@@ -227,6 +227,27 @@ func (e *Engine) onKernelEvent(ev routing.Event) {
 			e.learn(m)
 		}
 		e.applied.forget()
+	case routing.AddrChanged, routing.GatewayChanged:
+		// Learn at once (the probes' source, a renumbering), but unless the uplink became
+		// usable or unusable, apply the new addresses once the burst has settled: they come in
+		// bursts (a renumbering removes one and adds another; a keepalived takeover adds a
+		// virtual address per segment), and at a takeover that leaves the CPU to keepalived's
+		// notify script and conntrackd's commit, which the LAN is waiting on.
+		urgent := false
+		for _, m := range e.members {
+			if m.cfg.Interface == ev.Interface {
+				was, _ := m.linkUsable()
+				e.learn(m)
+				now, _ := m.linkUsable()
+				urgent = urgent || was != now
+			}
+		}
+		if !urgent {
+			if e.settleDue == nil {
+				e.settleDue = time.After(addrSettle)
+			}
+			return
+		}
 	default:
 		for _, m := range e.members {
 			if m.cfg.Interface == ev.Interface {
