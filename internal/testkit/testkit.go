@@ -53,6 +53,7 @@ func Lab(tb testing.TB, opts netlab.Options) *netlab.Lab {
 // fails tb. Packages that use it call Main from TestMain.
 func Uplinkd(tb testing.TB) string {
 	tb.Helper()
+	NeedRoot(tb) // it runs only in labs, which need root; and a normal user need not build it
 	bin, err := netlab.SharedUplinkd()
 	if err != nil {
 		tb.Fatal(err)
