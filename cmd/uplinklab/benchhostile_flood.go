@@ -218,8 +218,15 @@ func floodRun(ctx context.Context, lab *netlab.Lab, bin string, o hostileOptions
 			}
 		})
 	}
-	// Root's status every 100 ms, and the daemon's threads and memory from /proc.
-	var mu sync.Mutex
+	// Root's status every 100 ms, and the daemon's threads and memory from /proc; the
+	// poller's own figures, copied into res once it has ended.
+	var samp struct {
+		mu      sync.Mutex
+		lat     []time.Duration
+		errors  int
+		threads int
+		rss     int64
+	}
 	root := d.Client()
 	load.Go(func() {
 		t := time.NewTicker(100 * time.Millisecond)
@@ -238,17 +245,18 @@ func floodRun(ctx context.Context, lab *netlab.Lab, bin string, o hostileOptions
 			if loadCtx.Err() != nil {
 				return
 			}
-			mu.Lock()
+			ps, perr := netlab.ReadProcStats(pid)
+			samp.mu.Lock()
 			if err != nil {
-				res.rootErrors++
+				samp.errors++
 			} else {
-				res.rootLat = append(res.rootLat, took)
+				samp.lat = append(samp.lat, took)
 			}
-			if ps, err := netlab.ReadProcStats(pid); err == nil {
-				res.threads = max(res.threads, ps.Threads)
-				res.rss = max(res.rss, ps.RSS)
+			if perr == nil {
+				samp.threads = max(samp.threads, ps.Threads)
+				samp.rss = max(samp.rss, ps.RSS)
 			}
-			mu.Unlock()
+			samp.mu.Unlock()
 		}
 	})
 	start := time.Now()
@@ -271,6 +279,7 @@ func floodRun(ctx context.Context, lab *netlab.Lab, bin string, o hostileOptions
 	sleepCtx(ctx, time.Second) // the conntrack cleanup of isp1 runs under the flood too
 	stopLoad()
 	load.Wait()
+	res.rootLat, res.rootErrors, res.threads, res.rss = samp.lat, samp.errors, samp.threads, samp.rss
 	u, err := d.Usage()
 	if err != nil {
 		return res, err
