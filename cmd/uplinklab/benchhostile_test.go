@@ -68,9 +68,11 @@ func TestPercentileTakesTheNearestRank(t *testing.T) {
 }
 
 // tinyHostile is the benchmark with parameters small enough for CI (a few seconds per
-// scenario); its output goes to the test log.
+// scenario); its output goes to the test log. The scenarios' labs are independent, so their
+// tests run in parallel: what they assert does not depend on timing.
 func tinyHostile(t *testing.T) (*hostile, *bytes.Buffer) {
 	testkit.NeedRoot(t)
+	t.Parallel()
 	var out bytes.Buffer
 	return &hostile{
 		bin: testBinary(t),
