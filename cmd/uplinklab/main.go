@@ -10,6 +10,7 @@
 //	uplinklab demo  [-fast] [-uplinkd PATH]     narrated failover and failback of uplinkd in a fresh lab
 //	uplinklab bench-busy [-busy-seconds 60] [-json FILE]  busy line (tbf) and 10 % loss: isp1's down transitions
 //	uplinklab bench-scale [-sizes 2x3@500ms,...] [-window 30s]  uplinkd's CPU, RSS and threads with many uplinks
+//	uplinklab bench-hostile [-only SCENARIO,...] [-fight 60s] [-flaps 200] [-idle 60s] ...  figures under hostile load
 //	uplinklab bench [-runs 3] [-json FILE] [-only FAULT/NAT/CONFIG] [-idle 30s] [-drain=false]  failover and drain figures
 //	uplinklab bench -ha [-json] [-runs 3] [-only SCENARIO]  gateway-pair figures, one JSON line per scenario
 //	uplinklab ha    [-no-uplinkd] [-no-conntrackd]     narrated box loss and takeover in a gateway pair
@@ -29,17 +30,18 @@ import (
 
 // commands maps a sub-command to its function; each parses its own flags from args.
 var commands = map[string]func(ctx context.Context, args []string) error{
-	"up":          cmdUp,
-	"down":        cmdDown,
-	"break":       cmdBreak,
-	"heal":        cmdHeal,
-	"serve":       cmdServe,
-	"flow":        cmdFlow,
-	"demo":        cmdDemo,
-	"bench":       cmdBench,
-	"bench-busy":  cmdBenchBusy,
-	"bench-scale": cmdBenchScale,
-	"ha":          cmdHA,
+	"up":            cmdUp,
+	"down":          cmdDown,
+	"break":         cmdBreak,
+	"heal":          cmdHeal,
+	"serve":         cmdServe,
+	"flow":          cmdFlow,
+	"demo":          cmdDemo,
+	"bench":         cmdBench,
+	"bench-busy":    cmdBenchBusy,
+	"bench-scale":   cmdBenchScale,
+	"bench-hostile": cmdBenchHostile,
+	"ha":            cmdHA,
 }
 
 func main() {

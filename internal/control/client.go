@@ -49,11 +49,20 @@ type Client struct {
 
 // NewClient returns a client for the daemon listening on socketPath.
 func NewClient(socketPath string) *Client {
-	c := &Client{socket: socketPath, Timeout: 30 * time.Second}
 	var d net.Dialer
+	return NewClientDial(socketPath, func(ctx context.Context) (net.Conn, error) {
+		return d.DialContext(ctx, "unix", socketPath)
+	})
+}
+
+// NewClientDial returns a client that opens its connections to the daemon at socketPath with
+// dial: for a test or benchmark that connects as another user (the daemon tells readers from
+// root by the peer's credentials).
+func NewClientDial(socketPath string, dial func(ctx context.Context) (net.Conn, error)) *Client {
+	c := &Client{socket: socketPath, Timeout: 30 * time.Second}
 	c.http = &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-			return d.DialContext(ctx, "unix", socketPath)
+			return dial(ctx)
 		},
 		DisableCompression: true,
 		MaxIdleConns:       1,

@@ -19,6 +19,9 @@ type DaemonConfig struct {
 	Weights     [2]int        // default 1, 1
 	SameTier    bool          // both uplinks in tier 1 (load sharing) instead of isp2 as backup
 	Extra       string        // appended verbatim (e.g. more [defaults] keys are not possible here: use fields)
+	// DaemonKeys and DefaultsKeys are TOML lines added verbatim to [daemon] and [defaults]
+	// (e.g. `metrics_listen = "127.0.0.1:9847"`, `hold_down = "100ms"`), each ending in "\n".
+	DaemonKeys, DefaultsKeys string
 }
 
 // Render returns the TOML text. isp1's IPv4 gateway is left for uplinkd to learn from the
@@ -50,10 +53,12 @@ func (c DaemonConfig) Render() string {
 	if c.SocketGroup != "" {
 		fmt.Fprintf(&b, "socket_group = %q\n", c.SocketGroup)
 	}
+	b.WriteString(c.DaemonKeys)
 	b.WriteString("\n")
-	fmt.Fprintf(&b, "[defaults]\ntargets = [%s]\ninterval = %q\ntimeout = %q\ndown_after = %d\nup_after = %d\n\n",
+	fmt.Fprintf(&b, "[defaults]\ntargets = [%s]\ninterval = %q\ntimeout = %q\ndown_after = %d\nup_after = %d\n",
 		strings.Join(targets, ", "), or(c.Interval, def.Interval), or(c.Timeout, def.Timeout),
 		orInt(c.DownAfter, def.DownAfter), orInt(c.UpAfter, def.UpAfter))
+	b.WriteString(c.DefaultsKeys + "\n")
 	fmt.Fprintf(&b, "[[uplink]]\nname = \"isp1\"\ninterface = %q\ngateway6 = %q\npriority = 1\nweight = %d\n\n",
 		IfWAN1, ISP1Addr6, orInt(c.Weights[0], 1))
 	fmt.Fprintf(&b, "[[uplink]]\nname = \"isp2\"\ninterface = %q\ngateway = %q\ngateway6 = %q\npriority = %d\nweight = %d\n",

@@ -9,8 +9,10 @@ import (
 
 // ScaleLab is a lab for measuring the daemon's cost with many uplinks: a gateway namespace
 // with N uplinks (veth "up0".."upN-1"), all wired to one ISP namespace that holds the M
-// targets on its loopback. Uplink k is 198.51.100.4k+2/30 with gateway .4k+1 (so N ≤ 64);
-// targets are 203.0.113.1..M (M ≤ 32). Real sockets, real kernel, documentation addresses.
+// targets on its loopback. Up to 64 uplinks, uplink k is 198.51.100.4k+2/30 with gateway
+// .4k+1; beyond (up to 250, uplinkd's limit), /31s: gateway 198.51.100.2k, address .2k+1, and
+// from k = 128 on the same in 192.0.2.0/24. Targets are 203.0.113.1..M (M ≤ 32). Real sockets,
+// real kernel, documentation addresses.
 type ScaleLab struct {
 	prefix  string
 	N, M    int
@@ -18,8 +20,11 @@ type ScaleLab struct {
 	Targets []netip.Addr
 }
 
-// MaxScaleUplinks is how many /30s fit in 198.51.100.0/24.
-const MaxScaleUplinks = 64
+// MaxScaleUplinks is uplinkd's limit (ids 1..250); 256 /31s fit in the two /24s.
+const MaxScaleUplinks = 250
+
+// maxScale30 is how many /30s fit in 198.51.100.0/24: labs up to this size keep them.
+const maxScale30 = 64
 
 // NewScale builds a scale lab; on error it removes what it built.
 func NewScale(prefix string, n, m int) (*ScaleLab, error) {
@@ -54,12 +59,32 @@ func (s *ScaleLab) Interface(k int) string { return fmt.Sprintf("up%d", k) }
 
 // Gateway is uplink k's gateway (the ISP's end).
 func (s *ScaleLab) Gateway(k int) netip.Addr {
-	return netip.AddrFrom4([4]byte{198, 51, 100, byte(4*k + 1)})
+	if s.N <= maxScale30 {
+		return netip.AddrFrom4([4]byte{198, 51, 100, byte(4*k + 1)})
+	}
+	return s.addr31(k, 0)
 }
 
 // Address is the gateway's address on uplink k.
 func (s *ScaleLab) Address(k int) netip.Addr {
-	return netip.AddrFrom4([4]byte{198, 51, 100, byte(4*k + 2)})
+	if s.N <= maxScale30 {
+		return netip.AddrFrom4([4]byte{198, 51, 100, byte(4*k + 2)})
+	}
+	return s.addr31(k, 1)
+}
+
+// addr31 is end (0: the ISP's, 1: the gateway's) of uplink k's /31.
+func (s *ScaleLab) addr31(k, end int) netip.Addr {
+	base := [2][3]byte{{198, 51, 100}, {192, 0, 2}}[k/128]
+	return netip.AddrFrom4([4]byte{base[0], base[1], base[2], byte(2*(k%128) + end)})
+}
+
+// bits is the prefix length of every uplink's subnet.
+func (s *ScaleLab) bits() int {
+	if s.N <= maxScale30 {
+		return 30
+	}
+	return 31
 }
 
 func (s *ScaleLab) build() error {
@@ -76,10 +101,10 @@ func (s *ScaleLab) build() error {
 	isp.WriteString("link set lo up\n")
 	for k := range s.N {
 		fmt.Fprintf(&gw, "link add %s type veth peer name gw%d netns %s\n", s.Interface(k), k, s.ispNS())
-		fmt.Fprintf(&gw, "addr add %s/30 dev %s\nlink set %s up\n", s.Address(k), s.Interface(k), s.Interface(k))
+		fmt.Fprintf(&gw, "addr add %s/%d dev %s\nlink set %s up\n", s.Address(k), s.bits(), s.Interface(k), s.Interface(k))
 	}
 	for k := range s.N {
-		fmt.Fprintf(&isp, "addr add %s/30 dev gw%d\nlink set gw%d up\n", s.Gateway(k), k, k)
+		fmt.Fprintf(&isp, "addr add %s/%d dev gw%d\nlink set gw%d up\n", s.Gateway(k), s.bits(), k, k)
 	}
 	for _, t := range s.Targets {
 		fmt.Fprintf(&isp, "addr add %s/32 dev lo\n", t)
@@ -92,10 +117,23 @@ func (s *ScaleLab) build() error {
 }
 
 // DaemonConfig renders an uplinkd configuration for the lab: every uplink in one tier, the
-// given interval and timeout, connection pinning off (it is not what this lab measures).
+// given interval and timeout, connection pinning off (it is not what bench-scale measures).
 func (s *ScaleLab) DaemonConfig(socket string, interval, timeout string) string {
+	return s.Config(ScaleConfig{Socket: socket, Interval: interval, Timeout: timeout})
+}
+
+// ScaleConfig shapes a scale lab's uplinkd configuration.
+type ScaleConfig struct {
+	Socket            string
+	Interval, Timeout string // durations as the config writes them ("500ms")
+	Pinning           bool   // pin_connections (the nftables table with a pin_N chain per uplink)
+}
+
+// Config renders an uplinkd configuration for the lab: every uplink in one tier.
+func (s *ScaleLab) Config(c ScaleConfig) string {
+	socket, interval, timeout := c.Socket, c.Interval, c.Timeout
 	var b strings.Builder
-	fmt.Fprintf(&b, "[daemon]\nsocket = %q\nlog_level = \"info\"\npin_connections = false\ntable_base = 1000\n\n", socket)
+	fmt.Fprintf(&b, "[daemon]\nsocket = %q\nlog_level = \"info\"\npin_connections = %t\ntable_base = 1000\n\n", socket, c.Pinning)
 	targets := make([]string, len(s.Targets))
 	for i, t := range s.Targets {
 		targets[i] = fmt.Sprintf("%q", t.String())
