@@ -14,7 +14,7 @@ const (
 	// repairSettle is how long a repair waits for the rest of a burst of deletions (a flush
 	// of many rules is many events): a single deletion is repaired within it.
 	repairSettle = 20 * time.Millisecond
-	maxRepairGap = 5 * time.Second
+	maxRepairGap = time.Second
 	fightMemory  = time.Minute
 	// remindEvery is how often a problem that persists is logged again.
 	remindEvery = 5 * time.Minute
