@@ -64,15 +64,11 @@ func cmdBenchBusy(ctx context.Context, args []string) error {
 	if err := needRoot(); err != nil {
 		return err
 	}
-	tmp, err := os.MkdirTemp("", "uplinklab-busy-")
+	path, done, err := uplinkdBinary(ctx, *bin, nil)
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(tmp)
-	path, err := netlab.UplinkdBinary(ctx, *bin, tmp)
-	if err != nil {
-		return err
-	}
+	defer done()
 	lab, err := netlab.New(netlab.Options{Prefix: *prefix, Servers: true})
 	if err != nil {
 		return err

@@ -158,23 +158,11 @@ func manyRunOnce(ctx context.Context, bin, prefix string, size scaleSize, window
 		}
 	}
 	m.Started, m.UpWithinS = true, round(time.Since(start).Seconds(), 1)
-	sleepCtx(ctx, 3*time.Second)
-	u0, err := netlab.ReadUsage(pid)
+	w, err := measureCPU(ctx, pid, 3*time.Second, window)
 	if err != nil {
 		return m, err
 	}
-	t0 := time.Now()
-	sleepCtx(ctx, window)
-	if ctx.Err() != nil {
-		return m, ctx.Err()
-	}
-	u1, err := netlab.ReadUsage(pid)
-	if err != nil {
-		return m, err
-	}
-	el := time.Since(t0)
-	m.WindowS = round(el.Seconds(), 1)
-	m.CPUPct = round(100*(u1.CPU-u0.CPU).Seconds()/el.Seconds(), 2)
+	m.WindowS, m.CPUPct = w.Seconds, w.CPUPct
 	ps, err := netlab.ReadProcStats(pid)
 	if err != nil {
 		return m, err

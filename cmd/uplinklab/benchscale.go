@@ -52,15 +52,16 @@ func cmdBenchScale(ctx context.Context, args []string) error {
 	if err := needRoot(); err != nil {
 		return err
 	}
-	tmp, err := os.MkdirTemp("", "uplinklab-scale-")
+	path, done, err := uplinkdBinary(ctx, *bin, nil)
+	if err != nil {
+		return err
+	}
+	defer done()
+	tmp, err := os.MkdirTemp("", "uplinklab-scale-") // each run's config and socket
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
-	path, err := netlab.UplinkdBinary(ctx, *bin, tmp)
-	if err != nil {
-		return err
-	}
 	var reps []scaleReport
 	for i, size := range strings.Split(*sizes, ",") {
 		var n, m int
@@ -175,24 +176,11 @@ func scaleRun(ctx context.Context, bin, tmp, prefix string, n, m int, interval, 
 			return r, fmt.Errorf("not all %d uplinks up within 60s (last: %v)", n, err)
 		}
 	}
-	sleepCtx(ctx, 3*time.Second)
-	u0, err := netlab.ReadUsage(pid)
+	w, err := measureCPU(ctx, pid, 3*time.Second, window)
 	if err != nil {
 		return r, err
 	}
-	t0 := time.Now()
-	sleepCtx(ctx, window)
-	if ctx.Err() != nil {
-		return r, ctx.Err()
-	}
-	u1, err := netlab.ReadUsage(pid)
-	if err != nil {
-		return r, err
-	}
-	el := time.Since(t0)
-	r.Seconds = round(el.Seconds(), 1)
-	r.CPUPercent = round(100*(u1.CPU-u0.CPU).Seconds()/el.Seconds(), 2)
-	r.VmHWMKiB = u1.VmHWM / 1024
+	r.Seconds, r.CPUPercent, r.VmHWMKiB = w.Seconds, w.CPUPct, w.End.VmHWM/1024
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return r, err

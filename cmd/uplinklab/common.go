@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"strconv"
+	"time"
 
 	"github.com/uplinkd/uplinkd/internal/netlab"
 )
@@ -56,4 +57,31 @@ func uplinkdBinary(ctx context.Context, bin string, say func(format string, args
 		return "", nil, err
 	}
 	return path, done, nil
+}
+
+// cpuWindow is a process's CPU use over a measured window.
+type cpuWindow struct {
+	Seconds float64      // the window's length
+	CPUPct  float64      // percent of one core
+	End     netlab.Usage // usage at the end (VmHWM: the peak so far)
+}
+
+// measureCPU lets pid settle, then measures its CPU over window.
+func measureCPU(ctx context.Context, pid int, settle, window time.Duration) (cpuWindow, error) {
+	sleepCtx(ctx, settle)
+	u0, err := netlab.ReadUsage(pid)
+	if err != nil {
+		return cpuWindow{}, err
+	}
+	t0 := time.Now()
+	sleepCtx(ctx, window)
+	if ctx.Err() != nil {
+		return cpuWindow{}, ctx.Err()
+	}
+	u1, err := netlab.ReadUsage(pid)
+	if err != nil {
+		return cpuWindow{}, err
+	}
+	el := time.Since(t0)
+	return cpuWindow{Seconds: round(el.Seconds(), 1), CPUPct: round(100*(u1.CPU-u0.CPU).Seconds()/el.Seconds(), 2), End: u1}, nil
 }
