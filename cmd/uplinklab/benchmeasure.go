@@ -329,25 +329,13 @@ func (b *bench) idle(ctx context.Context, lab *netlab.Lab, name string, period t
 		return idleReport{}, err
 	}
 	defer d.Stop()
-	sleepCtx(ctx, time.Second) // past the start-up work
-	u0, err := d.Usage()
+	w, err := measureCPU(ctx, d.Proc().Pid(), time.Second, period) // settle: past the start-up work
 	if err != nil {
 		return idleReport{}, err
 	}
-	t0 := time.Now()
-	sleepCtx(ctx, period)
-	if ctx.Err() != nil {
-		return idleReport{}, ctx.Err()
-	}
-	u1, err := d.Usage()
-	if err != nil {
-		return idleReport{}, err
-	}
-	el := time.Since(t0)
 	r := idleReport{
-		Config: name, Interval: cfg.Interval.String(), Seconds: round(el.Seconds(), 1),
-		CPUPercent: round(100*(u1.CPU-u0.CPU).Seconds()/el.Seconds(), 2),
-		VmHWMKiB:   u1.VmHWM / 1024, Target: "< 1 % CPU, < 30 MiB RSS",
+		Config: name, Interval: cfg.Interval.String(), Seconds: w.Seconds, CPUPercent: w.CPUPct,
+		VmHWMKiB: w.End.VmHWM / 1024, Target: "< 1 % CPU, < 30 MiB RSS",
 	}
 	b.logf("idle %s: %.2f %% CPU, VmHWM %d KiB", name, r.CPUPercent, r.VmHWMKiB)
 	return r, nil
