@@ -30,6 +30,7 @@ func runDemo(ctx context.Context, args []string, w io.Writer) (err error) {
 	fast := fs.Bool("fast", false, "probe every 100ms (timeout 200ms, down_after 3, up_after 5) instead of the shipped 500ms defaults")
 	bin := fs.String("uplinkd", "", "uplinkd binary to run (default: go build ./cmd/uplinkd)")
 	hold := fs.Duration("hold", 3*time.Second, "how long to stay on isp2 before healing isp1")
+	svg := fs.String("svg", "", "also draw the demo as an SVG timeline into this `file` (states, active uplinks, the LAN flow's blackouts, probe RTTs)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -77,6 +78,12 @@ func runDemo(ctx context.Context, args []string, w io.Writer) (err error) {
 	}
 	tl.say("uplinkd: active %s", strings.Join(st.Active, ","))
 
+	var pic *demoPicture
+	if *svg != "" {
+		pic = &demoPicture{path: *svg, start: time.Now(), rec: recordRTT(ctx, d, 100*time.Millisecond)}
+		defer pic.rec.finish() // on every path; a second finish is harmless
+	}
+
 	var box flowBox
 	watchCtx, stopWatch := context.WithCancel(ctx)
 	var watching sync.WaitGroup
@@ -110,6 +117,7 @@ func runDemo(ctx context.Context, args []string, w io.Writer) (err error) {
 		sleepCtx(ctx, time.Second) // let the timeline show the steady state
 		tl.say("%s", s.breakMsg)
 		cut := time.Now()
+		pic.mark(cut, "cut")
 		if err := lab.Break(1, s.fault); err != nil {
 			return err
 		}
@@ -132,6 +140,7 @@ func runDemo(ctx context.Context, args []string, w io.Writer) (err error) {
 		}
 		tl.say("%s", s.healMsg)
 		healed := time.Now()
+		pic.mark(healed, "heal")
 		if err := lab.Heal(1); err != nil {
 			return err
 		}
@@ -164,8 +173,39 @@ func runDemo(ctx context.Context, args []string, w io.Writer) (err error) {
 		}
 		tl.say("a new TCP connection from the LAN leaves via %s (%s)", via, ispOf(via))
 		results = append(results, r)
+		pic.outages = append(pic.outages, flow.Report().Outages...)
+	}
+	if pic != nil {
+		if err := pic.write(d); err != nil {
+			return err
+		}
+		tl.say("timeline drawn into %s", pic.path)
 	}
 	return nil
+}
+
+// demoPicture collects what `demo -svg` draws; a nil one collects nothing.
+type demoPicture struct {
+	path    string
+	start   time.Time
+	rec     *rttRecorder
+	marks   []timeMark
+	outages []netlab.Outage
+}
+
+func (p *demoPicture) mark(at time.Time, label string) {
+	if p != nil {
+		p.marks = append(p.marks, timeMark{at, label})
+	}
+}
+
+func (p *demoPicture) write(d *netlab.Daemon) error {
+	rtt, initial, active := p.rec.finish()
+	return writeSVGFile(p.path, timelineData{
+		Title: "uplinklab demo: a silent failure of isp1, then a carrier loss; isp2 is the backup",
+		Start: p.start, End: time.Now(), Marks: p.marks, Uplinks: []string{"isp1", "isp2"},
+		Initial: initial, Active: active, Events: timelineEvents(d.Events().All()), Outages: p.outages, RTT: rtt,
+	})
 }
 
 // demoStep is one fault the demo shows.

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/xml"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -57,10 +60,18 @@ func TestFastDemoFailsOverFailsBackAndRemovesItsLab(t *testing.T) {
 	bin := testBinary(t)
 	prefix := uniquePrefix("uldemo")
 	var out bytes.Buffer
-	err := runDemo(context.Background(), []string{"-fast", "-hold", "500ms", "-uplinkd", bin, "-prefix", prefix}, &out)
+	picture := filepath.Join(t.TempDir(), "demo.svg")
+	err := runDemo(context.Background(), []string{"-fast", "-hold", "500ms", "-uplinkd", bin, "-prefix", prefix, "-svg", picture}, &out)
 	t.Logf("demo output:\n%s", out.String())
 	if err != nil {
 		t.Fatalf("demo failed: %v", err)
+	}
+	svg, err := os.ReadFile(picture)
+	if err != nil {
+		t.Fatalf("demo -svg wrote no picture: %v", err)
+	}
+	if err := xml.Unmarshal(svg, new(struct{ XMLName xml.Name })); err != nil || strings.Count(string(svg), ">cut<") != 2 {
+		t.Errorf("the picture is not well-formed SVG with both cuts marked: %v", err)
 	}
 	text := out.String()
 	for _, want := range []string{
