@@ -1,6 +1,7 @@
 package main
 
 import (
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -78,4 +79,31 @@ func TestARuleDeletedInALoopIsRepairedAtABoundedRate(t *testing.T) {
 	}
 	t.Logf("%d deletions in %s: uplinkd used %s CPU (%.1f%% of a core), %d repair warnings",
 		deletions, wall.Round(time.Millisecond), after.CPU-before.CPU, 100*float64(after.CPU-before.CPU)/float64(wall), repairs)
+}
+
+// Passive evidence: every probe target stops answering ICMP, yet the LAN's flow through isp1
+// keeps getting its replies: isp1 works, so it is not judged down; isp2, which carries
+// nothing, is judged by its probes alone.
+func TestRepliesForTheLANsConnectionsKeepAnUplinkWhoseProbesGoUnanswered(t *testing.T) {
+	lab := testkit.Lab(t, netlab.Options{Servers: true})
+	d := startDaemon(t, lab, fastConfig())
+	d.waitActive(5*time.Second, "isp1")
+	flow, err := lab.StartFlow(netlab.FlowOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer flow.Stop()
+	if err := lab.DropICMP(netlab.Targets4[:]...); err != nil {
+		t.Fatal(err)
+	}
+	d.waitFor("isp2 judged down by its probes", 10*time.Second, func(st api.Status) bool { return st.Uplinks[1].State == uplink.Down })
+	st := d.waitFor("another 20 rounds", 10*time.Second, func(st api.Status) bool { return st.Uplinks[0].Targets[0].Loss >= 99 })
+	if st.Uplinks[0].State == uplink.Down || !slices.Equal(st.Active, []string{"isp1"}) {
+		t.Errorf("isp1 is %s and active is %v: its connections' replies prove it works", st.Uplinks[0].State, st.Active)
+	}
+	for _, tr := range d.events.Transitions("isp1") {
+		if strings.HasSuffix(tr, "down") {
+			t.Errorf("isp1 went down: %v", d.events.Transitions("isp1"))
+		}
+	}
 }

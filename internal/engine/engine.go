@@ -224,6 +224,7 @@ func (e *Engine) loop(ctx context.Context) error {
 // (RTT, loss) age, and they are refreshed at most every statusEvery, not per round — with 64
 // uplinks a whole reconcile per round would cost more than the probing.
 func (e *Engine) onRound(m *member, r uplink.Round) {
+	e.weighEvidence(m, &r)
 	m.machine.ObserveRound(r)
 	if e.opt.OnRound != nil {
 		e.opt.OnRound(m.cfg.Name, r)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"sync"
@@ -123,6 +124,8 @@ type fakePins struct {
 	cleanups int
 	counts   map[uint32]int
 	walks    int
+	received map[uint32]uint64 // replies per uplink mark (passive evidence)
+	reads    int
 }
 
 func (f *fakePins) Apply(p connmark.Plan) error {
@@ -144,6 +147,23 @@ func (f *fakePins) Cleanup() error {
 	defer f.mu.Unlock()
 	f.cleanups++
 	return nil
+}
+
+func (f *fakePins) Received() (map[uint32]uint64, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.reads++
+	return maps.Clone(f.received), nil
+}
+
+// receive counts n more replies arriving on the uplink with mark.
+func (f *fakePins) receive(mark uint32, n uint64) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.received == nil {
+		f.received = map[uint32]uint64{}
+	}
+	f.received[mark] += n
 }
 
 func (f *fakePins) Exists() (bool, error) {

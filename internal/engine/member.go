@@ -28,6 +28,13 @@ type member struct {
 	// its probes never worked) must never flush connection state synced from its peer.
 	carried bool
 
+	// evidence is the passive evidence since its probes began to lack quorum: the count of
+	// replies received for its connections when that was first seen (or last proved life).
+	evidence struct {
+		doubt bool
+		base  uint64
+	}
+
 	prober Prober
 	gen    int                // counts probers started; rounds of an older one are ignored
 	cancel context.CancelFunc // ends the current prober's round delivery

@@ -37,6 +37,9 @@ type Pins interface {
 	Cleanup() error
 	// Exists says whether the table is in the kernel.
 	Exists() (bool, error)
+	// Received counts, per uplink mark, the packets that arrived on the uplink for connections
+	// through it since the table was built. One dump.
+	Received() (map[uint32]uint64, error)
 }
 
 var (

@@ -103,3 +103,33 @@ func TestCountsForgetClosedConnections(t *testing.T) {
 		t.Errorf("held connection after: got %q, %v; want peer1", who, err)
 	}
 }
+
+// The replies that arrive on an uplink for connections through it are counted per uplink: the
+// engine's passive evidence that an uplink works while its probes go unanswered.
+func TestReceivedCountsRepliesPerUplink(t *testing.T) {
+	testkit.NeedRoot(t)
+	l := newLab(t)
+	l.masquerade(t)
+	tb := NewTable(l.routerNS, nil)
+	mustApply(t, tb, twoUplinks(1, 0)) // every new connection through isp1
+	before, err := tb.Received()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(before) != 2 || before[0x100] != 0 || before[0x200] != 0 {
+		t.Fatalf("a new table counts %v, want 0 for both uplinks", before)
+	}
+	c := l.dial(t)
+	for range 5 {
+		if who, err := c.ask(); err != nil || who != "peer1" {
+			t.Fatalf("got %q, %v; want peer1", who, err)
+		}
+	}
+	after, err := tb.Received()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if after[0x100] < 5 || after[0x200] != 0 {
+		t.Errorf("after 5 answers through isp1: %v, want ≥ 5 for isp1 and 0 for isp2", after)
+	}
+}

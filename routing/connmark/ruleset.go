@@ -49,9 +49,14 @@ type namedSet struct {
 }
 
 type ruleset struct {
-	sets   []namedSet
-	chains []chain
+	sets     []namedSet
+	counters []string // named counter objects
+	chains   []chain
 }
+
+// receivedCounter names the counter of the packets that arrive on an uplink for connections
+// through it (their replies): the engine's passive evidence that the uplink works.
+func receivedCounter(mark uint32) string { return chainName("rx", mark) }
 
 func chainName(kind string, mark uint32) string { return fmt.Sprintf("%s_%d", kind, mark>>8) }
 
@@ -134,7 +139,11 @@ func build(p Plan) ruleset {
 		}},
 	}}
 	for _, u := range ups {
+		rs.counters = append(rs.counters, receivedCounter(u.Mark))
 		rs.chains = append(rs.chains, chain{name: chainName("wan", u.Mark), rules: []rule{{
+			stmts:   []stmt{ctEstablished{}, ctDirection{dir: "reply"}, counterRef{name: receivedCounter(u.Mark)}},
+			comment: u.Name + ": replies prove it works",
+		}, {
 			stmts:   []stmt{ctDirection{dir: "original"}, ctMarkUnset{}, setCtMark{mark: u.Mark}},
 			comment: u.Name,
 		}}})
@@ -362,6 +371,9 @@ func (rs ruleset) text() string {
 			}
 		}
 		fmt.Fprintf(&b, "\t%s %s {\n\t\t%s\n\t\telements = { %s }\n\t}\n\n", kind, s.name, typ, strings.Join(items, ", "))
+	}
+	for _, name := range rs.counters {
+		fmt.Fprintf(&b, "\tcounter %s {\n\t\tpackets 0 bytes 0\n\t}\n\n", name)
 	}
 	for i, c := range rs.chains {
 		if i > 0 {

@@ -145,6 +145,29 @@ func (fibDaddrLocal) exprs(*batch) []expr.Any {
 	}
 }
 
+// ctEstablished: the packet belongs to an established connection (not a related ICMP error,
+// which a router can send when the path beyond it is dead).
+type ctEstablished struct{}
+
+func (ctEstablished) text() string { return "ct state established" }
+
+func (ctEstablished) exprs(*batch) []expr.Any {
+	return []expr.Any{
+		&expr.Ct{Key: expr.CtKeySTATE, Register: reg},
+		&expr.Bitwise{SourceRegister: reg, DestRegister: reg, Len: 4, Mask: ne32(expr.CtStateBitESTABLISHED), Xor: ne32(0)},
+		&expr.Cmp{Op: expr.CmpOpNeq, Register: reg, Data: ne32(0)},
+	}
+}
+
+// counterRef counts the packet in a named counter of the table.
+type counterRef struct{ name string }
+
+func (c counterRef) text() string { return fmt.Sprintf("counter name %q", c.name) }
+
+func (c counterRef) exprs(*batch) []expr.Any {
+	return []expr.Any{&expr.Objref{Type: 1, Name: c.name}} // 1: NFT_OBJECT_COUNTER
+}
+
 // fibSaddrLocal: the source is one of the gateway's own addresses (a local packet).
 type fibSaddrLocal struct{}
 

@@ -126,6 +126,9 @@ func replace(c *nftables.Conn, rs ruleset) error {
 		}
 		chains[ch.name] = c.AddChain(nc)
 	}
+	for _, name := range rs.counters {
+		c.AddObj(&nftables.CounterObj{Table: tbl, Name: name})
+	}
 	b := &batch{table: tbl, named: map[string]*nftables.Set{}}
 	for _, ns := range rs.sets {
 		set := &nftables.Set{Table: tbl, Name: ns.name, KeyType: nftables.TypeIFName, KeyByteOrder: binaryutil.NativeEndian}
@@ -328,4 +331,30 @@ func (b *batch) anonSet(s *nftables.Set, elems []nftables.SetElement) *nftables.
 	}
 	b.sets = append(b.sets, pendingSet{set: s, elems: elems})
 	return s
+}
+
+// Received returns, per uplink mark, how many packets have arrived on the uplink for
+// connections through it (their replies) since the table was last built: proof that the
+// uplink works, which the engine weighs when probes go unanswered. One netlink dump.
+func (t *Table) Received() (map[uint32]uint64, error) {
+	c, err := t.conn()
+	if err != nil {
+		return nil, err
+	}
+	objs, err := c.GetObjects(ourTable())
+	if err != nil {
+		return nil, fmt.Errorf("connmark: read the counters of table inet %s: %w", TableName, err)
+	}
+	out := map[uint32]uint64{}
+	for _, o := range objs {
+		co, ok := o.(*nftables.CounterObj)
+		if !ok {
+			continue
+		}
+		var id uint32
+		if _, err := fmt.Sscanf(co.Name, "rx_%d", &id); err == nil && id > 0 {
+			out[id<<8] = co.Packets
+		}
+	}
+	return out, nil
 }
