@@ -3,6 +3,7 @@ package routing
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"strings"
 
@@ -167,6 +168,12 @@ func clampWeight(w int) int {
 // by each uplink's Weight). It is pure. Uplinks without a table, and active names that are not
 // uplinks, are ignored and noted in Plan.Problems.
 func NewPlan(s Settings, uplinks []Uplink, active []string) Plan {
+	return NewPlanPerFamily(s, uplinks, active, active)
+}
+
+// NewPlanPerFamily is NewPlan with an active set per address family: where an uplink's IPv6
+// is judged apart from its IPv4, dead IPv6 moves only IPv6 traffic.
+func NewPlanPerFamily(s Settings, uplinks []Uplink, active4, active6 []string) Plan {
 	s = s.withDefaults()
 	p := Plan{Settings: s}
 
@@ -191,21 +198,32 @@ func NewPlan(s Settings, uplinks []Uplink, active []string) Plan {
 	// Sorted by table so the plan does not depend on input order.
 	sort.SliceStable(ups, func(i, j int) bool { return ups[i].Table < ups[j].Table })
 
-	var act []Uplink
-	seen := map[string]bool{}
-	for _, n := range active {
-		u, ok := byName[n]
-		if !ok {
-			p.Problems = append(p.Problems, fmt.Sprintf("active uplink %q is not configured", n))
-			continue
+	activeOf := func(names []string, note bool) []Uplink {
+		var act []Uplink
+		seen := map[string]bool{}
+		for _, n := range names {
+			u, ok := byName[n]
+			if !ok {
+				if note {
+					p.Problems = append(p.Problems, fmt.Sprintf("active uplink %q is not configured", n))
+				}
+				continue
+			}
+			if !seen[n] {
+				seen[n] = true
+				act = append(act, u)
+			}
 		}
-		if !seen[n] {
-			seen[n] = true
-			act = append(act, u)
-		}
+		return act
 	}
+	act4 := activeOf(active4, true)
+	act6 := activeOf(active6, !slices.Equal(active4, active6))
 
 	for _, f := range families {
+		act := act4
+		if f == netlink.FAMILY_V6 {
+			act = act6
+		}
 		for _, u := range ups {
 			if u.Mark != 0 {
 				p.Rules = append(p.Rules, Rule{Family: f, Priority: s.RulePriority + slotMark,

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/uplinkd/uplinkd/internal/testkit"
+	"github.com/vishvananda/netlink"
 )
 
 func mustAddr(s string) netip.Addr { return netip.MustParseAddr(s) }
@@ -100,5 +101,21 @@ func TestSettingsValidate(t *testing.T) {
 	}
 	if _, err := newRouter(newFakeKernel(), Settings{Protocol: 300}, nil).Apply(Plan{}); err == nil {
 		t.Error("Apply ran with invalid settings")
+	}
+}
+
+func TestDeadIPv6OnTheActiveUplinkMovesOnlyIPv6(t *testing.T) {
+	p := NewPlanPerFamily(Settings{}, twoUplinks(), []string{"isp1"}, []string{"isp2"})
+	got := map[int]string{}
+	for _, r := range p.Routes {
+		if r.Table == DefaultActiveTable {
+			got[r.Family] = r.Nexthops[0].Interface
+		}
+	}
+	if got[netlink.FAMILY_V4] != "wan1" || got[netlink.FAMILY_V6] != "wan2" {
+		t.Errorf("active routes %v, want IPv4 via wan1 and IPv6 via wan2", got)
+	}
+	if len(p.Problems) != 0 {
+		t.Errorf("problems: %v", p.Problems)
 	}
 }

@@ -8,6 +8,9 @@ import "slices"
 type Decision struct {
 	Active []string // carry new traffic, in configuration order
 	Why    string   // why this active set
+	// Active6 carry new IPv6 traffic: the same as Active unless an uplink's IPv6 is judged
+	// apart (targets of both families) and differs from its IPv4.
+	Active6 []string
 	// Live uplinks keep their connections. With pinning, connections stay through failback,
 	// re-weighting, reloads and a graceful drain, and move only when their uplink is down or
 	// drained --now; without it, only the active uplinks carry anything.
@@ -26,6 +29,18 @@ type ServiceChoice struct {
 func Decide(cands []Candidate, services []Service, pinning bool) Decision {
 	sel, why := Select(cands)
 	d := Decision{Active: Names(sel), Why: why}
+	d.Active6 = d.Active
+	if slices.ContainsFunc(cands, func(c Candidate) bool { return c.State6 != nil }) {
+		v6 := make([]Candidate, len(cands))
+		for i, c := range cands {
+			v6[i] = c
+			if c.State6 != nil {
+				v6[i].State = *c.State6
+			}
+		}
+		sel6, _ := Select(v6)
+		d.Active6 = Names(sel6)
+	}
 	for _, c := range cands {
 		if slices.Contains(d.Active, c.Name) || (pinning && c.State != Down && !c.DrainNow) {
 			d.Live = append(d.Live, c.Name)

@@ -67,3 +67,19 @@ func TestDepartedListsUplinksThatStoppedBeingLive(t *testing.T) {
 		t.Errorf("nothing was live before, yet %v departed", got)
 	}
 }
+
+func TestDeadIPv6MovesOnlyIPv6(t *testing.T) {
+	down, up := Down, Up
+	cands := []Candidate{
+		{Name: "isp1", Priority: 1, Weight: 1, State: Up, State6: &down},
+		{Name: "isp2", Priority: 2, Weight: 1, State: Up, State6: &up},
+	}
+	d := Decide(cands, nil, true)
+	if !slices.Equal(d.Active, []string{"isp1"}) || !slices.Equal(d.Active6, []string{"isp2"}) {
+		t.Errorf("active %v, active6 %v; want IPv4 on isp1 and IPv6 on isp2", d.Active, d.Active6)
+	}
+	one := Decide([]Candidate{{Name: "isp1", Priority: 1, Weight: 1, State: Up}}, nil, true)
+	if !slices.Equal(one.Active6, one.Active) {
+		t.Errorf("without IPv6 judged apart Active6 %v must follow Active %v", one.Active6, one.Active)
+	}
+}

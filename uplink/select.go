@@ -13,6 +13,9 @@ type Candidate struct {
 	State    State
 	Drained  bool
 	DrainNow bool // drained with --now: its connections move too
+	// State6 is its IPv6 health when judged apart from IPv4 (targets of both families); nil:
+	// State holds for both.
+	State6 *State
 }
 
 // Select returns the uplinks that carry traffic, in configuration order, and why.
