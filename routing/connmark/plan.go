@@ -35,6 +35,8 @@ type Uplink struct {
 	Live bool
 	// Eligible: may take new connections (in the active set). Implies Live.
 	Eligible bool
+	// Eligible6: may take new IPv6 connections, when the plan is PerFamily.
+	Eligible6 bool
 	// Addrs are the uplink's addresses. The gateway's own new connections from one of them
 	// are pinned to this uplink: the kernel chose (or the program bound) that source address,
 	// and any other uplink's ISP would drop it (BCP 38).
@@ -69,6 +71,9 @@ type Plan struct {
 	// Affinity picks by a hash of the source address instead of at random,
 	// so one client keeps using one uplink for all its new connections.
 	Affinity bool
+	// PerFamily: new IPv6 connections go to the Eligible6 uplinks, not the Eligible ones
+	// (an uplink's IPv6 is judged apart from its IPv4, and they differ).
+	PerFamily bool
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)

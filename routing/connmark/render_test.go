@@ -27,6 +27,9 @@ func TestRenderGolden(t *testing.T) {
 		{Name: "metered", Dst: []netip.Prefix{pfx("203.0.113.0/24")}, Block: true},
 		{Name: "no-uplink-left-fall-back", Dst: []netip.Prefix{pfx("198.51.100.7/32")}},
 	}
+	v6dead := twoUplinks(3, 1) // isp1's IPv6 is dead: new IPv6 connections go to isp2 only
+	v6dead.PerFamily = true
+	v6dead.Uplinks[1].Eligible6 = true
 	addrs := twoUplinks(1, 1)
 	addrs.Uplinks[0].Addrs = []netip.Addr{netip.MustParseAddr("198.51.100.2"), netip.MustParseAddr("198.51.100.10"), netip.MustParseAddr("2001:db8:11::2")}
 	addrs.Uplinks[1].Addrs = []netip.Addr{netip.MustParseAddr("198.51.100.66")}
@@ -41,6 +44,7 @@ func TestRenderGolden(t *testing.T) {
 		{"source affinity hashes the source address and reduces weights", "affinity.nft", affinity},
 		{"no eligible uplink leaves new connections unmarked", "none-eligible.nft", none},
 		{"services match prefixes ports and protocols, block or fall through", "services.nft", services},
+		{"dead IPv6 on an uplink moves only new IPv6 connections", "ipv6-dead.nft", v6dead},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			testkit.Golden(t, filepath.Join("testdata", tc.file), []byte(Render(tc.plan)))

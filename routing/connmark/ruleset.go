@@ -207,16 +207,27 @@ func pickRules(p Plan, ups []Uplink) []rule {
 	for _, s := range p.Services {
 		rules = append(rules, serviceRules(s)...)
 	}
+	eligible := func(u Uplink) bool { return u.Eligible }
+	if !p.PerFamily {
+		return append(rules, pickFamily(p.Affinity, 0, ups, eligible)...)
+	}
+	rules = append(rules, pickFamily(p.Affinity, 4, ups, eligible)...)
+	return append(rules, pickFamily(p.Affinity, 6, ups, func(u Uplink) bool { return u.Eligible6 })...)
+}
+
+// pickFamily balances new connections of one family (0: both) over the uplinks that may take
+// them, by weight.
+func pickFamily(affinity bool, family int, ups []Uplink, eligible func(Uplink) bool) []rule {
 	var shares []share
 	g := 0
 	for _, u := range ups {
-		if u.Eligible && u.Weight > 0 {
+		if eligible(u) && u.Weight > 0 {
 			shares = append(shares, share{mark: u.Mark, weight: u.Weight})
 			g = gcd(g, u.Weight)
 		}
 	}
 	if len(shares) == 0 {
-		return rules
+		return nil
 	}
 	var entries []kv
 	total := 0
@@ -225,12 +236,14 @@ func pickRules(p Plan, ups []Uplink) []rule {
 		entries = append(entries, kv{from: uint32(total), to: uint32(total + w - 1), chain: chainName("pin", s.mark)})
 		total += w
 	}
-	if !p.Affinity {
-		rules = append(rules, rule{stmts: []stmt{pickVmap{mod: uint32(total), entries: entries}}, comment: "balance by weight"})
-		return rules
+	if !affinity {
+		return []rule{{stmts: []stmt{pickVmap{proto: family, mod: uint32(total), entries: entries}}, comment: "balance by weight"}}
 	}
+	var rules []rule
 	for _, f := range []int{4, 6} {
-		rules = append(rules, rule{stmts: []stmt{pickVmap{family: f, mod: uint32(total), entries: entries}}, comment: "balance by weight and source"})
+		if family == 0 || family == f {
+			rules = append(rules, rule{stmts: []stmt{pickVmap{family: f, mod: uint32(total), entries: entries}}, comment: "balance by weight and source"})
+		}
 	}
 	return rules
 }

@@ -275,6 +275,7 @@ func (m vmapRef) exprs(b *batch) []expr.Any {
 // holds it.
 type pickVmap struct {
 	family  int // 0: numgen random; 4 or 6: jhash of the source address
+	proto   int // numgen only: 4 or 6 to pick for that family alone; 0 both
 	mod     uint32
 	entries []kv
 }
@@ -289,6 +290,12 @@ func (m pickVmap) text() string {
 		items[i] = r + " : goto " + e.chain
 	}
 	src := fmt.Sprintf("numgen random mod %d", m.mod)
+	switch m.proto {
+	case 4:
+		src = "meta nfproto ipv4 " + src
+	case 6:
+		src = "meta nfproto ipv6 " + src
+	}
 	switch m.family {
 	case 4:
 		src = fmt.Sprintf("jhash ip saddr mod %d seed %#x", m.mod, affinitySeed)
@@ -311,6 +318,9 @@ func (m pickVmap) exprs(b *batch) []expr.Any {
 	var ex []expr.Any
 	switch m.family {
 	case 0:
+		if m.proto != 0 {
+			ex = append(ex, nfprotoExprs(m.proto)...)
+		}
 		ex = append(ex, &expr.Numgen{Register: reg, Modulus: m.mod, Type: unix.NFT_NG_RANDOM})
 	default:
 		ex = append(ex, nfprotoExprs(m.family)...)

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -277,6 +278,12 @@ func richPlans() []struct {
 	affinity := base
 	affinity.Affinity = true
 	affinity.LANInterfaces = nil
+	perFamily := affinity
+	perFamily.Uplinks = slices.Clone(base.Uplinks)
+	perFamily.PerFamily = true
+	perFamily.Uplinks[1].Eligible6 = true
+	randomPerFamily := perFamily
+	randomPerFamily.Affinity = false
 	return []struct {
 		name string
 		plan Plan
@@ -285,6 +292,8 @@ func richPlans() []struct {
 		{"services of every kind", services},
 		{"source affinity", affinity},
 		{"no uplinks at all", Plan{}},
+		{"IPv6 picked apart, by source", perFamily},
+		{"IPv6 picked apart, at random", randomPerFamily},
 	}
 }
 
