@@ -215,3 +215,23 @@ const (
 	DefaultHookTimeout = 10 * time.Second
 	MaxHookTimeout     = 5 * time.Minute
 )
+
+// SplitFamilies divides p by the family of its targets when it has targets of both: IPv4 and
+// IPv6 are then judged apart, each with the quorum clamped to its own targets. ok is false
+// when all targets are of one family (that family's judgement holds for both).
+func (p Probe) SplitFamilies() (v4, v6 Probe, ok bool) {
+	v4, v6 = p, p
+	v4.Targets, v6.Targets = nil, nil
+	for _, t := range p.Targets {
+		if t.Is4() {
+			v4.Targets = append(v4.Targets, t)
+		} else {
+			v6.Targets = append(v6.Targets, t)
+		}
+	}
+	if len(v4.Targets) == 0 || len(v6.Targets) == 0 {
+		return p, Probe{}, false
+	}
+	v4.Quorum, v6.Quorum = min(p.Quorum, len(v4.Targets)), min(p.Quorum, len(v6.Targets))
+	return v4, v6, true
+}

@@ -1,6 +1,7 @@
 package uplink
 
 import (
+	"net/netip"
 	"slices"
 	"testing"
 )
@@ -81,5 +82,16 @@ func TestDeadIPv6MovesOnlyIPv6(t *testing.T) {
 	one := Decide([]Candidate{{Name: "isp1", Priority: 1, Weight: 1, State: Up}}, nil, true)
 	if !slices.Equal(one.Active6, one.Active) {
 		t.Errorf("without IPv6 judged apart Active6 %v must follow Active %v", one.Active6, one.Active)
+	}
+}
+
+func TestProbesOfBothFamiliesSplitWithTheQuorumClampedToEach(t *testing.T) {
+	p := Probe{Quorum: 2, Targets: []netip.Addr{netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("2001:db8::1"), netip.MustParseAddr("192.0.2.2")}}
+	v4, v6, ok := p.SplitFamilies()
+	if !ok || len(v4.Targets) != 2 || v4.Quorum != 2 || len(v6.Targets) != 1 || v6.Quorum != 1 {
+		t.Errorf("split: %v %+v %+v", ok, v4, v6)
+	}
+	if _, _, ok := (Probe{Targets: p.Targets[:1]}).SplitFamilies(); ok {
+		t.Errorf("one family must not split")
 	}
 }

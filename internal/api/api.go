@@ -19,9 +19,13 @@ type TargetStatus struct {
 
 // UplinkStatus is one uplink as the daemon reports it.
 type UplinkStatus struct {
-	Name        string         `json:"name"`
-	Interface   string         `json:"interface"`
-	State       uplink.State   `json:"state"`
+	Name      string       `json:"name"`
+	Interface string       `json:"interface"`
+	State     uplink.State `json:"state"`
+	// State6 and Reason6: IPv6 judged apart from IPv4 (targets of both families); then State
+	// and Reason are IPv4's.
+	State6      *uplink.State  `json:"state6,omitempty"`
+	Reason6     string         `json:"reason6,omitempty"`
 	Since       time.Time      `json:"since"`
 	Reason      string         `json:"reason"`
 	Drained     bool           `json:"drained"`
@@ -42,12 +46,14 @@ type UplinkStatus struct {
 
 // Status is the whole daemon's state: GET /v1/status.
 type Status struct {
-	Version     string        `json:"version"`
-	Started     time.Time     `json:"started"`
-	Uptime      time.Duration `json:"uptime_ns"`
-	Config      string        `json:"config"`
-	Active      []string      `json:"active"`
-	ActiveRoute string        `json:"active_route"` // the active table's default route(s), as ip route prints them
+	Version string        `json:"version"`
+	Started time.Time     `json:"started"`
+	Uptime  time.Duration `json:"uptime_ns"`
+	Config  string        `json:"config"`
+	Active  []string      `json:"active"`
+	// Active6 carry new IPv6 traffic when that differs from Active (dead IPv6 moves only IPv6).
+	Active6     []string `json:"active6,omitempty"`
+	ActiveRoute string   `json:"active_route"` // the active table's default route(s), as ip route prints them
 	// Route4 and Route6 are the active default route of each family as ip route prints it
 	// ("default via 192.0.2.1 dev wan1", or "default" and a tab-indented nexthop a line);
 	// empty when no active uplink has a gateway of that family.
@@ -89,13 +95,16 @@ const (
 
 // Event is one decision: a state change, a drain, a reload, a route switch.
 type Event struct {
-	Time   time.Time `json:"time"`
-	Kind   EventKind `json:"kind"`
-	Uplink string    `json:"uplink,omitempty"`
-	From   string    `json:"from,omitempty"`
-	To     string    `json:"to,omitempty"`
-	Reason string    `json:"reason"`
-	Active []string  `json:"active,omitempty"`
+	Time time.Time `json:"time"`
+	Kind EventKind `json:"kind"`
+	// Family is "ipv4" or "ipv6" for a state change of one family, where an uplink's IPv6 is
+	// judged apart (targets of both families); empty when one judgement covers both.
+	Family string   `json:"family,omitempty"`
+	Uplink string   `json:"uplink,omitempty"`
+	From   string   `json:"from,omitempty"`
+	To     string   `json:"to,omitempty"`
+	Reason string   `json:"reason"`
+	Active []string `json:"active,omitempty"`
 	// Took is how long the switch took from the decision to the kernel's acknowledgement.
 	Took time.Duration `json:"took_ns,omitempty"`
 }

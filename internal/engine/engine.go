@@ -225,7 +225,7 @@ func (e *Engine) loop(ctx context.Context) error {
 // uplinks a whole reconcile per round would cost more than the probing.
 func (e *Engine) onRound(m *member, r uplink.Round) {
 	e.weighEvidence(m, &r)
-	m.machine.ObserveRound(r)
+	m.observe(r)
 	if e.opt.OnRound != nil {
 		e.opt.OnRound(m.cfg.Name, r)
 	}

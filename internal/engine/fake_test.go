@@ -84,7 +84,8 @@ func (f *fakeRoutes) setLink(ifname string, n int, present bool) {
 	}
 	f.links[ifname] = routing.LinkInfo{Name: ifname, Index: n, Up: true, Carrier: true,
 		Addrs:    []netip.Addr{netip.AddrFrom4([4]byte{198, 51, 100, byte(n)})},
-		Gateway4: netip.AddrFrom4([4]byte{198, 51, 100, byte(100 + n)})}
+		Gateway4: netip.AddrFrom4([4]byte{198, 51, 100, byte(100 + n)}),
+		Gateway6: netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, 0, byte(n), 14: 0, 15: 1})}
 }
 
 // active is the interfaces of the IPv4 default route in the active table of the last plan.
@@ -218,6 +219,19 @@ func (p fakeProber) Stop() {}
 
 // round delivers one round of uplink name in which every target answered (ok) or none did.
 func (f *fakeProbers) round(name string, ok bool) { f.roundAt(name, ok, timeNow()) }
+
+// roundFamilies delivers a round in which the IPv4 targets answered (ok4) or not, and the
+// IPv6 ones (ok6).
+func (f *fakeProbers) roundFamilies(name string, ok4, ok6 bool) {
+	f.mu.Lock()
+	out, targets := f.out[name], f.targets[name]
+	f.mu.Unlock()
+	r := uplink.Round{Start: timeNow()}
+	for _, t := range targets {
+		r.Results = append(r.Results, uplink.Result{Target: t, OK: t.Is4() && ok4 || t.Is6() && ok6, RTT: 1e6})
+	}
+	out(r)
+}
 
 // roundAt delivers a round that started at start (one in flight across a change).
 func (f *fakeProbers) roundAt(name string, ok bool, start time.Time) {

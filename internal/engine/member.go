@@ -15,7 +15,8 @@ import (
 // member is one uplink as the loop knows it.
 type member struct {
 	cfg      uplink.Uplink
-	machine  *uplink.Machine
+	machine  *uplink.Machine // IPv4, or both families when its targets are of one
+	machine6 *uplink.Machine // IPv6 judged apart (targets of both families); nil otherwise
 	link     routing.LinkInfo
 	linkErr  error
 	drained  bool
@@ -52,7 +53,8 @@ func (m *member) current(gen int) bool { return m.prober != nil && m.gen == gen 
 // newMember makes the member for u and learns its link; from carries the drain state of the
 // uplink it replaces (a reload that changed its interface or id), if any.
 func (e *Engine) newMember(u uplink.Uplink, from *member) *member {
-	m := &member{cfg: u, machine: uplink.NewMachine(u.Name, u.Probe, time.Now())}
+	m := &member{cfg: u}
+	m.setMachines(u.Probe, time.Now())
 	if from != nil {
 		m.drained, m.drainNow = from.drained, from.drainNow
 	}
@@ -98,12 +100,17 @@ func (e *Engine) learn(m *member) {
 	info, err := e.opt.Routes.Link(m.cfg.Interface)
 	m.link, m.linkErr = info, err
 	ok, why := m.linkUsable()
-	m.machine.ObserveLink(ok, why)
-	if wasOK && ok && renumbered(before, info) {
+	renumber := wasOK && ok && renumbered(before, info)
+	if renumber {
 		// DHCP or PPPoE gave new addresses or a new gateway: probes from the old address
 		// say nothing about the new one, and this is no failure of the uplink.
 		e.log.Info("uplink renumbered", "uplink", m.cfg.Name, "addrs", info.Addrs, "gateway4", info.Gateway4, "gateway6", info.Gateway6)
-		m.machine.ObserveRenumbered(time.Now())
+	}
+	for _, mc := range m.machines() {
+		mc.ObserveLink(ok, why)
+		if renumber {
+			mc.ObserveRenumbered(time.Now())
+		}
 	}
 	if m.prober != nil {
 		m.prober.SetPin(m.pin())
@@ -159,8 +166,59 @@ func (m *member) pin() probe.Pin {
 }
 
 func (m *member) candidate() uplink.Candidate {
-	return uplink.Candidate{Name: m.cfg.Name, Priority: m.cfg.Priority, Weight: m.cfg.Weight,
+	c := uplink.Candidate{Name: m.cfg.Name, Priority: m.cfg.Priority, Weight: m.cfg.Weight,
 		State: m.machine.State(), Drained: m.drained, DrainNow: m.drainNow}
+	if m.machine6 != nil {
+		s := m.machine6.State()
+		c.State6 = &s
+	}
+	return c
+}
+
+// setMachines makes (or, on a reload, re-tunes) the health machines for p: one, or one per
+// family when p has targets of both. A machine that exists keeps what it has seen.
+func (m *member) setMachines(p uplink.Probe, now time.Time) {
+	v4, v6, split := p.SplitFamilies()
+	if m.machine == nil {
+		m.machine = uplink.NewMachine(m.cfg.Name, v4, now)
+	} else {
+		m.machine.SetProbe(v4)
+	}
+	switch {
+	case !split:
+		m.machine6 = nil
+	case m.machine6 == nil:
+		m.machine6 = uplink.NewMachine(m.cfg.Name, v6, now)
+		m.machine6.ObserveLink(m.linkUsable())
+	default:
+		m.machine6.SetProbe(v6)
+	}
+}
+
+// machines are the member's health machines: IPv4 (or both families) first.
+func (m *member) machines() []*uplink.Machine {
+	if m.machine6 == nil {
+		return []*uplink.Machine{m.machine}
+	}
+	return []*uplink.Machine{m.machine, m.machine6}
+}
+
+// observe feeds a round to the machines, each the results of its own family's targets.
+func (m *member) observe(r uplink.Round) {
+	if m.machine6 == nil {
+		m.machine.ObserveRound(r)
+		return
+	}
+	r4, r6 := uplink.Round{Start: r.Start}, uplink.Round{Start: r.Start}
+	for _, x := range r.Results {
+		if x.Target.Is4() {
+			r4.Results = append(r4.Results, x)
+		} else {
+			r6.Results = append(r6.Results, x)
+		}
+	}
+	m.machine.ObserveRound(r4)
+	m.machine6.ObserveRound(r6)
 }
 
 // renumbered says whether the addresses or the learned gateways of a link changed.

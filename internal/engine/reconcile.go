@@ -34,10 +34,21 @@ func (e *Engine) reconcile(cause string) int {
 
 // decide asks m's machine for its verdict at now and announces a change.
 func (e *Engine) decide(m *member, now time.Time) bool {
-	t, changed := m.machine.Decide(now)
-	if changed {
-		e.log.Info("uplink state", "uplink", t.Uplink, "from", t.From, "to", t.To, "reason", t.Reason)
-		e.hub.publish(api.StateEvent(t))
+	changed := false
+	for i, mc := range m.machines() {
+		t, ch := mc.Decide(now)
+		if !ch {
+			continue
+		}
+		changed = true
+		ev := api.StateEvent(t)
+		if i == 1 {
+			ev.Family = "ipv6"
+		} else if m.machine6 != nil {
+			ev.Family = "ipv4"
+		}
+		e.log.Info("uplink state", "uplink", t.Uplink, "family", ev.Family, "from", t.From, "to", t.To, "reason", t.Reason)
+		e.hub.publish(ev)
 	}
 	if s := m.machine.State(); s == uplink.Up || s == uplink.Degraded {
 		m.carried = true
@@ -57,6 +68,11 @@ func (e *Engine) apply(cause string, start time.Time) int {
 	e.decision = d
 	sent := e.applyRoutes(d, cause, start)
 	e.applyPins(false)
+	if !slices.Equal(d.Active6, prev.Active6) && (!slices.Equal(d.Active6, d.Active) || !slices.Equal(prev.Active6, prev.Active)) {
+		from, to := strings.Join(prev.Active6, ","), strings.Join(d.Active6, ",")
+		e.log.Info("active uplinks", "family", "ipv6", "from", from, "to", to, "cause", cause)
+		e.hub.publish(api.Event{Time: time.Now(), Kind: api.KindActive, Family: "ipv6", From: from, To: to, Reason: "IPv6 judged apart", Active: d.Active6})
+	}
 	if !slices.Equal(d.Active, prev.Active) {
 		took := time.Since(start)
 		from, to := strings.Join(prev.Active, ","), strings.Join(d.Active, ",")
@@ -78,7 +94,7 @@ func (e *Engine) apply(cause string, start time.Time) int {
 
 // applyRoutes makes the kernel's rules and routes match the decision, unless they already do.
 func (e *Engine) applyRoutes(d uplink.Decision, cause string, start time.Time) int {
-	plan := routing.NewPlan(e.opt.Routes.Settings(), e.routingUplinks(), d.Active)
+	plan := routing.NewPlanPerFamily(e.opt.Routes.Settings(), e.routingUplinks(), d.Active, d.Active6)
 	text := plan.String()
 	if text == e.applied.routes {
 		return 0
@@ -129,7 +145,8 @@ func (e *Engine) routingUplinks() []routing.Uplink {
 // pinPlan is the connection-mark table for the last decision.
 func (e *Engine) pinPlan() connmark.Plan {
 	d := e.decision
-	p := connmark.Plan{LANInterfaces: e.cfg.Daemon.LANInterfaces, Affinity: e.cfg.Daemon.Affinity}
+	p := connmark.Plan{LANInterfaces: e.cfg.Daemon.LANInterfaces, Affinity: e.cfg.Daemon.Affinity,
+		PerFamily: !slices.Equal(d.Active, d.Active6)}
 	for _, m := range e.members {
 		p.Uplinks = append(p.Uplinks, connmark.Uplink{
 			Name:      m.cfg.Name,
@@ -138,6 +155,7 @@ func (e *Engine) pinPlan() connmark.Plan {
 			Weight:    m.cfg.Weight,
 			Live:      slices.Contains(d.Live, m.cfg.Name),
 			Eligible:  slices.Contains(d.Active, m.cfg.Name),
+			Eligible6: slices.Contains(d.Active6, m.cfg.Name),
 			Addrs:     m.link.Addrs,
 		})
 	}

@@ -33,7 +33,7 @@ func (e *Engine) reload(cause string) error {
 	for _, u := range cfg.Uplinks {
 		old := e.member(u.Name)
 		if old != nil && old.cfg.Interface == u.Interface && old.cfg.ID == u.ID {
-			old.machine.SetProbe(u.Probe)
+			old.setMachines(u.Probe, time.Now())
 			probeChanged := !reflect.DeepEqual(old.cfg.Probe, u.Probe)
 			old.cfg = u
 			if probeChanged {

@@ -46,6 +46,9 @@ func (e *Engine) publishStatus() {
 		Config:  e.cfg.Path,
 		Active:  slices.Clone(e.decision.Active),
 	}
+	if !slices.Equal(e.decision.Active, e.decision.Active6) {
+		st.Active6 = slices.Clone(e.decision.Active6)
+	}
 	if e.tracker != nil {
 		st.HA = &api.HAStatus{TrackFile: e.cfg.HA.TrackFile, Standby: e.standby}
 	}
@@ -71,6 +74,12 @@ func (e *Engine) publishStatus() {
 			HoldDown:    m.machine.HoldDown(),
 			Targets:     api.Targets(m.machine.Targets()),
 			Connections: -1,
+		}
+		if m.machine6 != nil {
+			s6 := m.machine6.State()
+			_, us.Reason6 = m.machine6.Since()
+			us.State6 = &s6
+			us.Targets = append(us.Targets, api.Targets(m.machine6.Targets())...)
 		}
 		if g := m.gateway4(); g.IsValid() {
 			us.Gateway = g.String()

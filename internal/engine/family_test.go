@@ -1,0 +1,53 @@
+package engine
+
+import (
+	"slices"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/uplinkd/uplinkd/uplink"
+)
+
+// Both families probed: IPv6 is judged apart.
+var dualStack = strings.Replace(twoISPs, `targets = ["192.0.2.53", "198.51.100.53", "203.0.113.53"]`,
+	`targets = ["192.0.2.53", "198.51.100.53", "2001:db8::53", "2001:db8:1::53"]`, 1)
+
+func TestDeadIPv6AtAnISPMovesOnlyIPv6Traffic(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := startRig(t, dualStack)
+		for range 3 {
+			r.probes.roundFamilies("isp1", true, false)
+			time.Sleep(100 * time.Millisecond)
+			synctest.Wait()
+		}
+		st := r.e.Status()
+		if st.Uplinks[0].State != uplink.Up || st.Uplinks[0].State6 == nil || *st.Uplinks[0].State6 != uplink.Down {
+			t.Fatalf("isp1: %s, IPv6 %v; want IPv4 up and IPv6 down", st.Uplinks[0].State, st.Uplinks[0].State6)
+		}
+		if !slices.Equal(st.Active, []string{"isp1"}) || !slices.Equal(st.Active6, []string{"isp2"}) {
+			t.Errorf("active %v, active6 %v; want IPv4 on isp1, IPv6 on isp2", st.Active, st.Active6)
+		}
+		r.routes.mu.Lock()
+		plan := r.routes.plans[len(r.routes.plans)-1]
+		r.routes.mu.Unlock()
+		via := map[int]string{}
+		for _, ro := range plan.Routes {
+			if ro.Table == 200 {
+				via[ro.Family] = ro.Nexthops[0].Interface
+			}
+		}
+		if via[2] != "wan1" || via[10] != "wan2" {
+			t.Errorf("the kernel's active routes %v, want IPv4 via wan1 and IPv6 via wan2", via)
+		}
+		pins := r.pins.last()
+		if !pins.PerFamily || pins.Uplinks[0].Eligible6 || !pins.Uplinks[1].Eligible6 || !pins.Uplinks[0].Eligible {
+			t.Errorf("new IPv6 connections must go to isp2 only, IPv4 ones to isp1: %+v", pins)
+		}
+		if !slices.Contains(r.kinds(), "state isp1 → down") {
+			t.Errorf("no event for isp1's IPv6: %v", r.kinds())
+		}
+		r.close()
+	})
+}
