@@ -234,3 +234,32 @@ func TestIPv6FollowsTheFailoverLikeIPv4(t *testing.T) {
 		t.Errorf("after the failover IPv6 leaves via %s, want isp2's %s", got, netlab.GWWAN2Addr6)
 	}
 }
+
+// IPv6 dies at isp1 while its IPv4 works: only IPv6 moves to isp2.
+func TestDeadIPv6AtTheActiveISPMovesOnlyIPv6(t *testing.T) {
+	lab := testkit.Lab(t, netlab.Options{Servers: true})
+	cfg := fastConfig()
+	cfg.DualStack = true
+	d := startDaemon(t, lab, cfg)
+	d.waitActive(5*time.Second, "isp1")
+	if err := lab.Break(1, netlab.IPv6Silent); err != nil {
+		t.Fatal(err)
+	}
+	st := d.waitFor("IPv6 on isp2", 10*time.Second, func(st api.Status) bool { return slices.Equal(st.Active6, []string{"isp2"}) })
+	if !slices.Equal(st.Active, []string{"isp1"}) || st.Uplinks[0].State != uplink.Up {
+		t.Errorf("IPv4: active %v, isp1 %s; want isp1 kept", st.Active, st.Uplinks[0].State)
+	}
+	for fam, want := range map[string]string{"-4": "dev " + netlab.IfWAN1, "-6": "dev " + netlab.IfWAN2} {
+		out, err := lab.Exec(context.Background(), netlab.RoleGW, "ip", fam, "route", "show", "table", fmt.Sprint(uplink.DefaultTableBase))
+		if err != nil || !strings.Contains(string(out), want) {
+			t.Errorf("ip %s active table: %s (%v), want %s", fam, out, err, want)
+		}
+	}
+	if via := viaTCP(t, lab); via != netlab.GWWAN1Addr4.String() {
+		t.Errorf("new IPv4 connections leave via %s, want isp1", via)
+	}
+	if err := lab.Heal(1); err != nil {
+		t.Fatal(err)
+	}
+	d.waitFor("IPv6 back on isp1", 10*time.Second, func(st api.Status) bool { return len(st.Active6) == 0 && slices.Equal(st.Active, []string{"isp1"}) })
+}

@@ -18,6 +18,7 @@ type DaemonConfig struct {
 	UpAfter     int           // zero: the shipped default
 	Weights     [2]int        // default 1, 1
 	SameTier    bool          // both uplinks in tier 1 (load sharing) instead of isp2 as backup
+	DualStack   bool          // probe the IPv6 targets too: IPv6 is then judged apart
 	Extra       string        // appended verbatim (e.g. more [defaults] keys are not possible here: use fields)
 	// DaemonKeys and DefaultsKeys are TOML lines added verbatim to [daemon] and [defaults]
 	// (e.g. `metrics_listen = "127.0.0.1:9847"`, `hold_down = "100ms"`), each ending in "\n".
@@ -39,9 +40,14 @@ func (c DaemonConfig) Render() string {
 		}
 		return n
 	}
-	targets := make([]string, len(Targets4))
-	for i, t := range Targets4 {
-		targets[i] = fmt.Sprintf("%q", t.String())
+	var targets []string
+	for _, t := range Targets4 {
+		targets = append(targets, fmt.Sprintf("%q", t.String()))
+	}
+	if c.DualStack {
+		for _, t := range Targets6 {
+			targets = append(targets, fmt.Sprintf("%q", t.String()))
+		}
 	}
 	def := up.DefaultConfig().Defaults
 	tier2 := 2

@@ -21,6 +21,8 @@ const (
 	Loss30
 	// Loss10: 10 % round-trip loss (the ISP drops 5.1 % either way: 1 − 0.949² ≈ 0.10).
 	Loss10
+	// IPv6Silent: the ISP stops forwarding IPv6 only; IPv4 works.
+	IPv6Silent
 )
 
 func (f Fault) String() string {
@@ -33,13 +35,15 @@ func (f Fault) String() string {
 		return "loss30"
 	case Loss10:
 		return "loss10"
+	case IPv6Silent:
+		return "ipv6-silent"
 	}
 	return fmt.Sprintf("fault(%d)", int(f))
 }
 
 // ParseFault reads the names String gives.
 func ParseFault(s string) (Fault, error) {
-	for _, f := range []Fault{SilentFailure, CarrierLoss, Loss30, Loss10} {
+	for _, f := range []Fault{SilentFailure, CarrierLoss, Loss30, Loss10, IPv6Silent} {
 		if f.String() == s {
 			return f, nil
 		}
@@ -60,6 +64,8 @@ func (l *Lab) Break(isp int, how Fault) error {
 		return l.nft(u.Role, fmt.Sprintf("add rule inet %s fault numgen random mod 1000 < 163 drop\n", nftTable))
 	case Loss10:
 		return l.nft(u.Role, fmt.Sprintf("add rule inet %s fault numgen random mod 1000 < 51 drop\n", nftTable))
+	case IPv6Silent:
+		return l.nft(u.Role, fmt.Sprintf("add rule inet %s fault meta nfproto ipv6 drop\n", nftTable))
 	case CarrierLoss:
 		ns := l.NS(u.Role)
 		return runIP(&ns, fmt.Sprintf("link set %s down\n", ifISPToGW))
