@@ -135,6 +135,13 @@ func note(u api.UplinkStatus) string {
 	if u.State != uplink.Up && u.Reason != "" {
 		parts = append(parts, u.Reason)
 	}
+	if u.State6 != nil && *u.State6 != u.State { // IPv6 judged apart, and it differs
+		v6 := "IPv6 " + u.State6.String()
+		if u.Reason6 != "" && *u.State6 != uplink.Up {
+			v6 += ": " + u.Reason6
+		}
+		parts = append(parts, v6)
+	}
 	return strings.Join(parts, "; ")
 }
 
