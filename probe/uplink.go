@@ -39,11 +39,55 @@ type event struct {
 // the next sends), and Stop waits for a call in progress: if out may block, make it give up when
 // ctx ends. An error means the method is unknown (the configuration's parser rejects those).
 func Start(ctx context.Context, name string, p uplink.Probe, pin Pin, out func(uplink.Round)) (*Uplink, error) {
-	t, err := newTransport(p.Method)
+	t, err := transportsFor(p)
 	if err != nil {
 		return nil, fmt.Errorf("probe: uplink %s: %w", name, err)
 	}
 	return start(ctx, name, p, pin, out, t), nil
+}
+
+// transportsFor makes the transport of every method p's targets use: one, or one per method
+// when targets have their own.
+func transportsFor(p uplink.Probe) (transport, error) {
+	if len(p.TargetMethods) == 0 {
+		return newTransport(p.Method)
+	}
+	by := byMethod{p: p, ts: map[uplink.Method]transport{}}
+	for _, target := range p.Targets {
+		m := p.MethodOf(target)
+		if _, ok := by.ts[m]; ok {
+			continue
+		}
+		t, err := newTransport(m)
+		if err != nil {
+			by.close()
+			return nil, err
+		}
+		by.ts[m] = t
+	}
+	return by, nil
+}
+
+// byMethod sends each probe through the transport of its target's method.
+type byMethod struct {
+	p  uplink.Probe
+	ts map[uplink.Method]transport
+}
+
+func (b byMethod) setPin(pin Pin, post postFunc) {
+	for _, t := range b.ts {
+		t.setPin(pin, post)
+	}
+}
+
+func (b byMethod) send(ctx context.Context, running *sync.WaitGroup, pin Pin, target netip.Addr, snd send, post postFunc) error {
+	return b.ts[b.p.MethodOf(target)].send(ctx, running, pin, target, snd, post)
+}
+
+func (b byMethod) close() {
+	for _, t := range b.ts {
+		t.close()
+	}
 }
 
 func start(ctx context.Context, name string, p uplink.Probe, pin Pin, out func(uplink.Round), t transport) *Uplink {
@@ -99,7 +143,7 @@ func (u *Uplink) run(ctx context.Context, s *sched, t transport, p uplink.Probe,
 	describe := func(r uplink.Round) uplink.Round {
 		for i := range r.Results {
 			if x := &r.Results[i]; x.Err != "" && !strings.HasPrefix(x.Err, "probe: ") {
-				x.Err = fmt.Sprintf("probe: %s %s %s: %s", p.Method, x.Target, pin.describe(x.Target), x.Err)
+				x.Err = fmt.Sprintf("probe: %s %s %s: %s", p.MethodOf(x.Target), x.Target, pin.describe(x.Target), x.Err)
 			}
 		}
 		return r
@@ -109,7 +153,7 @@ func (u *Uplink) run(ctx context.Context, s *sched, t transport, p uplink.Probe,
 		sends, done := s.advance(now)
 		for _, snd := range sends {
 			target := p.Targets[snd.Target]
-			if err := check(p.Method.Name, pin, target, p.Timeout); err != nil {
+			if err := check(p.MethodOf(target).Name, pin, target, p.Timeout); err != nil {
 				s.failed(now, snd.Seq, err)
 				continue
 			}

@@ -28,6 +28,8 @@ type startRequest struct {
 	Targets  []netip.Addr
 	Interval time.Duration
 	Timeout  time.Duration
+	// TargetMethods are per-target methods, as the configuration writes them ("tcp:9").
+	TargetMethods map[netip.Addr]string
 }
 
 type startLine struct {
@@ -55,6 +57,17 @@ func runStartHelper(reqJSON string) int {
 			return 2
 		}
 		p := uplink.Probe{Targets: req.Targets, Method: m, Interval: req.Interval, Timeout: req.Timeout, DownAfter: 3}
+		for target, spec := range req.TargetMethods {
+			tm, err := uplink.ParseMethod(spec)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, "helper:", err)
+				return 2
+			}
+			if p.TargetMethods == nil {
+				p.TargetMethods = map[netip.Addr]uplink.Method{}
+			}
+			p.TargetMethods[target] = tm
+		}
 		u, err := Start(ctx, req.Name, p, req.Pin, func(r uplink.Round) {
 			fds, _ := os.ReadDir("/proc/self/fd")
 			mu.Lock()
@@ -264,6 +277,29 @@ func TestStartRunsConnectionMethodsThroughTheSameSchedule(t *testing.T) {
 					t.Fatalf("%s result %d: %+v", name, i, r)
 				}
 			}
+		}
+	}
+}
+
+func TestStartProbesEachTargetByItsOwnMethod(t *testing.T) {
+	l, _ := probeServersLab(t)
+	if err := l.StartServers(); err != nil {
+		t.Fatal(err)
+	}
+	up := netlab.Uplinks[1]
+	pin := Pin{Mark: up.Mark, Source4: up.GW4, Source6: up.GW6}
+	// The server answers pings too: a closed TCP port tells a target probed by its own method
+	// from one pinged.
+	targets := []netip.Addr{netlab.Targets4[0], netlab.Server4, netlab.Server6}
+	lines, _ := startIn(t, l, netlab.RoleGW, []startRequest{{
+		Name: "mixed", Method: "icmp", Pin: pin, Targets: targets, Interval: 50 * time.Millisecond, Timeout: time.Second,
+		TargetMethods: map[netip.Addr]string{netlab.Server4: "tcp:1", netlab.Server6: fmt.Sprint("dns:", netlab.DNSPort)},
+	}})
+	for range 5 {
+		ln := nextRound(t, lines, "mixed")
+		res := ln.Round.Results
+		if !res[0].OK || res[1].OK || !strings.Contains(res[1].Err, "tcp") || !res[2].OK {
+			t.Fatalf("want the ping and the DNS query answered and tcp:1 refused: %+v", res)
 		}
 	}
 }

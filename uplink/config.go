@@ -47,6 +47,9 @@ type Daemon struct {
 type Probe struct {
 	Targets     []netip.Addr
 	Method      Method
+	// TargetMethods are per-target methods ("tcp://198.51.100.53:443" in the file); a target
+	// without one is probed with Method.
+	TargetMethods map[netip.Addr]Method
 	Interval    time.Duration // time between rounds
 	Timeout     time.Duration // a target answers if its reply comes within this
 	Quorum      int           // targets that must answer for the uplink to count as alive
@@ -234,4 +237,45 @@ func (p Probe) SplitFamilies() (v4, v6 Probe, ok bool) {
 	}
 	v4.Quorum, v6.Quorum = min(p.Quorum, len(v4.Targets)), min(p.Quorum, len(v6.Targets))
 	return v4, v6, true
+}
+
+// MethodOf is how target is probed.
+func (p Probe) MethodOf(target netip.Addr) Method {
+	if m, ok := p.TargetMethods[target]; ok {
+		return m
+	}
+	return p.Method
+}
+
+// ParseTarget reads a probe target: an address ("192.0.2.53"), or a method and an address
+// with an optional port ("tcp://198.51.100.53:443", "https://[2001:db8::1]", "dns://192.0.2.53").
+// m is nil for a bare address.
+func ParseTarget(s string) (addr netip.Addr, m *Method, err error) {
+	name, rest, ok := strings.Cut(s, "://")
+	if !ok {
+		a, err := netip.ParseAddr(s)
+		if err != nil || a.Zone() != "" {
+			return netip.Addr{}, nil, fmt.Errorf("%q is not an IPv4 or IPv6 address, nor METHOD://ADDRESS[:PORT]", s)
+		}
+		return a.Unmap(), nil, nil
+	}
+	host, port := rest, ""
+	if ap, err := netip.ParseAddrPort(rest); err == nil {
+		host, port = ap.Addr().String(), strconv.Itoa(int(ap.Port()))
+	} else if strings.HasPrefix(rest, "[") && strings.HasSuffix(rest, "]") {
+		host = rest[1 : len(rest)-1]
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil || a.Zone() != "" {
+		return netip.Addr{}, nil, fmt.Errorf("%q: %q is not an address (write an IPv6 address with a port as [2001:db8::1]:443)", s, rest)
+	}
+	spec := name
+	if port != "" {
+		spec += ":" + port
+	}
+	method, err := ParseMethod(spec)
+	if err != nil {
+		return netip.Addr{}, nil, fmt.Errorf("%q: %w", s, err)
+	}
+	return a.Unmap(), &method, nil
 }

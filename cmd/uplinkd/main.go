@@ -119,6 +119,9 @@ func printSummary(w io.Writer, cfg *uplink.Config) {
 		targets := make([]string, len(p.Targets))
 		for i, t := range p.Targets {
 			targets[i] = t.String()
+			if m, ok := p.TargetMethods[t]; ok {
+				targets[i] = m.String() + "://" + t.String()
+			}
 		}
 		fmt.Fprintf(w, "  %-10s %-10s tier %d weight %-3d table %d mark %#x  %s\n", u.Name, u.Interface, u.Priority, u.Weight, u.Table(cfg.Daemon), u.Mark(), gw)
 		fmt.Fprintf(w, "  %-10s %s every %s, timeout %s, quorum %d of %s; down after %d, up after %d\n", "", p.Method, p.Interval, p.Timeout, p.Quorum, strings.Join(targets, " "), p.DownAfter, p.UpAfter)

@@ -173,3 +173,22 @@ timeout = "2s"
 		t.Errorf("by default metrics are off and there are no hooks: %q %v", def.Daemon.MetricsListen, def.Hooks)
 	}
 }
+
+func TestTargetsMayCarryTheirOwnMethod(t *testing.T) {
+	cfg, err := Parse("x.toml", []byte(`
+[defaults]
+targets = ["192.0.2.53", "tcp://198.51.100.53:443", "https://[2001:db8::53]", "dns://203.0.113.53"]
+[[uplink]]
+name = "isp1"
+interface = "wan1"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.Uplinks[0].Probe
+	for addr, want := range map[string]string{"192.0.2.53": "icmp", "198.51.100.53": "tcp:443", "2001:db8::53": "https", "203.0.113.53": "dns"} {
+		if got := p.MethodOf(netip.MustParseAddr(addr)).String(); got != want {
+			t.Errorf("%s is probed by %s, want %s", addr, got, want)
+		}
+	}
+}

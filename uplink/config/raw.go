@@ -56,7 +56,7 @@ type rawDaemon struct {
 }
 
 type rawProbe struct {
-	Targets     []address `toml:"targets"`
+	Targets     []target  `toml:"targets"`
 	Method      *string   `toml:"method"`
 	Interval    *duration `toml:"interval"`
 	Timeout     *duration `toml:"timeout"`
@@ -141,8 +141,15 @@ func (r rawDaemon) apply(d *uplink.Daemon, fail func(string, string, ...any)) {
 func (r rawProbe) apply(p *uplink.Probe, section string, fail func(string, string, ...any)) {
 	if r.Targets != nil {
 		p.Targets = make([]netip.Addr, len(r.Targets))
-		for i, a := range r.Targets {
-			p.Targets[i] = a.Addr
+		p.TargetMethods = nil
+		for i, t := range r.Targets {
+			p.Targets[i] = t.addr
+			if t.method != nil {
+				if p.TargetMethods == nil {
+					p.TargetMethods = map[netip.Addr]uplink.Method{}
+				}
+				p.TargetMethods[t.addr] = *t.method
+			}
 		}
 		p.Quorum = 0
 	}
@@ -209,6 +216,25 @@ const maxDuration = 24 * time.Hour
 // durationSyntax is what time.ParseDuration reads; a string of this shape that it refuses
 // is out of range.
 var durationSyntax = regexp.MustCompile(`^[-+]?([0-9]*(\.[0-9]*)?(ns|us|µs|μs|ms|s|m|h))+$`)
+
+// target is a probe target: an address, or METHOD://ADDRESS[:PORT].
+type target struct {
+	addr   netip.Addr
+	method *uplink.Method
+}
+
+func (t *target) UnmarshalTOML(v any) error {
+	s, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("want an address or METHOD://ADDRESS[:PORT] string, got %s %v", tomlType(v), v)
+	}
+	a, m, err := uplink.ParseTarget(s)
+	if err != nil {
+		return err
+	}
+	t.addr, t.method = a, m
+	return nil
+}
 
 // address is an IPv4 or IPv6 address string.
 type address struct{ netip.Addr }
