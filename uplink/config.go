@@ -45,21 +45,21 @@ type Daemon struct {
 
 // Probe is how one uplink is probed and judged.
 type Probe struct {
-	Targets     []netip.Addr
-	Method      Method
+	Targets []netip.Addr
+	Method  Method
 	// TargetMethods are per-target methods ("tcp://198.51.100.53:443" in the file); a target
 	// without one is probed with Method.
 	TargetMethods map[netip.Addr]Method
-	Interval    time.Duration // time between rounds
-	Timeout     time.Duration // a target answers if its reply comes within this
-	Quorum      int           // targets that must answer for the uplink to count as alive
-	DownAfter   int           // rounds without quorum before Down
-	UpAfter     int           // good rounds in a row before Up again
-	MaxLoss     float64       // percent over the window before Degraded
-	MaxRTT      time.Duration // mean RTT over the window before Degraded
-	Window      int           // rounds in the sliding loss/RTT window
-	HoldDown    time.Duration // extra wait before a flapping uplink may come back; doubles per flap
-	MaxHoldDown time.Duration // cap of the hold-down; also how long stability takes to forget one flap
+	Interval      time.Duration // time between rounds
+	Timeout       time.Duration // a target answers if its reply comes within this
+	Quorum        int           // targets that must answer for the uplink to count as alive
+	DownAfter     int           // rounds without quorum before Down
+	UpAfter       int           // good rounds in a row before Up again
+	MaxLoss       float64       // percent over the window before Degraded
+	MaxRTT        time.Duration // mean RTT over the window before Degraded
+	Window        int           // rounds in the sliding loss/RTT window
+	HoldDown      time.Duration // extra wait before a flapping uplink may come back; doubles per flap
+	MaxHoldDown   time.Duration // cap of the hold-down; also how long stability takes to forget one flap
 }
 
 // Uplink is one provider.
