@@ -84,6 +84,8 @@ type Engine struct {
 	// statusDue fires when a snapshot with newer RTT and loss figures is due; nil when the
 	// published one is current.
 	statusDue <-chan time.Time
+	// evidenceDue fires when rounds held for passive evidence may be judged; nil: none held.
+	evidenceDue <-chan time.Time
 	// settleDue fires when a burst of address changes has settled and is to be applied; nil
 	// when none is pending.
 	settleDue <-chan time.Time
@@ -207,6 +209,8 @@ func (e *Engine) loop(ctx context.Context) error {
 			if e.ready {
 				e.reconcile("address change")
 			}
+		case <-e.evidenceDue:
+			e.releaseHeld()
 		case <-e.statusDue:
 			e.publishStatus()
 		case <-watchdog.C:
@@ -224,7 +228,19 @@ func (e *Engine) loop(ctx context.Context) error {
 // (RTT, loss) age, and they are refreshed at most every statusEvery, not per round — with 64
 // uplinks a whole reconcile per round would cost more than the probing.
 func (e *Engine) onRound(m *member, r uplink.Round) {
-	e.weighEvidence(m, &r)
+	if len(m.held) > 0 {
+		m.held = append(m.held, r) // behind the rounds that wait for the evidence window
+		return
+	}
+	if wait := e.weighEvidence(m, &r); wait > 0 {
+		e.holdRound(m, r, wait)
+		return
+	}
+	e.take(m, r)
+}
+
+// take feeds a judged round to m's machines and acts on a verdict.
+func (e *Engine) take(m *member, r uplink.Round) {
 	m.observe(r)
 	if e.opt.OnRound != nil {
 		e.opt.OnRound(m.cfg.Name, r)

@@ -3,6 +3,7 @@ package engine
 import (
 	"testing"
 	"testing/synctest"
+	"time"
 
 	"github.com/uplinkd/uplinkd/uplink"
 )
@@ -47,6 +48,23 @@ func TestTheTableIsReadOnlyForRoundsWithoutQuorum(t *testing.T) {
 		r.rounds("isp1", true, 20)
 		if r.pins.reads != 0 {
 			t.Errorf("%d reads of the counters in 20 good rounds, want none", r.pins.reads)
+		}
+		r.close()
+	})
+}
+
+func TestRoundsArrivingInABurstWaitForTheRepliesWindow(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := startRig(t, twoISPs)
+		for range 3 { // a busy gateway delivers three failed rounds at once
+			r.probes.round("isp1", false)
+		}
+		synctest.Wait()
+		r.pins.receive(0x100, 5) // the LAN's replies keep arriving meanwhile
+		time.Sleep(100 * time.Millisecond)
+		synctest.Wait()
+		if s := r.state("isp1"); s == uplink.Down {
+			t.Errorf("isp1 was judged down by a burst of rounds before its replies could be counted")
 		}
 		r.close()
 	})

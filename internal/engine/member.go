@@ -34,7 +34,9 @@ type member struct {
 	evidence struct {
 		doubt bool
 		base  uint64
+		at    time.Time
 	}
+	held []uplink.Round // rounds waiting for the evidence window, in order
 
 	prober Prober
 	gen    int                // counts probers started; rounds of an older one are ignored
