@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -106,18 +105,10 @@ func cmdBenchBusy(ctx context.Context, args []string) error {
 		}
 	}
 	printBusy(os.Stdout, reps)
-	js, err := json.MarshalIndent(struct {
+	return writeJSON(os.Stdout, *jsonPath, struct {
 		Method string       `json:"method"`
 		Runs   []busyReport `json:"runs"`
-	}{busyMethod, reps}, "", "  ")
-	if err != nil {
-		return err
-	}
-	if *jsonPath != "" {
-		return os.WriteFile(*jsonPath, append(js, '\n'), 0o644)
-	}
-	_, err = os.Stdout.Write(append(js, '\n'))
-	return err
+	}{busyMethod, reps})
 }
 
 // busyRun is one window: a fresh daemon, the fault, the measurement, the fault undone.

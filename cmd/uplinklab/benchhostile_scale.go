@@ -11,10 +11,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/internal/control"
 	"github.com/uplinkd/uplinkd/internal/netlab"
-	"github.com/uplinkd/uplinkd/uplink"
 )
 
 // many_uplinks: the scale lab (N veth uplinks to one ISP namespace holding M targets) with
@@ -127,35 +125,9 @@ func manyRunOnce(ctx context.Context, bin, prefix string, size scaleSize, window
 		m.Errors, m.FirstErrors = countLines(out.String(), "level=ERROR", 3)
 	}()
 	client := control.NewClient(sock)
-	allUp := func(st api.Status) bool {
-		if len(st.Uplinks) != size.Uplinks {
-			return false
-		}
-		for _, u := range st.Uplinks {
-			if u.State != uplink.Up {
-				return false
-			}
-		}
-		return true
-	}
-	limit := 120 * time.Second
-	for deadline := start.Add(limit); ; { // bounded by deadline
-		c, cancel := context.WithTimeout(ctx, 5*time.Second)
-		st, serr := client.Status(c)
-		cancel()
-		if serr == nil && allUp(st) {
-			break
-		}
-		select {
-		case <-exited:
-			return m, fmt.Errorf("uplinkd exited: %v: %s", waitErr, lastN(out.String(), 10))
-		case <-ctx.Done():
-			return m, ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return m, fmt.Errorf("not all %d uplinks up within %s (last: %v)", size.Uplinks, limit, serr)
-		}
+	limit := 120*time.Second - time.Since(start) // from the start, as the figure counts
+	if err := waitAllUp(ctx, client, size.Uplinks, limit, exited, func() string { return fmt.Sprintf("%v: %s", waitErr, lastN(out.String(), 10)) }); err != nil {
+		return m, err
 	}
 	m.Started, m.UpWithinS = true, round(time.Since(start).Seconds(), 1)
 	w, err := measureCPU(ctx, pid, 3*time.Second, window)

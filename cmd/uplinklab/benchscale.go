@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -14,10 +13,8 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/internal/control"
 	"github.com/uplinkd/uplinkd/internal/netlab"
-	"github.com/uplinkd/uplinkd/uplink"
 )
 
 const scaleMethod = "scale: N uplinks (veth pairs) from a gateway namespace to one ISP namespace holding the M " +
@@ -88,18 +85,10 @@ func cmdBenchScale(ctx context.Context, args []string) error {
 		}
 	}
 	printScale(os.Stdout, reps)
-	js, err := json.MarshalIndent(struct {
+	return writeJSON(os.Stdout, *jsonPath, struct {
 		Method string        `json:"method"`
 		Runs   []scaleReport `json:"runs"`
-	}{scaleMethod, reps}, "", "  ")
-	if err != nil {
-		return err
-	}
-	if *jsonPath != "" {
-		return os.WriteFile(*jsonPath, append(js, '\n'), 0o644)
-	}
-	_, err = os.Stdout.Write(append(js, '\n'))
-	return err
+	}{scaleMethod, reps})
 }
 
 func scaleRun(ctx context.Context, bin, tmp, prefix string, n, m int, interval, window time.Duration) (r scaleReport, err error) {
@@ -146,35 +135,8 @@ func scaleRun(ctx context.Context, bin, tmp, prefix string, n, m int, interval, 
 		}
 	}()
 	client := control.NewClient(sock)
-	allUp := func(st api.Status) bool {
-		if len(st.Uplinks) != n {
-			return false
-		}
-		for _, u := range st.Uplinks {
-			if u.State != uplink.Up {
-				return false
-			}
-		}
-		return true
-	}
-	deadline := time.Now().Add(60 * time.Second)
-	for { // bounded by deadline
-		c, cancel := context.WithTimeout(ctx, 2*time.Second)
-		st, err := client.Status(c)
-		cancel()
-		if err == nil && allUp(st) {
-			break
-		}
-		select {
-		case <-exited:
-			return r, fmt.Errorf("uplinkd exited: %v: %s", waitErr, lastN(out.String(), 10))
-		case <-ctx.Done():
-			return r, ctx.Err()
-		case <-time.After(250 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			return r, fmt.Errorf("not all %d uplinks up within 60s (last: %v)", n, err)
-		}
+	if err := waitAllUp(ctx, client, n, 60*time.Second, exited, func() string { return fmt.Sprintf("%v: %s", waitErr, lastN(out.String(), 10)) }); err != nil {
+		return r, err
 	}
 	w, err := measureCPU(ctx, pid, 3*time.Second, window)
 	if err != nil {

@@ -2,13 +2,18 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 	"time"
 
+	"github.com/uplinkd/uplinkd/internal/api"
+	"github.com/uplinkd/uplinkd/internal/control"
 	"github.com/uplinkd/uplinkd/internal/netlab"
+	"github.com/uplinkd/uplinkd/uplink"
 )
 
 // defaultPrefix names the CLI's lab: ullab-gw, ullab-isp1, ...
@@ -84,4 +89,52 @@ func measureCPU(ctx context.Context, pid int, settle, window time.Duration) (cpu
 	}
 	el := time.Since(t0)
 	return cpuWindow{Seconds: round(el.Seconds(), 1), CPUPct: round(100*(u1.CPU-u0.CPU).Seconds()/el.Seconds(), 2), End: u1}, nil
+}
+
+// writeJSON writes v, indented, to path, or to w when path is empty.
+func writeJSON(w io.Writer, path string, v any) error {
+	js, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return err
+	}
+	js = append(js, '\n')
+	if path != "" {
+		return os.WriteFile(path, js, 0o644)
+	}
+	_, err = w.Write(js)
+	return err
+}
+
+// waitAllUp polls the daemon at client until n uplinks are all up, the process exits (exited
+// closes; why describes it), ctx ends or limit passes.
+func waitAllUp(ctx context.Context, client *control.Client, n int, limit time.Duration, exited <-chan struct{}, why func() string) error {
+	allUp := func(st api.Status) bool {
+		if len(st.Uplinks) != n {
+			return false
+		}
+		for _, u := range st.Uplinks {
+			if u.State != uplink.Up {
+				return false
+			}
+		}
+		return true
+	}
+	for deadline := time.Now().Add(limit); ; { // bounded by deadline
+		c, cancel := context.WithTimeout(ctx, 5*time.Second)
+		st, err := client.Status(c)
+		cancel()
+		if err == nil && allUp(st) {
+			return nil
+		}
+		select {
+		case <-exited:
+			return fmt.Errorf("uplinkd exited: %s", why())
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("not all %d uplinks up within %s (last: %v)", n, limit, err)
+		}
+	}
 }
