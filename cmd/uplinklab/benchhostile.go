@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/uplinkd/uplinkd/internal/netlab"
 )
 
 // bench-hostile measures uplinkd under hostile load against the targets of issue #13: a status
@@ -266,4 +269,18 @@ func yesNo(b bool) string {
 		return "met"
 	}
 	return "NOT met"
+}
+
+// labDaemon builds a lab of its own and starts uplinkd with cfg in it. done stops the daemon,
+// joining its error into *err, and removes the lab.
+func (h *hostile) labDaemon(ctx context.Context, cfg netlab.DaemonConfig) (lab *netlab.Lab, d *netlab.Daemon, done func(err *error), err error) {
+	lab, err = netlab.New(netlab.Options{Prefix: h.prefix()})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if d, err = startDaemon(ctx, lab, h.bin, cfg, 30*time.Second, nil); err != nil {
+		lab.Close()
+		return nil, nil, nil, err
+	}
+	return lab, d, func(err *error) { *err = errors.Join(*err, d.Stop()); lab.Close() }, nil
 }

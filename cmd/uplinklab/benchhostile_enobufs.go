@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -64,16 +63,11 @@ func stormScript(n int) string {
 func (h *hostile) enobufs(ctx context.Context) (rep *enobufsReport, err error) {
 	o := h.opt
 	r := &enobufsReport{Scenario: "monitor_enobufs", Routes: o.StormRoutes, Events: 2 * o.StormRoutes, Method: enobufsMethod}
-	lab, err := netlab.New(netlab.Options{Prefix: h.prefix()})
+	lab, d, done, err := h.labDaemon(ctx, defaultConfig)
 	if err != nil {
 		return r, err
 	}
-	defer lab.Close()
-	d, err := startDaemon(ctx, lab, h.bin, defaultConfig, 30*time.Second, nil)
-	if err != nil {
-		return r, err
-	}
-	defer func() { err = errors.Join(err, d.Stop()) }()
+	defer done(&err)
 	sleepCtx(ctx, 2*time.Second)
 	gw := lab.NS(netlab.RoleGW)
 	rules0, routes0, err := netlab.Owned(gw)

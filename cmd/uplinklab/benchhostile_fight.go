@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -76,16 +75,11 @@ func hasFightRule(h *netlink.Handle) (bool, error) {
 func (h *hostile) fight(ctx context.Context) (rep *fightReport, err error) {
 	o := h.opt
 	r := &fightReport{Scenario: "fight", EveryMS: ms(o.FightEvery), Method: fightMethod}
-	lab, err := netlab.New(netlab.Options{Prefix: h.prefix()})
+	lab, d, done, err := h.labDaemon(ctx, defaultConfig)
 	if err != nil {
 		return r, err
 	}
-	defer lab.Close()
-	d, err := startDaemon(ctx, lab, h.bin, defaultConfig, 30*time.Second, nil)
-	if err != nil {
-		return r, err
-	}
-	defer func() { err = errors.Join(err, d.Stop()) }()
+	defer done(&err)
 	nl, err := netlab.NetlinkHandle(lab.NS(netlab.RoleGW))
 	if err != nil {
 		return r, err

@@ -127,16 +127,12 @@ func isp1To(state uplink.State) func(api.Event) bool {
 func (h *hostile) soak(ctx context.Context) (rep *soakReport, err error) {
 	o := h.opt
 	r := &soakReport{Scenario: "soak", Flaps: o.Flaps, Method: soakMethod}
-	lab, err := netlab.New(netlab.Options{Prefix: h.prefix()})
+	lab, d, done, err := h.labDaemon(ctx, soakConfig())
 	if err != nil {
 		return r, err
 	}
-	defer lab.Close()
-	d, err := startDaemon(ctx, lab, h.bin, soakConfig(), 30*time.Second, nil)
-	if err != nil {
-		return r, err
-	}
-	defer func() { err = errors.Join(err, lab.Heal(1), d.Stop()) }()
+	defer done(&err)
+	defer func() { err = errors.Join(err, lab.Heal(1)) }() // before the daemon stops
 	sleepCtx(ctx, 2*time.Second)
 	before, rules0, routes0, err := soakSnapshot(ctx, lab, d)
 	if err != nil {

@@ -318,7 +318,7 @@ func TestARenumberingIsNoFailureAndMovesTheProbesToTheNewAddress(t *testing.T) {
 		r.kernel <- routing.Event{Kind: routing.AddrChanged, Interface: "wan1"}
 		synctest.Wait()
 		for range 3 { // probes sent from the old address before the change fail
-			r.probes.roundAt("isp1", false, inFlight)
+			r.probes.roundAt("isp1", false, false, inFlight)
 		}
 		synctest.Wait()
 		r.rounds("isp1", true, 3)

@@ -60,8 +60,8 @@ func TestRoundsArrivingInABurstWaitForTheRepliesWindow(t *testing.T) {
 			r.probes.round("isp1", false)
 		}
 		synctest.Wait()
-		r.pins.receive(0x100, 5) // the LAN's replies keep arriving meanwhile
-		time.Sleep(100 * time.Millisecond)
+		r.pins.receive(0x100, 5)       // the LAN's replies keep arriving meanwhile
+		time.Sleep(2 * evidenceWindow) // fake time: the held rounds' window closes
 		synctest.Wait()
 		if s := r.state("isp1"); s == uplink.Down {
 			t.Errorf("isp1 was judged down by a burst of rounds before its replies could be counted")

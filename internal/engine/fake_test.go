@@ -218,29 +218,21 @@ func (p fakeProber) SetPin(pin probe.Pin) {
 func (p fakeProber) Stop() {}
 
 // round delivers one round of uplink name in which every target answered (ok) or none did.
-func (f *fakeProbers) round(name string, ok bool) { f.roundAt(name, ok, timeNow()) }
+func (f *fakeProbers) round(name string, ok bool) { f.roundAt(name, ok, ok, timeNow()) }
 
 // roundFamilies delivers a round in which the IPv4 targets answered (ok4) or not, and the
 // IPv6 ones (ok6).
-func (f *fakeProbers) roundFamilies(name string, ok4, ok6 bool) {
-	f.mu.Lock()
-	out, targets := f.out[name], f.targets[name]
-	f.mu.Unlock()
-	r := uplink.Round{Start: timeNow()}
-	for _, t := range targets {
-		r.Results = append(r.Results, uplink.Result{Target: t, OK: t.Is4() && ok4 || t.Is6() && ok6, RTT: 1e6})
-	}
-	out(r)
-}
+func (f *fakeProbers) roundFamilies(name string, ok4, ok6 bool) { f.roundAt(name, ok4, ok6, timeNow()) }
 
-// roundAt delivers a round that started at start (one in flight across a change).
-func (f *fakeProbers) roundAt(name string, ok bool, start time.Time) {
+// roundAt delivers a round that started at start (one in flight across a change), in which the
+// IPv4 targets answered (ok4) or not, and the IPv6 ones (ok6).
+func (f *fakeProbers) roundAt(name string, ok4, ok6 bool, start time.Time) {
 	f.mu.Lock()
 	out, targets := f.out[name], f.targets[name]
 	f.mu.Unlock()
 	r := uplink.Round{Start: start}
 	for _, t := range targets {
-		r.Results = append(r.Results, uplink.Result{Target: t, OK: ok, RTT: 1e6})
+		r.Results = append(r.Results, uplink.Result{Target: t, OK: t.Is4() && ok4 || t.Is6() && ok6, RTT: 1e6})
 	}
 	out(r)
 }

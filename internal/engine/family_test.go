@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 	"testing/synctest"
-	"time"
 
 	"github.com/uplinkd/uplinkd/uplink"
 )
@@ -17,11 +16,7 @@ var dualStack = strings.Replace(twoISPs, `targets = ["192.0.2.53", "198.51.100.5
 func TestDeadIPv6AtAnISPMovesOnlyIPv6Traffic(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := startRig(t, dualStack)
-		for range 3 {
-			r.probes.roundFamilies("isp1", true, false)
-			time.Sleep(100 * time.Millisecond)
-			synctest.Wait()
-		}
+		r.familyRounds("isp1", true, false, 3)
 		st := r.e.Status()
 		if st.Uplinks[0].State != uplink.Up || st.Uplinks[0].State6 == nil || *st.Uplinks[0].State6 != uplink.Down {
 			t.Fatalf("isp1: %s, IPv6 %v; want IPv4 up and IPv6 down", st.Uplinks[0].State, st.Uplinks[0].State6)

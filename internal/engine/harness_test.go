@@ -166,10 +166,13 @@ func (r *rig) close() error {
 }
 
 // rounds feeds n rounds of uplink name, one per 100 ms of fake time, and lets the engine act.
-func (r *rig) rounds(name string, ok bool, n int) {
+func (r *rig) rounds(name string, ok bool, n int) { r.familyRounds(name, ok, ok, n) }
+
+// familyRounds is rounds in which the IPv4 targets answer (ok4) or not, and the IPv6 ones (ok6).
+func (r *rig) familyRounds(name string, ok4, ok6 bool, n int) {
 	for range n {
-		r.probes.round(name, ok)
-		time.Sleep(100 * time.Millisecond)
+		r.probes.roundFamilies(name, ok4, ok6)
+		time.Sleep(100 * time.Millisecond) // fake time: the next round's
 		synctest.Wait()
 	}
 }
