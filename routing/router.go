@@ -107,10 +107,7 @@ func (r *Router) Apply(p Plan) (Changes, error) {
 	if err != nil {
 		return ch, err
 	}
-	var errs []error
-	for _, s := range p.Problems {
-		r.log.Warn("routing: plan ignored an input", "problem", s)
-	}
+	var errs []error // the plan's Problems are the caller's to report: it knows when they are news
 
 	// Routes first, so that a rule never points at a table we have not filled yet.
 	have := map[routeSlot][]netlink.Route{}
