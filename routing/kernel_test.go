@@ -225,7 +225,7 @@ func TestRetryDump(t *testing.T) {
 }
 
 func TestOwnership(t *testing.T) {
-	s := Settings{}.withDefaults()
+	s := Settings{}.WithDefaults()
 	ours := func(prio int, proto uint8) netlink.Rule {
 		r := *netlink.NewRule()
 		r.Priority, r.Protocol, r.Table = prio, proto, 201

@@ -18,6 +18,8 @@ type LinkInfo struct {
 	Addrs    []netip.Addr // global unicast addresses, IPv4 then IPv6
 	Gateway4 netip.Addr   // default gateway via this interface in a table that is not ours
 	Gateway6 netip.Addr
+	// PointToPoint links (PPP) need no gateway: the peer is the other end of the link.
+	PointToPoint bool
 }
 
 // Link learns an interface's state, global addresses and the gateways the kernel holds for it
@@ -34,6 +36,8 @@ func (r *Router) Link(ifname string) (LinkInfo, error) {
 		Index:   a.Index,
 		Up:      a.Flags&net.FlagUp != 0,
 		Carrier: a.RawFlags&unix.IFF_LOWER_UP != 0,
+
+		PointToPoint: a.Flags&net.FlagPointToPoint != 0,
 	}
 	for _, f := range families {
 		addrs, err := retryDump("addresses of "+ifname, func() ([]netlink.Addr, error) { return r.k.AddrList(l, f) })

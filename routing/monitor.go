@@ -38,7 +38,7 @@ func NewMonitor(ns netns.NsHandle, s Settings, log *slog.Logger) *Monitor {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	m := &Monitor{ns: ns, s: s.withDefaults(), log: log, subscribed: make(chan struct{})}
+	m := &Monitor{ns: ns, s: s.WithDefaults(), log: log, subscribed: make(chan struct{})}
 	m.subscribe = m.subscribeKernel
 	return m
 }

@@ -46,12 +46,12 @@ const guardMetric = 0xffffffff
 // Settings are the daemon-wide routing numbers (from [daemon] in the config).
 type Settings struct {
 	RulePriority int                   // start of our rule priority band, default 1000
-	ActiveTable  int                   // table holding the active default route(s), default 200
+	ActiveTable  int                   // table holding the active default route(s), default 1000 (uplink.DefaultTableBase)
 	Protocol     netlink.RouteProtocol // our route and rule protocol number, default 0x55
 }
 
-// withDefaults fills zero fields.
-func (s Settings) withDefaults() Settings {
+// WithDefaults fills zero fields.
+func (s Settings) WithDefaults() Settings {
 	if s.RulePriority <= 0 {
 		s.RulePriority = DefaultRulePriority
 	}
@@ -66,7 +66,7 @@ func (s Settings) withDefaults() Settings {
 
 // Validate reports settings the kernel cannot hold or that would collide with its own entries.
 func (s Settings) Validate() error {
-	s = s.withDefaults()
+	s = s.WithDefaults()
 	switch {
 	case s.RulePriority+bandWidth > 32766:
 		return fmt.Errorf("routing: rule priority band %d..%d reaches the main table's rule at 32766", s.RulePriority, s.RulePriority+bandWidth-1)
@@ -174,7 +174,7 @@ func NewPlan(s Settings, uplinks []Uplink, active []string) Plan {
 // NewPlanPerFamily is NewPlan with an active set per address family: where an uplink's IPv6
 // is judged apart from its IPv4, dead IPv6 moves only IPv6 traffic.
 func NewPlanPerFamily(s Settings, uplinks []Uplink, active4, active6 []string) Plan {
-	s = s.withDefaults()
+	s = s.WithDefaults()
 	p := Plan{Settings: s}
 
 	ups := make([]Uplink, 0, len(uplinks))
@@ -337,6 +337,29 @@ func (r Rule) String() string {
 	fmt.Fprintf(&b, " lookup %s", tableName(r.Table))
 	if r.SuppressPrefixlen >= 0 {
 		fmt.Fprintf(&b, " suppress_prefixlength %d", r.SuppressPrefixlen)
+	}
+	return b.String()
+}
+
+// IsIPv6 says whether the route is an IPv6 one.
+func (r Route) IsIPv6() bool { return r.Family == netlink.FAMILY_V6 }
+
+// Text renders the route alone, the way `ip route` prints a default route: one line for a
+// single way out, a nexthop line per way out of a multipath route.
+func (r Route) Text() string {
+	var b strings.Builder
+	if r.Unreachable {
+		return "unreachable default"
+	}
+	b.WriteString("default")
+	if len(r.Nexthops) == 1 {
+		writeHop(&b, r.Nexthops[0])
+		return b.String()
+	}
+	for _, h := range r.Nexthops {
+		b.WriteString("\n\tnexthop")
+		writeHop(&b, h)
+		fmt.Fprintf(&b, " weight %d", h.Weight)
 	}
 	return b.String()
 }

@@ -35,7 +35,7 @@ func newRouter(k kernel, s Settings, log *slog.Logger) *Router {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Router{k: k, s: s.withDefaults(), log: log}
+	return &Router{k: k, s: s.WithDefaults(), log: log}
 }
 
 // Settings returns the settings in use, defaults filled in.
@@ -99,9 +99,6 @@ func (r *Router) Apply(p Plan) (Changes, error) {
 	var ch Changes
 	if err := r.s.Validate(); err != nil {
 		return ch, err
-	}
-	if p.Settings.withDefaults() != r.s {
-		return ch, fmt.Errorf("routing: plan settings %+v differ from the router's %+v", p.Settings, r.s)
 	}
 	st, err := r.read(&ch, true)
 	if err != nil {

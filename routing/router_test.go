@@ -261,12 +261,6 @@ func TestApplyKeepsTheActiveRouteWhenItsInterfacesAreGone(t *testing.T) {
 	}
 }
 
-func TestApplyRefusesAPlanForOtherSettings(t *testing.T) {
-	r := newRouter(newFakeKernel(), Settings{}, nil)
-	if _, err := r.Apply(NewPlan(Settings{ActiveTable: 100}, nil, nil)); err == nil {
-		t.Error("Apply accepted a plan computed for another active table")
-	}
-}
 
 func TestFlushSNATDeletesOnlyThatUplinksEntries(t *testing.T) {
 	flow := func(src, dst, rsrc, rdst string) *netlink.ConntrackFlow {

@@ -25,6 +25,10 @@ func (s State) String() string {
 	return stateNames[s]
 }
 
+// Usable says whether an uplink in this state may carry traffic: Up, or Degraded when nothing
+// better is there.
+func (s State) Usable() bool { return s == Up || s == Degraded }
+
 // MarshalText makes states read as words in JSON.
 func (s State) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
 

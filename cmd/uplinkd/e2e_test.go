@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -255,6 +256,13 @@ func TestDeadIPv6AtTheActiveISPMovesOnlyIPv6(t *testing.T) {
 			t.Errorf("ip %s active table: %s (%v), want %s", fam, out, err, want)
 		}
 	}
+	// The status shows the routes the kernel holds, each family its own.
+	for fam, shown := range map[string]string{"-4": st.Route4, "-6": st.Route6} {
+		out, err := lab.Exec(context.Background(), netlab.RoleGW, "ip", fam, "route", "show", "table", fmt.Sprint(uplink.DefaultTableBase))
+		if got := kernelRoute(string(out)); err != nil || got != shown {
+			t.Errorf("ip %s: the kernel's active route is %q (%v), the status shows %q", fam, got, err, shown)
+		}
+	}
 	if via := viaTCP(t, lab); via != netlab.GWWAN1Addr4.String() {
 		t.Errorf("new IPv4 connections leave via %s, want isp1", via)
 	}
@@ -262,4 +270,11 @@ func TestDeadIPv6AtTheActiveISPMovesOnlyIPv6(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.waitFor("IPv6 back on isp1", 10*time.Second, func(st api.Status) bool { return len(st.Active6) == 0 && slices.Equal(st.Active, []string{"isp1"}) })
+}
+
+// kernelRoute is a route as `ip route show` prints it, without the attributes the status
+// leaves out (protocol, metric, preference).
+func kernelRoute(out string) string {
+	out = regexp.MustCompile(` (proto|metric|pref) \S+`).ReplaceAllString(out, "")
+	return strings.TrimSpace(out)
 }

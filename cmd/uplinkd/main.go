@@ -17,6 +17,7 @@ import (
 	"syscall"
 
 	"github.com/uplinkd/uplinkd/internal/control"
+	"github.com/uplinkd/uplinkd/internal/dataplane"
 	"github.com/uplinkd/uplinkd/internal/engine"
 	"github.com/uplinkd/uplinkd/internal/ha"
 	"github.com/uplinkd/uplinkd/internal/version"
@@ -176,17 +177,20 @@ func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger, level 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	settings := routingSettings(cfg.Daemon)
+	dp, err := dataplane.New(h, netns.None(), settings, log)
+	if err != nil {
+		return err
+	}
 	kernelEvents := make(chan routing.Event, 256)
 	kernelDone := make(chan error, 1)
 	pinDamage := make(chan struct{}, 1)
-	pins := connmark.NewTable(netns.None(), log)
 	n := newNotifier(log)
 	obs := newObserver(ctx, cfg, log)
 	e, err := engine.New(engine.Options{
 		Config:       cfg,
 		Load:         config.Load,
-		Routes:       routing.NewRouter(h, settings, log),
-		Pins:         pins,
+		Dataplane:    dp,
+		Kernel:       dp,
 		StartProber:  engine.StartProbe,
 		NewTracker:   func(path string) engine.Tracker { return ha.NewTracker(path) },
 		Notifier:     n,
@@ -220,7 +224,7 @@ func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger, level 
 	})
 	workers.Go(func() { kernelDone <- routing.NewMonitor(netns.None(), settings, log).Run(ctx, kernelEvents) })
 	workers.Go(func() {
-		if err := pins.Watch(ctx, pinDamage, nil); err != nil {
+		if err := connmark.NewTable(netns.None(), log).Watch(ctx, pinDamage, nil); err != nil {
 			log.Warn("nftables monitor unavailable; the connection-mark table is checked every 30s instead", "err", err)
 		}
 	})
@@ -253,12 +257,12 @@ func cleanupAll(cfg *uplink.Config, log *slog.Logger) error {
 		return fmt.Errorf("netlink: %w", err)
 	}
 	defer h.Close()
-	r := routing.NewRouter(h, routingSettings(cfg.Daemon), log)
-	ch, err := r.Cleanup()
-	for _, d := range ch.Done {
-		log.Info("removed", "entry", d)
+	dp, err := dataplane.New(h, netns.None(), routingSettings(cfg.Daemon), log)
+	if err != nil {
+		return err
 	}
-	return errors.Join(err, connmark.NewTable(netns.None(), log).Cleanup())
+	_, err = dp.Cleanup() // the router logs each removal
+	return err
 }
 
 func routingSettings(d uplink.Daemon) routing.Settings {

@@ -70,28 +70,36 @@ func (e *Engine) setDrained(name string, drained, now bool) error {
 }
 
 // hub fans events out to subscribers. A subscriber that cannot keep up is dropped (its stream
-// ends) rather than slowing the loop.
+// ends) rather than slowing the loop; dropping it also unhooks it from its context, so that
+// nothing of it is left behind however often that happens.
 type hub struct {
 	mu   sync.Mutex
-	subs map[chan api.Event]struct{}
+	subs map[chan api.Event]func() bool // the stop of the subscription's context.AfterFunc
 }
 
-func newHub() *hub { return &hub{subs: map[chan api.Event]struct{}{}} }
+func newHub() *hub { return &hub{subs: map[chan api.Event]func() bool{}} }
 
 func (h *hub) subscribe(ctx context.Context) <-chan api.Event {
 	ch := make(chan api.Event, 128)
 	h.mu.Lock()
-	h.subs[ch] = struct{}{}
-	h.mu.Unlock()
-	context.AfterFunc(ctx, func() {
+	defer h.mu.Unlock()
+	h.subs[ch] = context.AfterFunc(ctx, func() {
 		h.mu.Lock()
 		defer h.mu.Unlock()
-		if _, ok := h.subs[ch]; ok {
-			delete(h.subs, ch)
-			close(ch)
-		}
+		h.drop(ch)
 	})
 	return ch
+}
+
+// drop ends a subscription; h.mu is held.
+func (h *hub) drop(ch chan api.Event) {
+	stop, ok := h.subs[ch]
+	if !ok {
+		return
+	}
+	delete(h.subs, ch)
+	stop() // false when called from the AfterFunc itself: then there is nothing to unhook
+	close(ch)
 }
 
 func (h *hub) publish(ev api.Event) {
@@ -101,8 +109,7 @@ func (h *hub) publish(ev api.Event) {
 		select {
 		case ch <- ev:
 		default:
-			delete(h.subs, ch)
-			close(ch)
+			h.drop(ch)
 		}
 	}
 }

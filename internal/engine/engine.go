@@ -1,6 +1,7 @@
 // Package engine is uplinkd's run loop: it owns every piece of state, turns probe rounds and
 // kernel events into decisions (uplink.Machine, uplink.Decide) and makes the kernel match them
-// through small interfaces (Routes, Pins, StartProber, Notifier) that tests replace with fakes.
+// through small interfaces (Dataplane, Kernel, StartProber, Notifier) that tests replace with
+// fakes.
 // One goroutine, the loop, touches the state; everything else talks to it over channels.
 package engine
 
@@ -14,16 +15,17 @@ import (
 	"time"
 
 	"github.com/uplinkd/uplinkd/internal/api"
+	"github.com/uplinkd/uplinkd/internal/dataplane"
 	"github.com/uplinkd/uplinkd/routing"
 	"github.com/uplinkd/uplinkd/uplink"
 )
 
 const (
-	// retryApply is how soon a failed routing or pinning change is tried again.
+	// retryApply is how soon a failed change of the box is tried again.
 	retryApply = time.Second
-	// pinCheckInterval is how often the nftables table is checked for damage in case the
-	// nftables monitor (Options.PinDamage) missed a deletion; the monitor reports at once.
-	pinCheckInterval = 30 * time.Second
+	// checkInterval is how often the box is compared with the desired state in case a
+	// monitor (Options.PinDamage, KernelEvents) missed a deletion; the monitors report at once.
+	checkInterval = 30 * time.Second
 	// addrSettle is how long a burst of address or gateway changes may last before it is
 	// applied in one go.
 	addrSettle = 50 * time.Millisecond
@@ -33,13 +35,14 @@ const (
 	requestTimeout = 10 * time.Second
 )
 
-// Options are what an Engine is made of. Config, Routes, Pins and StartProber are required.
+// Options are what an Engine is made of. Config, Dataplane, Kernel and StartProber are
+// required.
 type Options struct {
 	Config *uplink.Config
 	// Load reads the configuration again for a reload (config.Load).
 	Load        func(path string) (*uplink.Config, error)
-	Routes      Routes
-	Pins        Pins
+	Dataplane   Dataplane
+	Kernel      Kernel
 	StartProber StartProber
 	Notifier    Notifier       // nil: none
 	Log         *slog.Logger   // nil: discard
@@ -76,9 +79,9 @@ type Engine struct {
 	started time.Time
 
 	decision uplink.Decision // the last one applied
+	state    dataplane.State // what the box should look like: the last one set
 	tracker  Tracker         // nil when the box is not in a pair
 	standby  bool            // the operator put this box in standby (uplinkctl standby)
-	applied  applied
 	ready    bool
 	retry    *time.Timer
 	// statusDue fires when a snapshot with newer RTT and loss figures is due; nil when the
@@ -102,8 +105,8 @@ type Engine struct {
 
 // New checks the options and makes an engine; nothing touches the kernel until Run.
 func New(opt Options) (*Engine, error) {
-	if opt.Config == nil || opt.Routes == nil || opt.Pins == nil || opt.StartProber == nil {
-		return nil, errors.New("engine: Config, Routes, Pins and StartProber are required")
+	if opt.Config == nil || opt.Dataplane == nil || opt.Kernel == nil || opt.StartProber == nil {
+		return nil, errors.New("engine: Config, Dataplane, Kernel and StartProber are required")
 	}
 	if opt.Log == nil {
 		opt.Log = slog.New(slog.DiscardHandler)
@@ -129,7 +132,7 @@ func New(opt Options) (*Engine, error) {
 	if err := e.setTracker(opt.Config.HA.TrackFile); err != nil {
 		return nil, err
 	}
-	e.counts.pins = opt.Pins
+	e.counts.kernel = opt.Kernel
 	e.pinning.Store(opt.Config.Daemon.Pinning)
 	e.setLogLevel()
 	e.status.Store(&api.Status{Version: opt.Version, Config: opt.Config.Path})
@@ -173,8 +176,8 @@ func (e *Engine) loop(ctx context.Context) error {
 	defer first.Stop()
 	watchdog := newTicker(e.opt.Watchdog)
 	defer watchdog.Stop()
-	pinCheck := time.NewTicker(pinCheckInterval)
-	defer pinCheck.Stop()
+	check := time.NewTicker(checkInterval)
+	defer check.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -200,7 +203,7 @@ func (e *Engine) loop(ctx context.Context) error {
 			e.steerVRRP()
 			e.notify.Ready(e.summary())
 		case <-e.retry.C:
-			e.applied.forget()
+			e.opt.Dataplane.Forget()
 			e.reconcile("retry")
 		case req := <-e.requests:
 			req()
@@ -215,10 +218,10 @@ func (e *Engine) loop(ctx context.Context) error {
 			e.publishStatus()
 		case <-watchdog.C:
 			e.notify.Watchdog()
-		case <-pinCheck.C:
-			e.checkPins()
+		case <-check.C:
+			e.check("check")
 		case <-e.opt.PinDamage:
-			e.checkPins()
+			e.check("connection-mark table damaged")
 		}
 	}
 }
@@ -286,34 +289,25 @@ func (e *Engine) setLogLevel() {
 }
 
 // prepareRouting installs the uplink tables and fwmark rules before the first probe, so that
-// probes leave through their own uplink from the start. The active route is left as it is (an
-// empty active set keeps it): after a restart it is the one the last run chose.
+// probes leave through their own uplink from the start, and the connection-mark table, which
+// also keeps the probes' source address from the operator's NAT. What the last run left (the
+// active routes, a connection-mark table with its pins) stays until the first verdict.
 func (e *Engine) prepareRouting() {
-	plan := routing.NewPlan(e.opt.Routes.Settings(), e.routingUplinks(), nil)
-	if ch, err := e.opt.Routes.Apply(plan); err != nil {
+	s := e.desired(true)
+	e.state = s
+	if res, err := e.opt.Dataplane.Set(s); err != nil {
 		e.log.Error("preparing uplink tables failed; probes may fail until the first reconcile", "err", err)
-	} else if ch.Messages > 0 {
-		e.log.Info("uplink tables and rules installed", "messages", ch.Messages)
-	}
-	// The connection-mark table also keeps the probes' source address from the operator's NAT.
-	// A table left by the last run stays as it is (its pinned connections keep their uplink);
-	// a missing one is installed before the first probe, with nothing live or eligible yet.
-	if e.cfg.Daemon.Pinning {
-		if ok, err := e.opt.Pins.Exists(); err == nil && !ok {
-			e.applyPins(false)
-		}
+	} else if res.Messages > 0 {
+		e.log.Info("uplink tables and rules installed", "messages", res.Messages)
 	}
 }
 
 // cleanup removes what uplinkd owns, on exit when cleanup_on_exit is set.
 func (e *Engine) cleanup() {
-	if ch, err := e.opt.Routes.Cleanup(); err != nil {
+	if ch, err := e.opt.Dataplane.Cleanup(); err != nil {
 		e.log.Error("cleanup on exit", "err", err)
 	} else {
 		e.log.Info("removed owned routing on exit", "changes", ch.Messages)
-	}
-	if err := e.opt.Pins.Cleanup(); err != nil {
-		e.log.Error("cleanup on exit", "err", err)
 	}
 }
 

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/uplinkd/uplinkd/internal/control"
+	"github.com/uplinkd/uplinkd/internal/dataplane"
 	"github.com/uplinkd/uplinkd/routing"
-	"github.com/uplinkd/uplinkd/routing/connmark"
 	"github.com/uplinkd/uplinkd/uplink"
 )
 
@@ -33,14 +33,15 @@ func TestStartupWaitsForTheFirstRoundsThenRoutesThroughThePrimary(t *testing.T) 
 		}
 		// The table (and with it the probes' own source address) is in place before the first
 		// verdict: the first plan had nothing eligible yet.
-		if first := r.pins.plans[0]; len(r.pins.plans) < 2 || slices.ContainsFunc(first.Uplinks, func(u connmark.Uplink) bool { return u.Eligible }) {
-			t.Errorf("the first connection-mark plan was not the empty one of the start: %+v", first)
+		states := r.dp.States()
+		if first := states[0]; len(states) < 2 || !first.Provisional || slices.ContainsFunc(first.Uplinks, func(u dataplane.Uplink) bool { return u.Active || u.Live }) {
+			t.Errorf("the first state was not the provisional one of the start: %+v", first)
 		}
 		if err := r.close(); err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(r.logs.String(), "routing stays as it is") || r.routes.cleanups != 0 {
-			t.Errorf("a stop must leave routing in place (fail static); cleanups %d", r.routes.cleanups)
+		if !strings.Contains(r.logs.String(), "routing stays as it is") || r.dp.Cleanups() != 0 {
+			t.Errorf("a stop must leave routing in place (fail static); cleanups %d", r.dp.Cleanups())
 		}
 	})
 }
@@ -53,7 +54,7 @@ func TestASilentFailureMovesTrafficAndFlushesTheDeadUplinksNAT(t *testing.T) {
 		if r.state("isp1") != uplink.Down {
 			t.Fatalf("isp1 is %s, want down", r.state("isp1"))
 		}
-		if got := r.routes.flushes(); !slices.Equal(got, []netip.Addr{isp1Addr}) {
+		if got := r.dp.Flushed(); !slices.Equal(got, []netip.Addr{isp1Addr}) {
 			t.Errorf("NAT flushed for %v, want isp1's address only", got)
 		}
 		if !slices.Contains(r.kinds(), "state isp1 → down") || !slices.Contains(r.kinds(), "active → isp2") {
@@ -69,15 +70,16 @@ func TestFailbackKeepsPinnedConnectionsOnTheBackup(t *testing.T) {
 		r.rounds("isp1", false, 3)
 		r.rounds("isp1", true, 3)
 		r.wantActive("isp1")
-		if got := r.routes.flushes(); slices.Contains(got, isp2Addr) {
+		if got := r.dp.Flushed(); slices.Contains(got, isp2Addr) {
 			t.Errorf("failback flushed isp2's NAT (%v): its pinned connections work and must stay", got)
 		}
 		var isp2 bool
-		for _, u := range r.pins.last().Uplinks {
+		pins, _ := r.dp.Pins()
+		for _, u := range pins.Uplinks {
 			isp2 = isp2 || (u.Name == "isp2" && u.Live && !u.Eligible)
 		}
 		if !isp2 {
-			t.Errorf("isp2 must stay live (its connections restored) but take no new ones: %+v", r.pins.last().Uplinks)
+			t.Errorf("isp2 must stay live (its connections restored) but take no new ones: %+v", pins.Uplinks)
 		}
 		r.close()
 	})
@@ -89,11 +91,11 @@ func TestWithoutPinningFailbackMovesTheBackupsConnections(t *testing.T) {
 		r.rounds("isp1", false, 3)
 		r.rounds("isp1", true, 3)
 		r.wantActive("isp1")
-		if got := r.routes.flushes(); !slices.Equal(got, []netip.Addr{isp1Addr, isp2Addr}) {
+		if got := r.dp.Flushed(); !slices.Equal(got, []netip.Addr{isp1Addr, isp2Addr}) {
 			t.Errorf("flushes %v, want isp1's at the failover and isp2's at the failback", got)
 		}
-		if n := len(r.pins.plans); n != 0 {
-			t.Errorf("pinning is off but the table was applied %d times", n)
+		if _, on := r.dp.Pins(); on {
+			t.Errorf("pinning is off but the state asks for the connection-mark table")
 		}
 		r.close()
 	})
@@ -106,13 +108,13 @@ func TestAGracefulDrainMovesNewTrafficAndKeepsConnectionsButDrainNowMovesThemToo
 			t.Fatal(err)
 		}
 		r.wantActive("isp2")
-		if len(r.routes.flushes()) != 0 {
-			t.Errorf("a graceful drain flushed NAT: %v", r.routes.flushes())
+		if len(r.dp.Flushed()) != 0 {
+			t.Errorf("a graceful drain flushed NAT: %v", r.dp.Flushed())
 		}
 		if err := r.e.Drain("isp1", true, true); err != nil {
 			t.Fatal(err)
 		}
-		if got := r.routes.flushes(); !slices.Equal(got, []netip.Addr{isp1Addr}) {
+		if got := r.dp.Flushed(); !slices.Equal(got, []netip.Addr{isp1Addr}) {
 			t.Errorf("drain --now flushed %v, want isp1's address", got)
 		}
 		if err := r.e.Drain("isp1", false, false); err != nil {
@@ -148,7 +150,8 @@ func TestServicesFollowTheirListAndOneWithoutFallbackIsBlocked(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := startRig(t, withServices)
 		svc := func() (voip, backup string) {
-			for _, s := range r.pins.last().Services {
+			pins, _ := r.dp.Pins()
+			for _, s := range pins.Services {
 				v := "balanced"
 				switch {
 				case s.Block:
@@ -180,12 +183,12 @@ func TestServicesFollowTheirListAndOneWithoutFallbackIsBlocked(t *testing.T) {
 func TestAFailedApplyIsRetriedAndLoggedOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := startRig(t, twoISPs)
-		r.routes.failNext = 5
+		r.dp.FailNext(5)
 		r.rounds("isp1", false, 3)
 		time.Sleep(10 * time.Second)
 		synctest.Wait()
 		r.wantActive("isp2")
-		if n := strings.Count(r.logs.String(), "routing apply failed"); n != 1 {
+		if n := strings.Count(r.logs.String(), "applying the desired state failed"); n != 1 {
 			t.Errorf("the same failure was logged %d times, want once", n)
 		}
 		if n := strings.Count(strings.Join(r.kinds(), "\n"), "error"); n != 1 {
@@ -204,7 +207,7 @@ func TestAFailedApplyIsRetriedAndLoggedOnce(t *testing.T) {
 func TestAMissingInterfaceIsOneLineAndADownStateNotAFlood(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := startRig(t, twoISPs)
-		r.routes.setLink("wan1", 1, false)
+		r.dp.SetLink("wan1", 1, false)
 		r.kernel <- routing.Event{Kind: routing.LinkDown, Interface: "wan1"}
 		synctest.Wait()
 		for range 100 {
@@ -226,11 +229,7 @@ func TestAMissingInterfaceIsOneLineAndADownStateNotAFlood(t *testing.T) {
 func TestCarrierLossMovesTrafficWithoutWaitingForProbes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := startRig(t, twoISPs)
-		r.routes.mu.Lock()
-		l := r.routes.links["wan1"]
-		l.Carrier = false
-		r.routes.links["wan1"] = l
-		r.routes.mu.Unlock()
+		r.dp.EditLink("wan1", func(l *routing.LinkInfo) { l.Carrier = false })
 		r.kernel <- routing.Event{Kind: routing.CarrierLost, Interface: "wan1"}
 		synctest.Wait()
 		r.wantActive("isp2")
@@ -244,13 +243,13 @@ func TestCarrierLossMovesTrafficWithoutWaitingForProbes(t *testing.T) {
 func TestABurstOfDeletionsIsOneRepairAndOurOwnEchoesDoNotWarn(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := startRig(t, twoISPs)
-		before := r.routes.applies()
+		before := r.dp.Sets()
 		for range 50 {
 			r.kernel <- routing.Event{Kind: routing.OwnedDeleted, Detail: "rule 1010"}
 		}
 		time.Sleep(time.Second)
 		synctest.Wait()
-		if n := r.routes.applies() - before; n != 1 {
+		if n := r.dp.Sets() - before; n != 1 {
 			t.Errorf("50 deletion events made %d applies, want 1", n)
 		}
 		if strings.Contains(r.logs.String(), "level=WARN") {
@@ -263,16 +262,14 @@ func TestABurstOfDeletionsIsOneRepairAndOurOwnEchoesDoNotWarn(t *testing.T) {
 func TestAFightOverARuleIsRateLimitedAndNamed(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := startRig(t, twoISPs)
-		before := r.routes.applies()
+		before := r.dp.Sets()
 		for range 600 { // someone deletes a rule every 10 ms for 6 s
-			r.routes.mu.Lock()
-			r.routes.applied = "" // the kernel lost something: the repair restores it
-			r.routes.mu.Unlock()
+			r.dp.Damage() // the kernel lost something: the repair restores it
 			r.kernel <- routing.Event{Kind: routing.OwnedDeleted, Detail: "rule 1010"}
 			time.Sleep(10 * time.Millisecond)
 			synctest.Wait()
 		}
-		n := r.routes.applies() - before
+		n := r.dp.Sets() - before
 		if n > 20 {
 			t.Errorf("600 deletions in 6 s made %d repairs, want at most 20 (rate-limited)", n)
 		}
@@ -292,14 +289,14 @@ func TestStatusCountsConnectionsAtABoundedRate(t *testing.T) {
 				t.Fatalf("isp1 has %d connections, want 7", c)
 			}
 		}
-		if r.pins.walks != 1 {
-			t.Errorf("100 status requests walked conntrack %d times, want once", r.pins.walks)
+		if w := r.dp.Walks(); w != 1 {
+			t.Errorf("100 status requests walked conntrack %d times, want once", w)
 		}
 		time.Sleep(countsMaxAge)
 		r.e.Status()
 		synctest.Wait()
-		if r.pins.walks != 2 {
-			t.Errorf("after %s: %d walks, want 2", countsMaxAge, r.pins.walks)
+		if w := r.dp.Walks(); w != 2 {
+			t.Errorf("after %s: %d walks, want 2", countsMaxAge, w)
 		}
 		r.close()
 	})
@@ -310,11 +307,7 @@ func TestARenumberingIsNoFailureAndMovesTheProbesToTheNewAddress(t *testing.T) {
 		r := startRig(t, twoISPs)
 		inFlight := time.Now()
 		time.Sleep(50 * time.Millisecond)
-		r.routes.mu.Lock()
-		l := r.routes.links["wan1"]
-		l.Addrs = []netip.Addr{netip.MustParseAddr("198.51.100.77")}
-		r.routes.links["wan1"] = l
-		r.routes.mu.Unlock()
+		r.dp.EditLink("wan1", func(l *routing.LinkInfo) { l.Addrs = []netip.Addr{netip.MustParseAddr("198.51.100.77")} })
 		r.kernel <- routing.Event{Kind: routing.AddrChanged, Interface: "wan1"}
 		synctest.Wait()
 		for range 3 { // probes sent from the old address before the change fail
@@ -347,7 +340,7 @@ func TestAnUplinkNeverJudgedUsableHereNeverFlushesNATState(t *testing.T) {
 		r.wantActive("isp1") // kept: every uplink down
 		r.rounds("isp2", true, 3)
 		r.wantActive("isp2")
-		if got := r.routes.flushes(); len(got) != 0 {
+		if got := r.dp.Flushed(); len(got) != 0 {
 			t.Errorf("NAT state flushed for %v by a box that never saw isp1 work", got)
 		}
 		r.close()

@@ -33,7 +33,7 @@ func (e *Engine) weighEvidence(m *member, r *uplink.Round) time.Duration {
 		m.evidence.doubt = false
 		return 0
 	}
-	got, err := e.opt.Pins.Received()
+	got, err := e.opt.Kernel.Received()
 	if err != nil {
 		e.log.Debug("passive evidence unavailable", "err", err)
 		return 0

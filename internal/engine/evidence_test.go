@@ -14,7 +14,7 @@ func TestRepliesArrivingForItsConnectionsKeepAnUplinkWhoseProbesAreLost(t *testi
 		// A full queue: every probe of isp1 is lost, while the LAN's connections through it
 		// keep getting replies.
 		for range 10 {
-			r.pins.receive(0x100, 50)
+			r.dp.Receive(0x100, 50)
 			r.rounds("isp1", false, 1)
 		}
 		if s := r.state("isp1"); s == uplink.Down {
@@ -46,8 +46,8 @@ func TestTheTableIsReadOnlyForRoundsWithoutQuorum(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := startRig(t, twoISPs)
 		r.rounds("isp1", true, 20)
-		if r.pins.reads != 0 {
-			t.Errorf("%d reads of the counters in 20 good rounds, want none", r.pins.reads)
+		if n := r.dp.Reads(); n != 0 {
+			t.Errorf("%d reads of the counters in 20 good rounds, want none", n)
 		}
 		r.close()
 	})
@@ -60,7 +60,7 @@ func TestRoundsArrivingInABurstWaitForTheRepliesWindow(t *testing.T) {
 			r.probes.round("isp1", false)
 		}
 		synctest.Wait()
-		r.pins.receive(0x100, 5)       // the LAN's replies keep arriving meanwhile
+		r.dp.Receive(0x100, 5)         // the LAN's replies keep arriving meanwhile
 		time.Sleep(2 * evidenceWindow) // fake time: the held rounds' window closes
 		synctest.Wait()
 		if s := r.state("isp1"); s == uplink.Down {

@@ -24,19 +24,14 @@ func TestDeadIPv6AtAnISPMovesOnlyIPv6Traffic(t *testing.T) {
 		if !slices.Equal(st.Active, []string{"isp1"}) || !slices.Equal(st.Active6, []string{"isp2"}) {
 			t.Errorf("active %v, active6 %v; want IPv4 on isp1, IPv6 on isp2", st.Active, st.Active6)
 		}
-		r.routes.mu.Lock()
-		plan := r.routes.plans[len(r.routes.plans)-1]
-		r.routes.mu.Unlock()
-		via := map[int]string{}
-		for _, ro := range plan.Routes {
-			if ro.Table == 200 {
-				via[ro.Family] = ro.Nexthops[0].Interface
-			}
+		if v4, v6 := r.dp.ActiveInterfaces(4), r.dp.ActiveInterfaces(6); !slices.Equal(v4, []string{"wan1"}) || !slices.Equal(v6, []string{"wan2"}) {
+			t.Errorf("the kernel's active routes go via %v (IPv4) and %v (IPv6), want wan1 and wan2", v4, v6)
 		}
-		if via[2] != "wan1" || via[10] != "wan2" {
-			t.Errorf("the kernel's active routes %v, want IPv4 via wan1 and IPv6 via wan2", via)
+		// The status shows the routes the kernel got, each family its own.
+		if st.Route4 != "default via 198.51.100.101 dev wan1" || st.Route6 != "default via 2001:db8:2::1 dev wan2" {
+			t.Errorf("status routes %q and %q, want IPv4 via wan1 and IPv6 via wan2", st.Route4, st.Route6)
 		}
-		pins := r.pins.last()
+		pins, _ := r.dp.Pins()
 		if !pins.PerFamily || pins.Uplinks[0].Eligible6 || !pins.Uplinks[1].Eligible6 || !pins.Uplinks[0].Eligible {
 			t.Errorf("new IPv6 connections must go to isp2 only, IPv4 ones to isp1: %+v", pins)
 		}

@@ -33,10 +33,11 @@ func (e *Engine) steerVRRP() {
 	}
 	usable := 0
 	for _, m := range e.members {
-		switch m.machine.State() {
-		case uplink.Unknown:
+		s := m.machine.State()
+		if s == uplink.Unknown {
 			return
-		case uplink.Up, uplink.Degraded:
+		}
+		if s.Usable() {
 			usable++
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/uplinkd/uplinkd/internal/api"
+	"github.com/uplinkd/uplinkd/internal/dataplane"
 	"github.com/uplinkd/uplinkd/routing"
 	"github.com/uplinkd/uplinkd/uplink"
 	"github.com/uplinkd/uplinkd/uplink/config"
@@ -49,8 +50,7 @@ type rig struct {
 	t          *testing.T
 	e          *Engine
 	path       string
-	routes     *fakeRoutes
-	pins       *fakePins
+	dp         *dataplane.Fake
 	probes     *fakeProbers
 	notify     *fakeNotifier
 	track      *fakeTracker
@@ -114,16 +114,17 @@ func startRigOpts(t *testing.T, cfg string, ok bool, setup func(*rig)) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{t: t, path: path, routes: newFakeRoutes(), pins: &fakePins{counts: map[uint32]int{0x100: 7}},
+	r := &rig{t: t, path: path, dp: dataplane.NewFake(),
 		probes: newFakeProbers(), notify: &fakeNotifier{}, kernel: make(chan routing.Event, 16),
 		damage: make(chan struct{}, 1), logs: &lockedBuffer{}, done: make(chan error, 1), track: &fakeTracker{}}
+	r.dp.SetCounts(map[uint32]int{0x100: 7})
 	for i, u := range c.Uplinks {
-		r.routes.setLink(u.Interface, i+1, true)
+		r.dp.SetLink(u.Interface, i+1, true)
 	}
 	if setup != nil {
 		setup(r)
 	}
-	e, err := New(Options{Config: c, Load: config.Load, Routes: r.routes, Pins: r.pins,
+	e, err := New(Options{Config: c, Load: config.Load, Dataplane: r.dp, Kernel: r.dp,
 		StartProber: r.probes.start, Notifier: r.notify, Version: "test",
 		Log:          slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		KernelEvents: r.kernel, KernelDone: r.kernelDone, PinDamage: r.damage,
@@ -190,7 +191,7 @@ func (r *rig) wantActive(want ...string) {
 			}
 		}
 	}
-	if got := r.routes.active(); !slices.Equal(got, ifs) {
+	if got := r.dp.ActiveInterfaces(4); !slices.Equal(got, ifs) {
 		r.t.Fatalf("the kernel's active route goes via %v, want %v", got, ifs)
 	}
 }

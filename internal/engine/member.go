@@ -24,9 +24,10 @@ type member struct {
 	// lastSeen are the addresses to flush NAT entries for when it loses its connections: the
 	// last ones the interface had, even after they vanished.
 	lastSeen []netip.Addr
-	// carried says the probes judged it usable (up or degraded) at some point since it was
-	// added: only then can its NAT state be its own. A backup whose view is stale or wrong (say
-	// its probes never worked) must never flush connection state synced from its peer.
+	// carried says it carried connections here while judged usable (up or degraded): only
+	// then can its NAT state be its own, and go when it stops carrying them. A backup whose
+	// view is stale or wrong (say its probes never worked) must never flush connection state
+	// synced from its peer.
 	carried bool
 
 	// evidence is the passive evidence since its probes began to lack quorum: the count of
@@ -99,7 +100,7 @@ func (m *member) stopProbing() {
 func (e *Engine) learn(m *member) {
 	wasOK, _ := m.linkUsable()
 	before := m.link
-	info, err := e.opt.Routes.Link(m.cfg.Interface)
+	info, err := e.opt.Kernel.Link(m.cfg.Interface)
 	m.link, m.linkErr = info, err
 	ok, why := m.linkUsable()
 	renumber := wasOK && ok && renumbered(before, info)
@@ -133,7 +134,7 @@ func (m *member) linkUsable() (bool, string) {
 		return false, fmt.Sprintf("carrier lost on %s", ifname)
 	case len(m.link.Addrs) == 0:
 		return false, fmt.Sprintf("no global address on %s", ifname)
-	case !m.gateway4().IsValid() && !m.gateway6().IsValid():
+	case !m.gateway4().IsValid() && !m.gateway6().IsValid() && !m.link.PointToPoint:
 		return false, fmt.Sprintf("no gateway known for %s: set gateway in the config or let DHCP install a default route", ifname)
 	}
 	return true, ""

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/uplinkd/uplinkd/internal/api"
+	"github.com/uplinkd/uplinkd/internal/dataplane"
 	"github.com/uplinkd/uplinkd/internal/hooks"
 	"github.com/uplinkd/uplinkd/internal/metrics"
 	"github.com/uplinkd/uplinkd/routing"
@@ -32,7 +33,7 @@ type observed struct {
 	e      *Engine
 	m      *metrics.Metrics
 	probes *fakeProbers
-	routes *fakeRoutes
+	dp     *dataplane.Fake
 	events <-chan api.Event
 }
 
@@ -49,14 +50,14 @@ func startObserved(t *testing.T, hookList []uplink.Hook) *observed {
 	}
 	cfg.Hooks = hookList
 	ctx, cancel := context.WithCancel(context.Background())
-	o := &observed{probes: newFakeProbers(), routes: newFakeRoutes()}
+	o := &observed{probes: newFakeProbers(), dp: dataplane.NewFake()}
 	for i, u := range cfg.Uplinks {
-		o.routes.setLink(u.Interface, i+1, true)
+		o.dp.SetLink(u.Interface, i+1, true)
 	}
 	o.m = metrics.New(metrics.SourceFunc(func() api.Status { return o.e.Status() }), "test")
 	runner := hooks.New(ctx, slog.New(slog.DiscardHandler), o.m)
 	runner.Configure(cfg.Hooks)
-	o.e, err = New(Options{Config: cfg, Load: config.Load, Routes: o.routes, Pins: &fakePins{},
+	o.e, err = New(Options{Config: cfg, Load: config.Load, Dataplane: o.dp, Kernel: o.dp,
 		StartProber: o.probes.start, Version: "test", KernelEvents: make(chan routing.Event),
 		OnRound: o.m.ObserveRound, OnReload: func(c *uplink.Config) { runner.Configure(c.Hooks) }})
 	if err != nil {
@@ -109,7 +110,7 @@ func (o *observed) fail(t *testing.T) (api.Event, time.Duration) {
 	o.until(t, "isp1 down", func() bool {
 		o.probes.round("isp1", false)
 		o.probes.round("isp2", true)
-		return slices.Equal(o.routes.active(), []string{"wan2"})
+		return slices.Equal(o.dp.ActiveInterfaces(4), []string{"wan2"})
 	})
 	state := o.next(t, func(ev api.Event) bool { return ev.Kind == api.KindState && ev.Uplink == "isp1" && ev.To == "down" })
 	active := o.next(t, func(ev api.Event) bool { return ev.Kind == api.KindActive && slices.Equal(ev.Active, []string{"isp2"}) })
@@ -121,7 +122,7 @@ func (o *observed) heal(t *testing.T) {
 	o.until(t, "isp1 back", func() bool {
 		o.probes.round("isp1", true)
 		o.probes.round("isp2", true)
-		return slices.Equal(o.routes.active(), []string{"wan1"})
+		return slices.Equal(o.dp.ActiveInterfaces(4), []string{"wan1"})
 	})
 }
 

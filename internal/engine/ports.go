@@ -2,50 +2,45 @@ package engine
 
 import (
 	"context"
-	"net/netip"
 
+	"github.com/uplinkd/uplinkd/internal/dataplane"
 	"github.com/uplinkd/uplinkd/probe"
 	"github.com/uplinkd/uplinkd/routing"
-	"github.com/uplinkd/uplinkd/routing/connmark"
 	"github.com/uplinkd/uplinkd/uplink"
 )
 
 // The engine talks to the kernel and the world only through these small interfaces, defined
-// here where they are used. The real ones are routing.Router, connmark.Table and the probe
-// package; tests use fakes.
+// here where they are used. The real ones are dataplane.Dataplane and the probe package; tests
+// use dataplane.Fake and the fakes of this package.
 
-// Routes is the kernel's policy routing.
-type Routes interface {
-	Settings() routing.Settings
-	// Apply makes the owned rules and routes match the plan; it is idempotent.
-	Apply(routing.Plan) (routing.Changes, error)
-	// Link learns an interface's state, addresses and gateways.
-	Link(ifname string) (routing.LinkInfo, error)
-	// FlushSNAT deletes the conntrack entries NATed to addr.
-	FlushSNAT(addr netip.Addr) (int, error)
-	// Cleanup removes every owned rule and route.
+// Dataplane makes the box match one desired state.
+type Dataplane interface {
+	// Set makes the box match s; it is idempotent and sends nothing when nothing changed.
+	Set(dataplane.State) (dataplane.Result, error)
+	// Forget makes the next Set check everything against the kernel (repair, retry, resync).
+	Forget()
+	// Cleanup removes every owned rule, route and table.
 	Cleanup() (routing.Changes, error)
 }
 
-// Pins is the connection-mark table (nftables table inet uplinkd).
-type Pins interface {
-	// Apply makes the table match the plan, rebuilding it if it was damaged.
-	Apply(connmark.Plan) error
-	// Counts returns tracked connections per uplink mark. It walks the conntrack table: slow.
+// Kernel is what the engine reads from the box.
+type Kernel interface {
+	// Link learns an interface's state, addresses and gateways.
+	Link(ifname string) (routing.LinkInfo, error)
+	// Counts returns live connections per uplink mark. It walks the conntrack table: slow; it
+	// is called from the status's own goroutine.
 	Counts() (map[uint32]int, error)
-	// Cleanup removes the table.
-	Cleanup() error
-	// Exists says whether the table is in the kernel.
-	Exists() (bool, error)
 	// Received counts, per uplink mark, the packets that arrived on the uplink for connections
-	// through it since the table was built. One dump.
+	// through it. One dump.
 	Received() (map[uint32]uint64, error)
 }
 
 var (
-	_ Routes = (*routing.Router)(nil)
-	_ Pins   = (*connmark.Table)(nil)
-	_ Prober = (*probe.Uplink)(nil)
+	_ Dataplane = (*dataplane.Dataplane)(nil)
+	_ Kernel    = (*dataplane.Dataplane)(nil)
+	_ Dataplane = (*dataplane.Fake)(nil)
+	_ Kernel    = (*dataplane.Fake)(nil)
+	_ Prober    = (*probe.Uplink)(nil)
 )
 
 // StartProbe is the StartProber of package probe: long-lived pinned sockets, RTT-adaptive

@@ -52,16 +52,9 @@ func (e *Engine) reload(cause string) error {
 		}
 	}
 	_ = e.setTracker(cfg.HA.TrackFile) // checked above; before e.cfg changes: it compares paths
-	wasPinning := e.cfg.Daemon.Pinning
 	e.members, e.cfg = kept, cfg
 	e.setLogLevel()
 	e.pinning.Store(cfg.Daemon.Pinning)
-	if wasPinning && !cfg.Daemon.Pinning {
-		if err := e.opt.Pins.Cleanup(); err != nil {
-			e.log.Error("pin_connections turned off: removing the connection-mark table failed", "err", err)
-		}
-		e.applied.pins = ""
-	}
 	e.log.Info("configuration reloaded", "cause", cause, "uplinks", len(cfg.Uplinks), "pin_connections", cfg.Daemon.Pinning)
 	if e.opt.OnReload != nil {
 		e.opt.OnReload(cfg)

@@ -63,8 +63,8 @@ func TestReloadAppliesEverySettingLive(t *testing.T) {
 		}
 		synctest.Wait()
 		r.wantActive("isp1", "isp2")
-		if r.pins.cleanups != 1 {
-			t.Errorf("pin_connections = false: the table was removed %d times, want once", r.pins.cleanups)
+		if _, on := r.dp.Pins(); on {
+			t.Errorf("pin_connections = false: the state still asks for the connection-mark table")
 		}
 		if r.probes.startedCount("isp1") != startedISP1 || r.probes.startedCount("isp2") != startedISP2+1 {
 			t.Errorf("probers restarted: isp1 %d→%d, isp2 %d→%d; want only isp2's (its probing changed)",
@@ -75,12 +75,11 @@ func TestReloadAppliesEverySettingLive(t *testing.T) {
 		}
 		// And back on: the table comes back.
 		r.rewrite("pin_connections = false", "pin_connections = true")
-		applies := len(r.pins.plans)
 		if err := r.e.Reload(); err != nil {
 			t.Fatal(err)
 		}
-		if len(r.pins.plans) != applies+1 {
-			t.Errorf("pin_connections = true: the table was not applied again")
+		if _, on := r.dp.Pins(); !on {
+			t.Errorf("pin_connections = true: the state does not ask for the table again")
 		}
 		r.close()
 	})
@@ -92,7 +91,7 @@ func TestReloadKeepsTheDrainOfAnUplinkWhoseInterfaceChanged(t *testing.T) {
 		if err := r.e.Drain("isp1", true, false); err != nil {
 			t.Fatal(err)
 		}
-		r.routes.setLink("wan9", 9, true)
+		r.dp.SetLink("wan9", 9, true)
 		r.rewrite(`interface = "wan1"`, `interface = "wan9"`)
 		if err := r.e.Reload(); err != nil {
 			t.Fatal(err)

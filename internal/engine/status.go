@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/uplinkd/uplinkd/internal/api"
+	"github.com/uplinkd/uplinkd/internal/dataplane"
 )
 
 const (
@@ -44,16 +45,14 @@ func (e *Engine) publishStatus() {
 		Version: e.opt.Version,
 		Started: e.started,
 		Config:  e.cfg.Path,
-		Active:  slices.Clone(e.decision.Active),
+		Active:  e.state.Active(),
 	}
-	if !slices.Equal(e.decision.Active, e.decision.Active6) {
-		st.Active6 = slices.Clone(e.decision.Active6)
+	if a6 := e.state.Active6(); !slices.Equal(st.Active, a6) {
+		st.Active6 = a6
 	}
 	if e.tracker != nil {
 		st.HA = &api.HAStatus{TrackFile: e.cfg.HA.TrackFile, Standby: e.standby}
 	}
-	var routes []string
-	var hops4, hops6 []nexthop
 	for _, m := range e.members {
 		since, reason := m.machine.Since()
 		loss, rtt := m.machine.Quality()
@@ -64,7 +63,7 @@ func (e *Engine) publishStatus() {
 			Since:       since,
 			Reason:      reason,
 			Drained:     m.drained,
-			Active:      slices.Contains(e.decision.Active, m.cfg.Name),
+			Active:      slices.Contains(st.Active, m.cfg.Name),
 			Priority:    m.cfg.Priority,
 			Weight:      m.cfg.Weight,
 			Mark:        m.cfg.Mark(),
@@ -90,60 +89,42 @@ func (e *Engine) publishStatus() {
 		for _, a := range m.link.Addrs {
 			us.Addresses = append(us.Addresses, a.String())
 		}
-		if us.Active {
-			if us.Gateway != "" {
-				hops4 = append(hops4, nexthop{us.Gateway, m.cfg.Interface, m.cfg.Weight})
-			}
-			if us.Gateway6 != "" {
-				hops6 = append(hops6, nexthop{us.Gateway6, m.cfg.Interface, m.cfg.Weight})
-			}
-			routes = append(routes, fmt.Sprintf("%s via %s weight %d", m.cfg.Interface, firstNonEmpty(us.Gateway, us.Gateway6, "?"), m.cfg.Weight))
-		}
 		st.Uplinks = append(st.Uplinks, us)
 	}
-	st.ActiveRoute = "default: none"
-	if len(routes) > 0 {
-		st.ActiveRoute = "default: " + strings.Join(routes, ", ")
-	}
-	st.Route4, st.Route6 = defaultRoute(hops4), defaultRoute(hops6)
+	// The routes come from the desired state, as the kernel got them: nothing decided twice.
+	st.ActiveRoute = activeRoute(e.state)
+	st.Route4, st.Route6 = e.state.Route4(), e.state.Route6()
 	e.status.Store(st)
 }
 
-type nexthop struct {
-	via, dev string
-	weight   int
-}
-
-// defaultRoute writes a family's active default route as ip route prints it.
-func defaultRoute(hops []nexthop) string {
-	switch len(hops) {
-	case 0:
-		return ""
-	case 1:
-		return fmt.Sprintf("default via %s dev %s", hops[0].via, hops[0].dev)
-	}
-	var b strings.Builder
-	b.WriteString("default")
-	for _, h := range hops {
-		fmt.Fprintf(&b, "\n\tnexthop via %s dev %s weight %d", h.via, h.dev, h.weight)
-	}
-	return b.String()
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, x := range s {
-		if x != "" {
-			return x
+// activeRoute is the one-line summary of where new connections go: "default: wan1 via
+// 198.51.100.1 weight 1, …" (each active uplink's IPv4 gateway, else its IPv6 one).
+func activeRoute(s dataplane.State) string {
+	var hops []string
+	for _, u := range s.Uplinks {
+		if !u.Active {
+			continue
 		}
+		via := "?"
+		switch {
+		case u.Gateway4.IsValid():
+			via = u.Gateway4.String()
+		case u.Gateway6.IsValid():
+			via = u.Gateway6.String()
+		}
+		hops = append(hops, fmt.Sprintf("%s via %s weight %d", u.Interface, via, u.Weight))
 	}
-	return ""
+	if len(hops) == 0 {
+		return "default: none"
+	}
+	return "default: " + strings.Join(hops, ", ")
 }
 
 // counter caches the connection counts per uplink mark. At most one walk of the conntrack
 // table runs at a time and at most one starts per countsMaxAge, whatever the number of
 // readers; readers wait up to countsWait for a fresh walk, else take the last one.
 type counter struct {
-	pins Pins
+	kernel Kernel
 
 	mu      sync.Mutex
 	counts  map[uint32]int
@@ -176,7 +157,7 @@ func (c *counter) get(now time.Time) (map[uint32]int, bool) {
 }
 
 func (c *counter) refresh(done chan struct{}) {
-	counts, err := c.pins.Counts()
+	counts, err := c.kernel.Counts()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err == nil {

@@ -242,7 +242,7 @@ type gaugeFamily struct {
 var uplinkGauges = []gaugeFamily{
 	{UplinkUp, "1 if the uplink is fit to carry traffic (state up or degraded), else 0.",
 		func(u api.UplinkStatus) (float64, bool) {
-			return bit(u.State == uplink.Up || u.State == uplink.Degraded), true
+			return bit(u.State.Usable()), true
 		}},
 	{UplinkActive, "1 if the uplink is in the active set (carries new connections), else 0.",
 		func(u api.UplinkStatus) (float64, bool) { return bit(u.Active), true }},

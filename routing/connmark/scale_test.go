@@ -61,13 +61,13 @@ func TestApplyManyUplinks(t *testing.T) {
 			viaGo, viaNft := newNS(t, "g"), newNS(t, "n")
 			tb := NewTable(nsHandle(t, viaGo), nil)
 			wall, cpu := clocks()
-			if err := tb.Apply(p); err != nil {
-				t.Fatalf("Apply: %v", err)
+			if err := tb.Replace(p); err != nil {
+				t.Fatalf("Replace: %v", err)
 			}
 			t.Logf("first apply of %d uplinks: %s", n, since(wall, cpu))
 			p.Uplinks[0].Weight++ // a change: the table is replaced while it exists
 			wall, cpu = clocks()
-			if err := tb.Apply(p); err != nil {
+			if err := tb.Replace(p); err != nil {
 				t.Fatalf("second Apply: %v", err)
 			}
 			t.Logf("replace of %d uplinks: %s", n, since(wall, cpu))

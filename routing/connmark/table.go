@@ -24,8 +24,7 @@ type Table struct {
 	ns  netns.NsHandle
 	log *slog.Logger
 
-	mu   sync.Mutex
-	last string // text of the last applied ruleset; "" before the first Apply
+	mu sync.Mutex // one transaction at a time
 }
 
 // NewTable returns the table in namespace ns (netns.None() for the caller's
@@ -52,18 +51,14 @@ func ourTable() *nftables.Table {
 	return &nftables.Table{Family: nftables.TableFamilyINet, Name: TableName}
 }
 
-// Apply makes the table match p. The whole table is replaced in one
-// transaction, so packets see the old ruleset or the new one, never a mix;
-// connection marks live in conntrack and survive the replacement. When p
-// renders as the last applied plan and the table is intact, Apply changes
-// nothing; a table deleted or damaged behind our back is rebuilt.
-func (t *Table) Apply(p Plan) error {
+// Replace makes the table match p: the whole table is replaced in one transaction, so
+// packets see the old ruleset or the new one, never a mix; connection marks live in conntrack
+// and survive the replacement. Deciding when is the caller's (the dataplane's cache).
+func (t *Table) Replace(p Plan) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
 	rs := build(p)
-	text := rs.text()
-
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	size, err := measure(rs)
@@ -74,29 +69,29 @@ func (t *Table) Apply(p Plan) error {
 	if err != nil {
 		return err
 	}
-	reason := "plan changed"
-	if t.last == "" {
-		reason = "first apply"
-	}
-	if text == t.last {
-		damage, err := intact(c, rs)
-		if err != nil {
-			return err
-		}
-		if damage == "" {
-			return nil
-		}
-		reason = damage
-	}
 	if err := replace(c, rs); err != nil {
-		t.last = ""
 		return err
 	}
-	t.last = text
-	t.log.Info("connmark: table replaced", "table", "inet "+TableName, "reason", reason,
+	t.log.Info("connmark: table replaced", "table", "inet "+TableName,
 		"uplinks", len(p.Uplinks), "services", len(p.Services), "affinity", p.Affinity,
 		"messages", size.messages, "bytes", size.bytes)
 	return nil
+}
+
+// Check says what is wrong with the table in the kernel compared with p ("table missing",
+// "chain X has N rules, want M"), or "" when it looks intact. It compares chains and rule
+// counts, not rule contents.
+func (t *Table) Check(p Plan) (string, error) {
+	if err := p.Validate(); err != nil {
+		return "", err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	c, err := t.conn()
+	if err != nil {
+		return "", err
+	}
+	return intact(c, build(p))
 }
 
 // replace sends the whole table as one transaction: create the table if it
@@ -234,7 +229,6 @@ func (t *Table) Cleanup() error {
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("connmark: delete table inet %s: %w", TableName, err)
 	}
-	t.last = ""
 	t.log.Info("connmark: table deleted", "table", "inet "+TableName)
 	return nil
 }

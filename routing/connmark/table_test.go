@@ -37,8 +37,8 @@ func withoutOurs(t *testing.T, ns string) string {
 
 func mustApply(t *testing.T, tb *Table, p Plan) {
 	t.Helper()
-	if err := tb.Apply(p); err != nil {
-		t.Fatalf("Apply: %v", err)
+	if err := tb.Replace(p); err != nil {
+		t.Fatalf("Replace: %v", err)
 	}
 }
 
@@ -191,29 +191,30 @@ func TestTableInLab(t *testing.T) {
 		}
 	})
 
-	t.Run("apply recreates a deleted table, repairs a flushed chain and otherwise changes nothing", func(t *testing.T) {
+	t.Run("check finds a deleted table and a flushed chain, and replace repairs them", func(t *testing.T) {
 		p := twoUplinks(3, 1)
 		mustApply(t, tb, p)
+		if damage, err := tb.Check(p); err != nil || damage != "" {
+			t.Fatalf("Check of the table just built = %q, %v; want intact", damage, err)
+		}
 		run(t, "ip", "netns", "exec", l.router, "nft", "delete", "table", "inet", "uplinkd")
-		if ok, err := tb.Exists(); err != nil || ok {
-			t.Fatalf("Exists after delete = %v, %v; want false", ok, err)
+		if damage, err := tb.Check(p); err != nil || damage != "table missing" {
+			t.Fatalf("Check after delete = %q, %v; want table missing", damage, err)
 		}
 		mustApply(t, tb, p)
 		if ok, err := tb.Exists(); err != nil || !ok {
-			t.Fatalf("Exists after Apply = %v, %v; want true", ok, err)
-		}
-		want := nftList(t, l.router, "-a", "list", "table", "inet", "uplinkd")
-		mustApply(t, tb, p)
-		if got := nftList(t, l.router, "-a", "list", "table", "inet", "uplinkd"); got != want {
-			t.Errorf("a repeated Apply changed the table:\n%s\nwant (same handles)\n%s", got, want)
+			t.Fatalf("Exists after Replace = %v, %v; want true", ok, err)
 		}
 		run(t, "ip", "netns", "exec", l.router, "nft", "flush", "chain", "inet", "uplinkd", "pick")
+		if damage, err := tb.Check(p); err != nil || !strings.Contains(damage, "chain pick has 0 rules") {
+			t.Fatalf("Check after flushing chain pick = %q, %v", damage, err)
+		}
 		mustApply(t, tb, p)
 		if got := nftList(t, l.router, "list", "chain", "inet", "uplinkd", "pick"); !strings.Contains(got, "numgen random mod 4") {
-			t.Errorf("Apply did not repair the flushed chain pick:\n%s", got)
+			t.Errorf("Replace did not repair the flushed chain pick:\n%s", got)
 		}
 		if got := withoutOurs(t, l.router); got != others {
-			t.Errorf("other tables changed after Apply:\n%s\nwant\n%s", got, others)
+			t.Errorf("other tables changed after Replace:\n%s\nwant\n%s", got, others)
 		}
 	})
 
@@ -240,8 +241,8 @@ func TestRenderMatchesKernel(t *testing.T) {
 	for _, tc := range richPlans() {
 		t.Run(tc.name, func(t *testing.T) {
 			viaGo, viaNft := newNS(t, "g"), newNS(t, "n")
-			if err := NewTable(nsHandle(t, viaGo), nil).Apply(tc.plan); err != nil {
-				t.Fatalf("Apply: %v", err)
+			if err := NewTable(nsHandle(t, viaGo), nil).Replace(tc.plan); err != nil {
+				t.Fatalf("Replace: %v", err)
 			}
 			nft(t, viaNft, Render(tc.plan))
 			got := nftList(t, viaGo, "list", "table", "inet", "uplinkd")
@@ -304,14 +305,14 @@ func BenchmarkApply(b *testing.B) {
 	b.Run("replace", func(b *testing.B) {
 		for i := range b.N {
 			p.Uplinks[0].Weight = 1 + i%2 // a change every time
-			if err := tb.Apply(p); err != nil {
+			if err := tb.Replace(p); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
-	b.Run("unchanged", func(b *testing.B) {
+	b.Run("check", func(b *testing.B) {
 		for range b.N {
-			if err := tb.Apply(p); err != nil {
+			if _, err := tb.Check(p); err != nil {
 				b.Fatal(err)
 			}
 		}

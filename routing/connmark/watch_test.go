@@ -12,7 +12,7 @@ func TestWatchReportsTheDeletionOfOurTableButNotOfOthers(t *testing.T) {
 	testkit.NeedRoot(t)
 	ns := newNS(t, "w")
 	tb := NewTable(nsHandle(t, ns), nil)
-	if err := tb.Apply(twoUplinks(1, 1)); err != nil {
+	if err := tb.Replace(twoUplinks(1, 1)); err != nil {
 		t.Fatal(err)
 	}
 	nft(t, ns, "table inet other {\n\tchain c {\n\t}\n}\n")
@@ -45,7 +45,7 @@ func TestWatchReportsTheDeletionOfOurTableButNotOfOthers(t *testing.T) {
 	case <-time.After(2 * time.Second):
 		t.Fatal("the deletion of our table was not reported within 2s")
 	}
-	if err := tb.Apply(twoUplinks(1, 1)); err != nil {
+	if err := tb.Replace(twoUplinks(1, 1)); err != nil {
 		t.Fatal(err)
 	}
 	if ok, err := tb.Exists(); !ok || err != nil {
