@@ -261,7 +261,6 @@ func TestApplyKeepsTheActiveRouteWhenItsInterfacesAreGone(t *testing.T) {
 	}
 }
 
-
 func TestFlushSNATDeletesOnlyThatUplinksEntries(t *testing.T) {
 	flow := func(src, dst, rsrc, rdst string) *netlink.ConntrackFlow {
 		f := &netlink.ConntrackFlow{}
