@@ -78,9 +78,11 @@ func runDemo(ctx context.Context, args []string, w io.Writer) (err error) {
 	}
 	tl.say("uplinkd: active %s", strings.Join(st.Active, ","))
 
-	var pic *demoPicture
-	if *svg != "" {
-		pic = &demoPicture{path: *svg, start: time.Now(), rec: recordRTT(ctx, d, 100*time.Millisecond)}
+	// The picture always collects (marks and outages cost nothing); only -svg records RTTs and
+	// draws it.
+	pic := &demoPicture{path: *svg, start: time.Now()}
+	if pic.path != "" {
+		pic.rec = recordRTT(ctx, d, 100*time.Millisecond)
 		defer pic.rec.finish() // on every path; a second finish is harmless
 	}
 
@@ -175,7 +177,7 @@ func runDemo(ctx context.Context, args []string, w io.Writer) (err error) {
 		results = append(results, r)
 		pic.outages = append(pic.outages, flow.Report().Outages...)
 	}
-	if pic != nil {
+	if pic.path != "" {
 		if err := pic.write(d); err != nil {
 			return err
 		}
@@ -184,19 +186,17 @@ func runDemo(ctx context.Context, args []string, w io.Writer) (err error) {
 	return nil
 }
 
-// demoPicture collects what `demo -svg` draws; a nil one collects nothing.
+// demoPicture collects what `demo -svg` draws.
 type demoPicture struct {
-	path    string
+	path    string // "": collect, draw nothing
 	start   time.Time
-	rec     *rttRecorder
+	rec     *rttRecorder // nil unless drawn
 	marks   []timeMark
 	outages []netlab.Outage
 }
 
 func (p *demoPicture) mark(at time.Time, label string) {
-	if p != nil {
-		p.marks = append(p.marks, timeMark{at, label})
-	}
+	p.marks = append(p.marks, timeMark{at, label})
 }
 
 func (p *demoPicture) write(d *netlab.Daemon) error {

@@ -55,37 +55,51 @@ func TestTimelineStampsEachLineWithTheSecondsSinceTheStart(t *testing.T) {
 	}
 }
 
+// The demo runs both steps to the end, with and without a picture: the README's command has
+// no -svg (it once panicked there after the first step).
 func TestFastDemoFailsOverFailsBackAndRemovesItsLab(t *testing.T) {
 	testkit.NeedRoot(t)
 	bin := testBinary(t)
-	prefix := uniquePrefix("uldemo")
-	var out bytes.Buffer
-	picture := filepath.Join(t.TempDir(), "demo.svg")
-	err := runDemo(context.Background(), []string{"-fast", "-hold", "500ms", "-uplinkd", bin, "-prefix", prefix, "-svg", picture}, &out)
-	t.Logf("demo output:\n%s", out.String())
-	if err != nil {
-		t.Fatalf("demo failed: %v", err)
-	}
-	svg, err := os.ReadFile(picture)
-	if err != nil {
-		t.Fatalf("demo -svg wrote no picture: %v", err)
-	}
-	if err := xml.Unmarshal(svg, new(struct{ XMLName xml.Name })); err != nil || strings.Count(string(svg), ">cut<") != 2 {
-		t.Errorf("the picture is not well-formed SVG with both cuts marked: %v", err)
-	}
-	text := out.String()
-	for _, want := range []string{
-		"breaking isp1 silently", "failover: isp2 carries the traffic", "failback: isp1 carries the traffic again",
-		"pulling isp1's cable", "── summary ──", "silent failure: failover", "carrier loss:   failover",
-	} {
-		if !strings.Contains(text, want) {
-			t.Errorf("the demo never said %q", want)
-		}
-	}
-	if n := strings.Count(text, "failover: isp2 carries"); n != 2 {
-		t.Errorf("%d failovers narrated, want 2", n)
-	}
-	if left := labNamespaces(t, prefix); len(left) > 0 {
-		t.Errorf("the demo left namespaces behind: %v", left)
+	for _, drawn := range []bool{false, true} {
+		t.Run(map[bool]string{false: "as the README runs it", true: "drawn with -svg"}[drawn], func(t *testing.T) {
+			prefix := uniquePrefix("uldemo")
+			args := []string{"-fast", "-hold", "500ms", "-uplinkd", bin, "-prefix", prefix}
+			picture := filepath.Join(t.TempDir(), "demo.svg")
+			if drawn {
+				args = append(args, "-svg", picture)
+			}
+			var out bytes.Buffer
+			err := runDemo(context.Background(), args, &out)
+			t.Logf("demo output:\n%s", out.String())
+			if err != nil {
+				t.Fatalf("demo failed: %v", err)
+			}
+			svg, err := os.ReadFile(picture)
+			switch {
+			case !drawn && err == nil:
+				t.Errorf("demo without -svg drew a picture")
+			case drawn && err != nil:
+				t.Fatalf("demo -svg wrote no picture: %v", err)
+			case drawn:
+				if err := xml.Unmarshal(svg, new(struct{ XMLName xml.Name })); err != nil || strings.Count(string(svg), ">cut<") != 2 {
+					t.Errorf("the picture is not well-formed SVG with both cuts marked: %v", err)
+				}
+			}
+			text := out.String()
+			for _, want := range []string{
+				"breaking isp1 silently", "failover: isp2 carries the traffic", "failback: isp1 carries the traffic again",
+				"pulling isp1's cable", "── summary ──", "silent failure: failover", "carrier loss:   failover",
+			} {
+				if !strings.Contains(text, want) {
+					t.Errorf("the demo never said %q", want)
+				}
+			}
+			if n := strings.Count(text, "failover: isp2 carries"); n != 2 {
+				t.Errorf("%d failovers narrated, want 2", n)
+			}
+			if left := labNamespaces(t, prefix); len(left) > 0 {
+				t.Errorf("the demo left namespaces behind: %v", left)
+			}
+		})
 	}
 }
