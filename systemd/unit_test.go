@@ -143,10 +143,8 @@ func TestUnitKeepsItsPromises(t *testing.T) {
 		{"the watchdog is 10s, pinged at half", "Service.WatchdogSec", "10"},
 		{"a crash restarts it after a second", "Service.Restart", "on-failure"},
 		{"restart delay", "Service.RestartSec", "1"},
-		{"the socket directory is systemd's", "Service.RuntimeDirectory", "uplinkd"},
-		{"others may reach the socket directory", "Service.RuntimeDirectoryMode", "0755"},
+		{"the daemon may write its socket directory, nothing else", "Service.ReadWritePaths", "-/run/uplinkd"},
 		{"only the two network capabilities are kept", "Service.CapabilityBoundingSet", "CAP_NET_ADMIN CAP_NET_RAW"},
-		{"the socket directory belongs to the socket group when it exists, never failing the start", "Service.ExecStartPre", "-+/usr/bin/install -d -o root -g uplinkd -m 2755 /run/uplinkd"},
 		{"netlink is allowed", "Service.RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6 AF_NETLINK"},
 		{"the file system is read-only", "Service.ProtectSystem", "strict"},
 		{"it starts at boot once enabled", "Install.WantedBy", "multi-user.target"},
@@ -158,6 +156,19 @@ func TestUnitKeepsItsPromises(t *testing.T) {
 			}
 		})
 	}
+	t.Run("the socket directory is made, then given to the socket group when it exists, never failing the start", func(t *testing.T) {
+		want := []string{"+/usr/bin/install -d -o root -g root -m 0755 /run/uplinkd", "-+/usr/bin/install -d -o root -g uplinkd -m 2755 /run/uplinkd"}
+		if got := unit["Service.ExecStartPre"]; !slices.Equal(got, want) {
+			t.Errorf("ExecStartPre = %q, want %q", got, want)
+		}
+	})
+	t.Run("no RuntimeDirectory: systemd would give the directory back to root:root before every command", func(t *testing.T) {
+		for _, key := range []string{"Service.RuntimeDirectory", "Service.RuntimeDirectoryMode"} {
+			if got := unit[key]; len(got) > 0 {
+				t.Errorf("%s = %q", key, got)
+			}
+		}
+	})
 	t.Run("no cleanup on stop: the routes stay (fail static)", func(t *testing.T) {
 		if got := unit["Service.ExecStopPost"]; len(got) > 0 {
 			t.Errorf("ExecStopPost = %q", got)

@@ -91,7 +91,7 @@ func startDaemon(t *testing.T, st api.Status) (*fakeDaemon, string) {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	socket := filepath.Join(dir, "u.sock")
-	ln, err := control.Listen(socket, "")
+	ln, err := control.Listen(socket, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

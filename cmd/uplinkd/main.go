@@ -69,6 +69,13 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 0
 	}
 	cfg, err := config.Load(*configPath)
+	if err != nil && *cleanup && !*check {
+		// Cleanup needs only the table base and the rule band; the package's removal runs it
+		// whatever state the file is in. Other numbers would have been in the file.
+		fmt.Fprintf(stderr, "uplinkd: %v\nuplinkd: cleaning up what uplinkd owns at the default table base and rule band\n", err)
+		def := uplink.DefaultConfig()
+		cfg, err = &def, nil
+	}
 	if err != nil {
 		fmt.Fprintf(stderr, "uplinkd: %v\n", err)
 		return 1
@@ -210,7 +217,7 @@ func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger, level 
 	if err := control.CheckGroup(cfg.Daemon.SocketGroup); err != nil {
 		log.Warn("control socket", "problem", err)
 	}
-	ln, err := control.Listen(cfg.Daemon.Socket, cfg.Daemon.SocketGroup)
+	ln, err := control.Listen(cfg.Daemon.Socket, cfg.Daemon.SocketGroup, func(err error) { log.Warn("control socket", "problem", err) })
 	if err != nil {
 		return fmt.Errorf("control socket: %w", err)
 	}

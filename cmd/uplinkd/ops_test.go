@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"syscall"
@@ -102,23 +103,36 @@ func TestTheAPIRefusesUnknownUplinks(t *testing.T) {
 }
 
 func TestAStoppedDaemonLeavesRoutingInPlaceAndCleanupRemovesIt(t *testing.T) {
-	lab := testkit.Lab(t, netlab.Options{})
-	foreign := routingText(t, lab)
-	d := startDaemon(t, lab, fastConfig())
-	d.waitActive(5*time.Second, "isp1")
-	owned := routingText(t, lab)
-	if err := d.proc.Stop(2 * time.Second); err != nil {
-		t.Fatalf("SIGTERM: %v", err)
-	}
-	if after := routingText(t, lab); after != owned {
-		t.Errorf("stopping changed routing (fail static expected):\n%s", after)
-	}
-	out, err := lab.Exec(context.Background(), netlab.RoleGW, uplinkdBinary(t), "--cleanup", "--config", d.config)
-	if err != nil {
-		t.Fatalf("uplinkd --cleanup: %v\n%s", err, out)
-	}
-	if after := routingText(t, lab); after != foreign {
-		t.Errorf("cleanup did not restore the foreign state:\nwant:\n%s\ngot:\n%s", foreign, after)
+	// The package's removal runs the cleanup whatever became of the file: gone, it cleans up
+	// at the defaults (which fastConfig keeps).
+	for _, configGone := range []bool{false, true} {
+		t.Run(map[bool]string{false: "with the config", true: "without a config"}[configGone], func(t *testing.T) {
+			lab := testkit.Lab(t, netlab.Options{})
+			foreign := routingText(t, lab)
+			d := startDaemon(t, lab, fastConfig())
+			d.waitActive(5*time.Second, "isp1")
+			owned := routingText(t, lab)
+			if err := d.proc.Stop(2 * time.Second); err != nil {
+				t.Fatalf("SIGTERM: %v", err)
+			}
+			if after := routingText(t, lab); after != owned {
+				t.Errorf("stopping changed routing (fail static expected):\n%s", after)
+			}
+			config := d.config
+			if configGone {
+				config = filepath.Join(t.TempDir(), "gone.toml")
+			}
+			out, err := lab.Exec(context.Background(), netlab.RoleGW, uplinkdBinary(t), "--cleanup", "--config", config)
+			if err != nil {
+				t.Fatalf("uplinkd --cleanup: %v\n%s", err, out)
+			}
+			if after := routingText(t, lab); after != foreign {
+				t.Errorf("cleanup did not restore the foreign state:\nwant:\n%s\ngot:\n%s", foreign, after)
+			}
+			if nft, _ := lab.Exec(context.Background(), netlab.RoleGW, "nft", "list", "table", "inet", "uplinkd"); strings.Contains(string(nft), "chain") {
+				t.Errorf("cleanup left table inet uplinkd")
+			}
+		})
 	}
 }
 

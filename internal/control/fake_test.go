@@ -128,7 +128,7 @@ func (f *fakeBackend) lastDrain() (drainCall, bool) {
 func startServer(t *testing.T, b Backend) (socket string, stop func()) {
 	t.Helper()
 	socket = filepath.Join(shortTempDir(t), "run", "uplinkd.sock")
-	ln, err := Listen(socket, "")
+	ln, err := Listen(socket, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,12 +23,14 @@ import (
 // group may read the status. When group is empty or no such group exists, the socket is 0600 and
 // only root can use it: failing closed is safer than opening it to everyone, and a missing group
 // must not keep the gateway's failover from running. Callers say so: the daemon logs
-// CheckGroup's error as a warning at startup, and --check prints it as a warning.
+// CheckGroup's error as a warning at startup, and --check prints it as a warning. The same goes
+// for a group that exists but cannot be given (the daemon is not in it and lacks CAP_CHOWN):
+// the socket is 0600 and warn (if not nil) is told why.
 //
 // The socket is bound under a temporary name, given its mode and group, and then renamed into
 // place, so there is no moment at which it is reachable with looser permissions.
 // Closing the listener removes the socket.
-func Listen(path string, group string) (net.Listener, error) {
+func Listen(path string, group string, warn func(error)) (net.Listener, error) {
 	if path == "" {
 		return nil, errors.New("control: listen: empty socket path")
 	}
@@ -67,15 +69,19 @@ func Listen(path string, group string) (net.Listener, error) {
 		os.Remove(tmp)
 		return nil, err
 	}
+	if gid >= 0 {
+		// Without CAP_CHOWN a process may only give a file to a group it is in, or keep the
+		// group it has: the unit makes the socket directory set-group-ID uplinkd, so the socket
+		// is born in the group and this chgrp changes nothing.
+		if err := os.Chown(tmp, -1, gid); err != nil {
+			mode = 0o600 // fail closed, and keep the failover running
+			if warn != nil {
+				warn(fmt.Errorf("control: chgrp socket %s to %s: %w; the socket is root-only (0600): make its directory set-group-ID %s (the shipped unit does) or run uplinkd in that group", path, group, err, group))
+			}
+		}
+	}
 	if err := os.Chmod(tmp, mode); err != nil {
 		return fail(fmt.Errorf("control: chmod socket %s to %#o: %w", path, mode, err))
-	}
-	if gid >= 0 {
-		if err := os.Chown(tmp, -1, gid); err != nil {
-			// Without CAP_CHOWN a process may only hand a file to a group it is in: the unit
-			// adds the daemon to group uplinkd for that (SupplementaryGroups).
-			return fail(fmt.Errorf("control: chgrp socket %s to %s: %w (the daemon must be a member of group %s or have CAP_CHOWN)", path, group, err, group))
-		}
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fail(fmt.Errorf("control: move socket into place at %s: %w", path, err))

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -39,7 +40,7 @@ func TestListen(t *testing.T) {
 				}
 				tt.before(t, path)
 			}
-			ln, err := Listen(path, tt.group)
+			ln, err := Listen(path, tt.group, nil)
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("got %v, want %q", err, tt.wantErr)
@@ -82,7 +83,7 @@ func TestListen(t *testing.T) {
 }
 
 func TestListenRefusesATooLongPath(t *testing.T) {
-	_, err := Listen("/tmp/"+strings.Repeat("x", 120)+"/u.sock", "")
+	_, err := Listen("/tmp/"+strings.Repeat("x", 120)+"/u.sock", "", nil)
 	if err == nil || !strings.Contains(err.Error(), "socket path too long") {
 		t.Errorf("got %v", err)
 	}
@@ -114,4 +115,36 @@ func regularFile(t *testing.T, path string) {
 			t.Error("Listen changed a file that was not a socket")
 		}
 	})
+}
+
+// A group that exists but that the daemon may not give (it is not in it, no CAP_CHOWN) never
+// stops the daemon: the socket is root-only and the reason is told.
+func TestListenFailsClosedWhenTheGroupCannotBeGiven(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("needs a process without CAP_CHOWN: runs as a normal user (systemd's check covers root in the unit)")
+	}
+	other, err := user.LookupGroupId("0") // root's group: a normal user is not in it
+	if err != nil {
+		t.Skipf("no group 0: %v", err)
+	}
+	if groups, _ := os.Getgroups(); slices.Contains(groups, 0) {
+		t.Skip("this user is in group 0")
+	}
+	path := filepath.Join(shortTempDir(t), "u.sock")
+	var warned error
+	ln, err := Listen(path, other.Name, func(err error) { warned = err })
+	if err != nil {
+		t.Fatalf("Listen failed: %v; want a root-only socket", err)
+	}
+	defer ln.Close()
+	fi, err := os.Lstat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("socket mode %#o, want 0600", fi.Mode().Perm())
+	}
+	if warned == nil || !strings.Contains(warned.Error(), "root-only (0600)") {
+		t.Errorf("warning %v, want one saying the socket is root-only", warned)
+	}
 }

@@ -102,7 +102,7 @@ func TestPeerCredentials(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			f := newFake()
 			socket := filepath.Join(dir, fmt.Sprintf("s%d", i), "u.sock")
-			ln, err := Listen(socket, tt.group)
+			ln, err := Listen(socket, tt.group, nil)
 			if err != nil {
 				t.Fatal(err)
 			}

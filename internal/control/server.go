@@ -130,6 +130,15 @@ func Serve(ctx context.Context, ln net.Listener, b Backend, log *slog.Logger) er
 }
 
 func serve(ctx context.Context, ln net.Listener, srv *http.Server) error {
+	if ll, ok := ln.(*limitListener); ok { // it needs to know which connections are idle
+		prev := srv.ConnState
+		srv.ConnState = func(c net.Conn, s http.ConnState) {
+			if prev != nil {
+				prev(c, s)
+			}
+			ll.track(c, s)
+		}
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	select {

@@ -178,7 +178,7 @@ func TestReload(t *testing.T) {
 func TestChangesNeedTheAdminUID(t *testing.T) {
 	f := newFake()
 	socket := shortTempDir(t) + "/uplinkd.sock"
-	ln, err := Listen(socket, "")
+	ln, err := Listen(socket, "", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,7 +259,7 @@ func BenchmarkStatusRoundTrip(b *testing.B) {
 	}
 	defer os.RemoveAll(dir)
 	socket := dir + "/u.sock"
-	ln, err := Listen(socket, "")
+	ln, err := Listen(socket, "", nil)
 	if err != nil {
 		b.Fatal(err)
 	}
