@@ -64,7 +64,7 @@ type Probe struct {
 
 // Uplink is one provider.
 type Uplink struct {
-	ID        int // stable small number: table TableBase+ID, mark ID<<8
+	ID        int // stable small number: table TableBase+ID, mark MarkOf(ID)
 	Name      string
 	Interface string
 	Gateway   netip.Addr // IPv4 gateway; zero: learned from the kernel
@@ -78,7 +78,14 @@ type Uplink struct {
 const MarkMask uint32 = 0xff00
 
 // Mark is the firewall mark that routes through this uplink's table.
-func (u Uplink) Mark() uint32 { return uint32(u.ID) << 8 }
+func (u Uplink) Mark() uint32 { return MarkOf(u.ID) }
+
+// MarkOf is the mark of the uplink with id. With IDOf, the one place that knows the id sits
+// in the mark's second byte (MarkMask).
+func MarkOf(id int) uint32 { return uint32(id) << 8 }
+
+// IDOf is the uplink id a mark names.
+func IDOf(mark uint32) int { return int(mark&MarkMask) >> 8 }
 
 // Table is this uplink's routing table.
 func (u Uplink) Table(d Daemon) int { return d.TableBase + u.ID }
@@ -98,7 +105,7 @@ func (c *Config) Uplink(name string) (Uplink, bool) {
 func DefaultConfig() Config {
 	return Config{
 		Daemon: Daemon{
-			Socket:       "/run/uplinkd/uplinkd.sock",
+			Socket:       DefaultSocket,
 			SocketGroup:  "uplinkd",
 			LogLevel:     "info",
 			TableBase:    DefaultTableBase,
@@ -120,6 +127,9 @@ func DefaultConfig() Config {
 	}
 }
 
+// DefaultSocket is where the daemon listens unless told otherwise, and where uplinkctl looks.
+const DefaultSocket = "/run/uplinkd/uplinkd.sock"
+
 // The default routing table base and rule priority band: tables 1000 (active) and 1001..1250
 // stay clear of the kernel's 253..255 for every id; rules 1000.. leave room below and above.
 const (
@@ -127,7 +137,7 @@ const (
 	DefaultRulePriority = 1000
 )
 
-// MaxUplinkID is the largest uplink id: marks are id<<8 within MarkMask.
+// MaxUplinkID is the largest uplink id: marks (MarkOf) are within MarkMask.
 const MaxUplinkID = 250
 
 // Method is how a target is probed, parsed once from the configuration's "icmp", "tcp",

@@ -173,6 +173,9 @@ func warnings(cfg *uplink.Config) []string {
 	return out
 }
 
+// The engine is the control API's backend.
+var _ control.Backend = (*engine.Engine)(nil)
+
 // runDaemon wires the engine to the kernel, the control socket, signals and systemd, and runs
 // it until ctx ends.
 func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger, level *slog.LevelVar) error {

@@ -4,6 +4,7 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"time"
 
 	"github.com/uplinkd/uplinkd/uplink"
@@ -128,3 +129,12 @@ func Targets(stats []uplink.TargetStats) []TargetStatus {
 func StateEvent(t uplink.Transition) Event {
 	return Event{Time: t.Time, Kind: KindState, Uplink: t.Uplink, From: t.From.String(), To: t.To.String(), Reason: t.Reason}
 }
+
+// Errors a backend of the control API wraps, so that the server answers with the right status
+// (404, 409) whatever the words around them.
+var (
+	// ErrUnknownUplink: a drain or undrain names an uplink that is not configured.
+	ErrUnknownUplink = errors.New("unknown uplink")
+	// ErrNotInPair: standby or active on a box that is not one of a gateway pair.
+	ErrNotInPair = errors.New("this box is not in a gateway pair")
+)

@@ -14,10 +14,11 @@ import (
 	"time"
 
 	"github.com/uplinkd/uplinkd/internal/api"
+	"github.com/uplinkd/uplinkd/uplink"
 )
 
 // DefaultSocket is where the packaged daemon listens.
-const DefaultSocket = "/run/uplinkd/uplinkd.sock"
+const DefaultSocket = uplink.DefaultSocket
 
 var (
 	// ErrNotRunning means nobody listens on the socket: it is missing or refuses connections.

@@ -37,11 +37,11 @@ type Backend interface {
 	Subscribe(ctx context.Context) <-chan api.Event
 }
 
-// ErrNotInPair is wrapped by Backend.Standby on a box that is not one of a gateway pair.
-var ErrNotInPair = errors.New("this box is not in a gateway pair")
-
-// ErrUnknownUplink is wrapped by Backend.Drain for a name that is not configured.
-var ErrUnknownUplink = errors.New("unknown uplink")
+// The errors Backend implementations wrap, defined with the wire types they share.
+var (
+	ErrNotInPair     = api.ErrNotInPair
+	ErrUnknownUplink = api.ErrUnknownUplink
+)
 
 // adminUID is the only uid allowed to change the daemon.
 const adminUID = 0

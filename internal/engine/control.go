@@ -8,12 +8,10 @@ import (
 	"time"
 
 	"github.com/uplinkd/uplinkd/internal/api"
-	"github.com/uplinkd/uplinkd/internal/control"
 )
 
-// The engine is the control API's backend: reads come from the published snapshot, changes
-// run inside the loop, which owns the state.
-var _ control.Backend = (*Engine)(nil)
+// The engine is the control API's backend (cmd/uplinkd wires it): reads come from the
+// published snapshot, changes run inside the loop, which owns the state.
 
 // Drain sets or clears an uplink's drained flag; now moves its connections away at once.
 func (e *Engine) Drain(name string, drained, now bool) error {
@@ -53,7 +51,7 @@ func (e *Engine) do(f func() error) error {
 func (e *Engine) setDrained(name string, drained, now bool) error {
 	m := e.member(name)
 	if m == nil {
-		return fmt.Errorf("%w %q", control.ErrUnknownUplink, name)
+		return fmt.Errorf("%w %q", api.ErrUnknownUplink, name)
 	}
 	if m.drained == drained && m.drainNow == (drained && now) {
 		return nil

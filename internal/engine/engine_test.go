@@ -10,7 +10,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/uplinkd/uplinkd/internal/control"
+	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/internal/dataplane"
 	"github.com/uplinkd/uplinkd/routing"
 	"github.com/uplinkd/uplinkd/uplink"
@@ -121,7 +121,7 @@ func TestAGracefulDrainMovesNewTrafficAndKeepsConnectionsButDrainNowMovesThemToo
 			t.Fatal(err)
 		}
 		r.wantActive("isp1")
-		if err := r.e.Drain("nope", true, false); !errors.Is(err, control.ErrUnknownUplink) {
+		if err := r.e.Drain("nope", true, false); !errors.Is(err, api.ErrUnknownUplink) {
 			t.Errorf("draining an unknown uplink: %v", err)
 		}
 		want := []string{"active → isp1", "drain isp1", "active → isp2", "drain isp1", "undrain isp1", "active → isp1"}

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/uplinkd/uplinkd/internal/api"
-	"github.com/uplinkd/uplinkd/internal/control"
 	"github.com/uplinkd/uplinkd/uplink"
 )
 
@@ -55,7 +54,7 @@ func (e *Engine) steerVRRP() {
 func (e *Engine) Standby(on bool) error {
 	return e.do(func() error {
 		if e.tracker == nil {
-			return fmt.Errorf("%w: add an [ha] section (track_file) and reload", control.ErrNotInPair)
+			return fmt.Errorf("%w: add an [ha] section (track_file) and reload", api.ErrNotInPair)
 		}
 		if e.standby == on {
 			return nil

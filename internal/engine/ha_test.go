@@ -6,7 +6,7 @@ import (
 	"testing"
 	"testing/synctest"
 
-	"github.com/uplinkd/uplinkd/internal/control"
+	"github.com/uplinkd/uplinkd/internal/api"
 )
 
 const pair = twoISPs + `
@@ -85,7 +85,7 @@ func TestAStandbySurvivesARestart(t *testing.T) {
 func TestStandbyOutsideAPairSaysHowToMakeOne(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := startRig(t, twoISPs)
-		if err := r.e.Standby(true); !errors.Is(err, control.ErrNotInPair) {
+		if err := r.e.Standby(true); !errors.Is(err, api.ErrNotInPair) {
 			t.Errorf("standby without [ha]: %v", err)
 		}
 		if r.e.Status().HA != nil {

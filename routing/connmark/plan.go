@@ -29,7 +29,7 @@ const (
 type Uplink struct {
 	Name      string // for comments and logs
 	Interface string // traffic arriving here is pinned to this uplink; replies from here are never marked
-	Mark      uint32 // id<<8, within MarkMask
+	Mark      uint32 // uplink.MarkOf(id), within MarkMask
 	Weight    int    // share of new connections among the eligible uplinks; 0 takes none
 	// Live: may keep its connections (Up/Degraded, not drained --now).
 	Live bool

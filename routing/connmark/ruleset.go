@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+
+	"github.com/uplinkd/uplinkd/uplink"
 )
 
 // The table is built from a small intermediate form: chains of rules made
@@ -58,7 +60,7 @@ type ruleset struct {
 // through it (their replies): the engine's passive evidence that the uplink works.
 func receivedCounter(mark uint32) string { return chainName("rx", mark) }
 
-func chainName(kind string, mark uint32) string { return fmt.Sprintf("%s_%d", kind, mark>>8) }
+func chainName(kind string, mark uint32) string { return fmt.Sprintf("%s_%d", kind, uplink.IDOf(mark)) }
 
 // build turns a valid plan into the table's chains. Pure.
 func build(p Plan) ruleset {

@@ -11,6 +11,7 @@ import (
 	"github.com/google/nftables/expr"
 	"github.com/google/nftables/userdata"
 	"github.com/uplinkd/uplinkd/routing"
+	"github.com/uplinkd/uplinkd/uplink"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
@@ -345,9 +346,9 @@ func (t *Table) Received() (map[uint32]uint64, error) {
 		if !ok {
 			continue
 		}
-		var id uint32
+		var id int
 		if _, err := fmt.Sscanf(co.Name, "rx_%d", &id); err == nil && id > 0 {
-			out[id<<8] = co.Packets
+			out[uplink.MarkOf(id)] = co.Packets
 		}
 	}
 	return out, nil
