@@ -53,7 +53,7 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// runHelper runs one Round per request, all at once, and prints their results as JSON.
+// runHelper runs one round per request, all at once, and prints their results as JSON.
 func runHelper(reqJSON string) int {
 	var reqs []helperRequest
 	if err := json.Unmarshal([]byte(reqJSON), &reqs); err != nil {
@@ -80,7 +80,7 @@ func runHelper(reqJSON string) int {
 		wg.Go(func() {
 			ctx, cancel := context.WithTimeout(context.Background(), req.Timeout+10*time.Second)
 			defer cancel()
-			for _, r := range Round(ctx, p, req.Pin, req.Targets, req.Timeout) {
+			for _, r := range round(ctx, func(netip.Addr) Prober { return p }, req.Pin, req.Targets, req.Timeout) {
 				hr := helperResult{Target: r.Target, OK: r.OK, RTT: r.RTT}
 				if r.Err != nil {
 					hr.Err = r.Err.Error()

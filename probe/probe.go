@@ -1,7 +1,8 @@
 // Package probe checks that targets answer through one particular uplink. Every probe is pinned:
 // it carries the uplink's firewall mark (routed by the daemon's `fwmark → uplink table` rule)
 // and its source address, so it leaves through that uplink even while traffic uses another one.
-// One file per method; New finds them by name.
+// One file per method; New finds them by name; Once is the one-shot check, Start the daemon's
+// continuous probing.
 package probe
 
 import (
@@ -72,7 +73,8 @@ var methods = map[string]func(m uplink.Method) Prober{
 
 // New returns the prober for a method: icmp (echo request, raw socket: needs CAP_NET_RAW, and
 // CAP_NET_ADMIN for the mark), tcp (a connect to the method's port), http/https (a GET on a
-// fresh connection) or dns (one query). It probes once per call; Start probes continuously.
+// fresh connection) or dns (one query). It probes once per call (Once); Start probes
+// continuously, with long-lived ICMP sockets of its own.
 func New(m uplink.Method) (Prober, error) {
 	mk, ok := methods[m.Name]
 	if !ok {
@@ -86,13 +88,28 @@ func New(m uplink.Method) (Prober, error) {
 	return mk(m), nil
 }
 
-// Round probes all targets concurrently through one pinned uplink and returns the results in
+// Once probes every target of p once through pin, each with its own method and p's timeout,
+// all at once, and returns the results in target order: the operator's one-shot check
+// (uplinkd --check --probe). Start probes continuously.
+func Once(ctx context.Context, p uplink.Probe, pin Pin) ([]Result, error) {
+	probers := make(map[netip.Addr]Prober, len(p.Targets))
+	for _, t := range p.Targets {
+		pr, err := New(p.MethodOf(t))
+		if err != nil {
+			return nil, err
+		}
+		probers[t] = pr
+	}
+	return round(ctx, func(t netip.Addr) Prober { return probers[t] }, pin, p.Targets, p.Timeout), nil
+}
+
+// round probes all targets concurrently, each with its prober, and returns the results in
 // target order. It returns when every probe has (each bounded by timeout and ctx).
-func Round(ctx context.Context, p Prober, pin Pin, targets []netip.Addr, timeout time.Duration) []Result {
+func round(ctx context.Context, proberOf func(netip.Addr) Prober, pin Pin, targets []netip.Addr, timeout time.Duration) []Result {
 	res := make([]Result, len(targets))
 	var wg sync.WaitGroup
 	for i, t := range targets {
-		wg.Go(func() { res[i] = p.Probe(ctx, pin, t, timeout) })
+		wg.Go(func() { res[i] = proberOf(t).Probe(ctx, pin, t, timeout) })
 	}
 	wg.Wait()
 	return res

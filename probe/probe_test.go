@@ -96,7 +96,7 @@ func TestRoundProbesAllTargetsAtOnceAndKeepsTargetOrder(t *testing.T) {
 	f := &fakeProber{all: len(targets), ready: make(chan struct{}), slow: targets[0]}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	res := Round(ctx, f, Pin{Mark: 0x100}, targets, time.Second)
+	res := round(ctx, func(netip.Addr) Prober { return f }, Pin{Mark: 0x100}, targets, time.Second)
 	if len(res) != len(targets) {
 		t.Fatalf("got %d results for %d targets", len(res), len(targets))
 	}
@@ -111,7 +111,7 @@ func TestRoundProbesAllTargetsAtOnceAndKeepsTargetOrder(t *testing.T) {
 }
 
 func TestRoundOfNoTargetsIsEmpty(t *testing.T) {
-	if res := Round(context.Background(), &fakeProber{ready: make(chan struct{})}, Pin{}, nil, time.Second); len(res) != 0 {
+	if res := round(context.Background(), func(netip.Addr) Prober { return &fakeProber{ready: make(chan struct{})} }, Pin{}, nil, time.Second); len(res) != 0 {
 		t.Fatalf("got %v", res)
 	}
 }

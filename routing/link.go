@@ -97,3 +97,23 @@ func (r *Router) gatewayFor(routes []netlink.Route, idx int) netip.Addr {
 	}
 	return best
 }
+
+// MarkRouted says whether the kernel sends packets carrying mark through table (uplinkd's
+// `fwmark M lookup T` rule, which the running daemon installs) in both families. Without it, a
+// marked probe follows the main table and may leave through another uplink.
+func (r *Router) MarkRouted(mark uint32, table int) (bool, error) {
+	for _, f := range families {
+		rules, err := retryDump("rules", func() ([]netlink.Rule, error) { return r.k.RuleList(f) })
+		if err != nil {
+			return false, err
+		}
+		found := false
+		for _, ru := range rules {
+			found = found || ru.Mark == mark && ru.Table == table
+		}
+		if !found {
+			return false, nil
+		}
+	}
+	return true, nil
+}

@@ -23,7 +23,7 @@ func TestHelpGoesToStdoutAndSucceeds(t *testing.T) {
 			if errOut.Len() > 0 {
 				t.Errorf("stderr is not empty: %q", errOut.String())
 			}
-			for _, want := range []string{"usage: uplinkd", "-config file", "-check", "-cleanup", "-version", "--help"} {
+			for _, want := range []string{"usage: uplinkd", "-config file", "-check", "-probe", "-cleanup", "-version", "--help"} {
 				if !strings.Contains(out.String(), want) {
 					t.Errorf("help lacks %q:\n%s", want, out.String())
 				}
@@ -37,6 +37,13 @@ func TestUsageErrorsGoToStderrWithExit2(t *testing.T) {
 	code := run([]string{"--frobnicate"}, &out, &errOut)
 	if code != 2 || out.Len() > 0 || !strings.Contains(errOut.String(), "usage: uplinkd") {
 		t.Errorf("exit %d, stdout %q, stderr %q", code, out.String(), errOut.String())
+	}
+}
+
+func TestProbeWithoutCheckIsAUsageError(t *testing.T) {
+	var out, errOut bytes.Buffer
+	if code := run([]string{"--probe"}, &out, &errOut); code != 2 || !strings.Contains(errOut.String(), "--probe goes with --check") {
+		t.Errorf("exit %d, stderr %q", code, errOut.String())
 	}
 }
 

@@ -12,7 +12,6 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"sync"
 	"syscall"
 
@@ -40,10 +39,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.SetOutput(io.Discard) // help and errors are printed below
 	configPath := fs.String("config", defaultConfig, "configuration `file`")
 	check := fs.Bool("check", false, "validate the configuration, print a summary and exit")
+	probeOnce := fs.Bool("probe", false, "with --check: probe every target once through each uplink and print what answered")
 	cleanup := fs.Bool("cleanup", false, "remove every rule, route and firewall table uplinkd owns, and exit")
 	showVersion := fs.Bool("version", false, "print the version and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: uplinkd [--config FILE] [--check | --cleanup | --version | --help]\n\n")
+		fmt.Fprintf(fs.Output(), "usage: uplinkd [--config FILE] [--check [--probe] | --cleanup | --version | --help]\n\n")
 		fs.PrintDefaults()
 		fmt.Fprintf(fs.Output(), "  -h, --help\n    \tprint this help and exit\n\nSee uplinkd(8) and uplinkd.toml(5).\n")
 	}
@@ -62,6 +62,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "uplinkd: unexpected argument %q\n", fs.Arg(0))
 		fs.SetOutput(stderr)
 		fs.Usage()
+		return 2
+	}
+	if *probeOnce && !*check {
+		fmt.Fprintf(stderr, "uplinkd: --probe goes with --check\n")
 		return 2
 	}
 	if *showVersion {
@@ -85,7 +89,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		for _, w := range warnings(cfg) {
 			fmt.Fprintf(stdout, "warning: %s\n", w)
 		}
-		if !checkHooks(stdout, cfg) {
+		ok := checkHooks(stdout, cfg)
+		if *probeOnce {
+			ok = probeUplinks(context.Background(), stdout, cfg) && ok
+		}
+		if !ok {
 			return 1
 		}
 		return 0
@@ -107,70 +115,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-// printSummary is what --check prints about a valid configuration.
-func printSummary(w io.Writer, cfg *uplink.Config) {
-	fmt.Fprintf(w, "%s: ok, %d uplinks\n", cfg.Path, len(cfg.Uplinks))
-	for _, u := range cfg.Uplinks {
-		gw := "gateway from the kernel"
-		if u.Gateway.IsValid() || u.Gateway6.IsValid() {
-			var gws []string
-			for _, g := range []interface{ IsValid() bool }{u.Gateway, u.Gateway6} {
-				if g.IsValid() {
-					gws = append(gws, fmt.Sprint(g))
-				}
-			}
-			gw = "gateway " + strings.Join(gws, ", ")
-		}
-		p := u.Probe
-		targets := make([]string, len(p.Targets))
-		for i, t := range p.Targets {
-			targets[i] = t.String()
-			if m, ok := p.TargetMethods[t]; ok {
-				targets[i] = m.String() + "://" + t.String()
-			}
-		}
-		fmt.Fprintf(w, "  %-10s %-10s tier %d weight %-3d table %d mark %#x  %s\n", u.Name, u.Interface, u.Priority, u.Weight, u.Table(cfg.Daemon), u.Mark(), gw)
-		fmt.Fprintf(w, "  %-10s %s every %s, timeout %s, quorum %d of %s; down after %d, up after %d\n", "", p.Method, p.Interval, p.Timeout, p.Quorum, strings.Join(targets, " "), p.DownAfter, p.UpAfter)
-	}
-	for _, s := range cfg.Services {
-		fallback := "then balanced like the rest"
-		if !s.Fallback {
-			fallback = "else refused"
-		}
-		fmt.Fprintf(w, "  service %-10s → %s, %s\n", s.Name, strings.Join(s.Uplinks, " then "), fallback)
-	}
-	if cfg.Daemon.Pinning {
-		fmt.Fprintf(w, "  connections pinned to their uplink (nftables table inet uplinkd)\n")
-	}
-	if cfg.HA.TrackFile != "" {
-		fmt.Fprintf(w, "  gateway pair: keepalived's priority steered through %s\n", cfg.HA.TrackFile)
-	}
-}
-
-// warnings are what --check says about a valid configuration that may not do what is meant.
-func warnings(cfg *uplink.Config) []string {
-	var out []string
-	if err := control.CheckGroup(cfg.Daemon.SocketGroup); err != nil {
-		out = append(out, err.Error())
-	}
-	if cfg.HA.TrackFile != "" {
-		ws, err := ha.Check(cfg.HA.TrackFile)
-		out = append(out, ws...)
-		if err != nil {
-			out = append(out, err.Error())
-		}
-	}
-	for _, u := range cfg.Uplinks {
-		if len(u.Probe.Targets) == 1 {
-			out = append(out, fmt.Sprintf("uplink %s has a single probe target: when that one host stops answering, the uplink is judged down; give it two or more", u.Name))
-		}
-	}
-	if w := metricsWarning(cfg); w != "" {
-		out = append(out, w)
-	}
-	return out
 }
 
 // The engine is the control API's backend.

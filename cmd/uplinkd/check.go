@@ -1,0 +1,199 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+	"text/tabwriter"
+
+	"github.com/uplinkd/uplinkd/internal/control"
+	"github.com/uplinkd/uplinkd/internal/ha"
+	"github.com/uplinkd/uplinkd/probe"
+	"github.com/uplinkd/uplinkd/routing"
+	"github.com/uplinkd/uplinkd/uplink"
+	"github.com/vishvananda/netlink"
+)
+
+// printSummary is what --check prints about a valid configuration.
+func printSummary(w io.Writer, cfg *uplink.Config) {
+	fmt.Fprintf(w, "%s: ok, %d uplinks\n", cfg.Path, len(cfg.Uplinks))
+	for _, u := range cfg.Uplinks {
+		gw := "gateway from the kernel"
+		if u.Gateway.IsValid() || u.Gateway6.IsValid() {
+			var gws []string
+			for _, g := range []interface{ IsValid() bool }{u.Gateway, u.Gateway6} {
+				if g.IsValid() {
+					gws = append(gws, fmt.Sprint(g))
+				}
+			}
+			gw = "gateway " + strings.Join(gws, ", ")
+		}
+		p := u.Probe
+		targets := make([]string, len(p.Targets))
+		for i, t := range p.Targets {
+			targets[i] = t.String()
+			if m, ok := p.TargetMethods[t]; ok {
+				targets[i] = m.String() + "://" + t.String()
+			}
+		}
+		fmt.Fprintf(w, "  %-10s %-10s tier %d weight %-3d table %d mark %#x  %s\n", u.Name, u.Interface, u.Priority, u.Weight, u.Table(cfg.Daemon), u.Mark(), gw)
+		fmt.Fprintf(w, "  %-10s %s every %s, timeout %s, quorum %d of %s; down after %d, up after %d\n", "", p.Method, p.Interval, p.Timeout, p.Quorum, strings.Join(targets, " "), p.DownAfter, p.UpAfter)
+	}
+	for _, s := range cfg.Services {
+		fallback := "then balanced like the rest"
+		if !s.Fallback {
+			fallback = "else refused"
+		}
+		fmt.Fprintf(w, "  service %-10s → %s, %s\n", s.Name, strings.Join(s.Uplinks, " then "), fallback)
+	}
+	if cfg.Daemon.Pinning {
+		fmt.Fprintf(w, "  connections pinned to their uplink (nftables table inet uplinkd)\n")
+	}
+	if cfg.HA.TrackFile != "" {
+		fmt.Fprintf(w, "  gateway pair: keepalived's priority steered through %s\n", cfg.HA.TrackFile)
+	}
+}
+
+// warnings are what --check says about a valid configuration that may not do what is meant.
+func warnings(cfg *uplink.Config) []string {
+	var out []string
+	if err := control.CheckGroup(cfg.Daemon.SocketGroup); err != nil {
+		out = append(out, err.Error())
+	}
+	if cfg.HA.TrackFile != "" {
+		ws, err := ha.Check(cfg.HA.TrackFile)
+		out = append(out, ws...)
+		if err != nil {
+			out = append(out, err.Error())
+		}
+	}
+	for _, u := range cfg.Uplinks {
+		if len(u.Probe.Targets) == 1 {
+			out = append(out, fmt.Sprintf("uplink %s has a single probe target: when that one host stops answering, the uplink is judged down; give it two or more", u.Name))
+		}
+	}
+	if w := metricsWarning(cfg); w != "" {
+		out = append(out, w)
+	}
+	return out
+}
+
+// probeUplinks is --check --probe: every target once through each uplink, pinned as the daemon
+// pins its probes (the uplink's mark and address), all uplinks at once. It says when the mark
+// is not routed (uplinkd not running: its rules are missing), since such probes follow the main
+// table and may leave through another uplink. It changes nothing. It returns false when an
+// uplink had no answering target or could not be probed.
+func probeUplinks(ctx context.Context, w io.Writer, cfg *uplink.Config) bool {
+	h, err := netlink.NewHandle()
+	if err != nil {
+		fmt.Fprintf(w, "probe: netlink: %v\n", err)
+		return false
+	}
+	defer h.Close()
+	r := routing.NewRouter(h, routingSettings(cfg.Daemon), nil)
+	type outcome struct {
+		pin     probe.Pin
+		linked  bool   // the interface is there: probe it
+		note    string // how it was pinned, or why it could not be probed
+		results []probe.Result
+	}
+	out := make([]outcome, len(cfg.Uplinks))
+	for i, u := range cfg.Uplinks { // the kernel's view first, in the loop's goroutine
+		info, err := r.Link(u.Interface)
+		if err != nil {
+			out[i].note = err.Error()
+			continue
+		}
+		o := &out[i]
+		o.linked, o.pin.Mark = true, u.Mark()
+		for _, a := range info.Addrs {
+			if a.Is4() && !o.pin.Source4.IsValid() {
+				o.pin.Source4 = a
+			}
+			if a.Is6() && !o.pin.Source6.IsValid() {
+				o.pin.Source6 = a
+			}
+		}
+		o.note = fmt.Sprintf("mark %#x from %s", o.pin.Mark, sources(o.pin))
+		switch routed, err := r.MarkRouted(u.Mark(), u.Table(cfg.Daemon)); {
+		case err != nil:
+			o.note += ", pinning unknown: " + err.Error()
+		case !routed:
+			o.note += fmt.Sprintf(", NOT PINNED: no rule `fwmark %#x lookup %d` (is uplinkd running?): these probes follow the main table and may leave through another uplink", u.Mark(), u.Table(cfg.Daemon))
+		}
+	}
+	var wg sync.WaitGroup
+	for i, u := range cfg.Uplinks {
+		if !out[i].linked {
+			continue
+		}
+		wg.Go(func() {
+			res, err := probe.Once(ctx, u.Probe, out[i].pin)
+			if err != nil {
+				out[i].note += ": " + err.Error()
+			}
+			out[i].results = res
+		})
+	}
+	wg.Wait()
+
+	fmt.Fprintf(w, "\nprobing every target once through each uplink:\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "UPLINK\tINTERFACE\tTARGET\tRESULT\n")
+	ok := true
+	var summaries []string
+	for i, u := range cfg.Uplinks {
+		answered := 0
+		for _, res := range out[i].results {
+			target := u.Probe.MethodOf(res.Target).String() + "://" + res.Target.String()
+			result := errText(res.Err)
+			if res.OK {
+				answered++
+				result = fmt.Sprintf("%.1f ms", float64(res.RTT.Microseconds())/1000)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", u.Name, u.Interface, target, result)
+		}
+		total := len(u.Probe.Targets)
+		verdict := fmt.Sprintf("%d/%d answered (loss %.0f%%)", answered, total, 100*float64(total-answered)/float64(max(total, 1)))
+		if answered == 0 {
+			verdict = "NO TARGET ANSWERED"
+			ok = false
+		}
+		summaries = append(summaries, fmt.Sprintf("%s: %s; %s", u.Name, verdict, out[i].note))
+	}
+	tw.Flush()
+	for _, s := range summaries {
+		fmt.Fprintln(w, s)
+	}
+	return ok
+}
+
+func sources(p probe.Pin) string {
+	var s []string
+	for _, a := range []interface{ IsValid() bool }{p.Source4, p.Source6} {
+		if a.IsValid() {
+			s = append(s, fmt.Sprint(a))
+		}
+	}
+	if len(s) == 0 {
+		return "no address"
+	}
+	return strings.Join(s, ", ")
+}
+
+// errText is a probe's error without the parts the table already shows.
+func errText(err error) string {
+	if err == nil {
+		return "no reply"
+	}
+	s := err.Error()
+	if i := strings.LastIndex(s, ": "); i >= 0 && !strings.Contains(s[i:], "within") {
+		return s[i+2:]
+	}
+	if i := strings.Index(s, "no reply"); i >= 0 {
+		return s[i:]
+	}
+	return s
+}
