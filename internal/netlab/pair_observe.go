@@ -3,6 +3,7 @@ package netlab
 import (
 	"context"
 	"fmt"
+	"math/rand/v2"
 	"net/netip"
 	"time"
 
@@ -26,7 +27,12 @@ type Observation struct {
 	PushSurvived bool
 	// SplitBrain: at some poll after the event both boxes held the LAN VIP.
 	SplitBrain bool
-	Details    []string // why something did not survive
+	// Takeover is from the event until the LAN VIP appeared on the other box (0: it never did):
+	// VRRP's part, which depends on where the cut fell between two advertisements (up to one
+	// advert_int). Recovery is from then until the LAN's flow was answered again: the part of
+	// conntrackd, the notify script and uplinkd.
+	Takeover, Recovery time.Duration
+	Details            []string // why something did not survive
 }
 
 // ObserveOptions shape Observe.
@@ -38,6 +44,10 @@ type ObserveOptions struct {
 	Quiet time.Duration
 	// Limit bounds each wait for a recovery (default 10 s).
 	Limit time.Duration
+	// Phase, if set, delays the event by a random time in [0, Phase): with Phase the VRRP
+	// advert_int, the cut falls anywhere between two advertisements, as a real one would
+	// (otherwise the lab's fixed waits can lock it to one phase).
+	Phase time.Duration
 }
 
 // Observe opens a UDP flow (10 ms), a chat (TCP echo) and a push stream from the LAN, checks
@@ -100,6 +110,15 @@ func (p *Pair) Observe(ctx context.Context, opts ObserveOptions, event func() er
 		split <- seen
 	}()
 
+	vip, err := p.watchVIP(watchCtx, before.Other())
+	if err != nil {
+		stopWatch()
+		<-split
+		return ob, err
+	}
+	if opts.Phase > 0 {
+		time.Sleep(rand.N(opts.Phase))
+	}
 	at := time.Now()
 	if err := event(); err != nil {
 		stopWatch()
@@ -133,11 +152,22 @@ func (p *Pair) Observe(ctx context.Context, opts ObserveOptions, event func() er
 	stopWatch()
 	ob.SplitBrain = <-split
 	rep := flow.Stop()
+	var end time.Time // of the longest outage
 	for _, o := range rep.Outages {
 		if o.End.Before(at.Add(-50 * time.Millisecond)) {
 			continue // before the event
 		}
-		ob.LANOutage = max(ob.LANOutage, o.Duration())
+		if o.Duration() > ob.LANOutage {
+			ob.LANOutage, end = o.Duration(), o.End
+		}
+	}
+	select {
+	case t := <-vip:
+		ob.Takeover = t.Sub(at)
+		if !end.IsZero() {
+			ob.Recovery = end.Sub(t)
+		}
+	default:
 	}
 	ob.UDPSameMapping = ob.UDPSurvived && rep.Via == viaBefore
 	if ob.UDPSurvived && !ob.UDPSameMapping {
@@ -185,4 +215,38 @@ func (p *Pair) ConntrackCount(b Box, addr netip.Addr) (int, error) {
 		}
 	}
 	return n, nil
+}
+
+// watchVIP reports the first time the LAN VIP is added on box b, until ctx ends.
+func (p *Pair) watchVIP(ctx context.Context, b Box) (<-chan time.Time, error) {
+	ns, err := netns.GetFromPath(nsPath(p.NS(b.Role())))
+	if err != nil {
+		return nil, fmt.Errorf("netlab: namespace of %s: %w", b, err)
+	}
+	updates := make(chan netlink.AddrUpdate, 64)
+	done := make(chan struct{})
+	if err := netlink.AddrSubscribeWithOptions(updates, done, netlink.AddrSubscribeOptions{Namespace: &ns}); err != nil {
+		ns.Close()
+		return nil, fmt.Errorf("netlab: watch the addresses of %s: %w", b, err)
+	}
+	at := make(chan time.Time, 1)
+	go func() {
+		defer ns.Close()
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case u, ok := <-updates:
+				if !ok {
+					return
+				}
+				if a, ok := netip.AddrFromSlice(u.LinkAddress.IP); ok && u.NewAddr && a.Unmap() == PairVIPLAN {
+					at <- time.Now()
+					return
+				}
+			}
+		}
+	}()
+	return at, nil
 }
