@@ -141,8 +141,9 @@ func roundsIn(t *testing.T, l *netlab.Lab, role string, reqs []helperRequest) []
 }
 
 // policyLab is a lab whose gateway routes the uplink marks as the daemon would:
-// `fwmark 0x100/0xff00 lookup 201` with 201's default via isp1, 0x200 → 202 → isp2 (both
-// families); a third mark 0x300 → table 203 holds only an unreachable default.
+// `fwmark 0x100/0xff00 lookup 1001` with 1001's default via isp1, 0x200 → 1002 → isp2 (both
+// families), then `from <its address> lookup` its table; a third mark 0x300 → table 203 holds
+// only an unreachable default.
 func policyLab(t *testing.T, opts netlab.Options) *netlab.Lab {
 	t.Helper()
 	l := testkit.Lab(t, opts)
@@ -159,6 +160,14 @@ func policyLab(t *testing.T, opts netlab.Options) *netlab.Lab {
 				[]string{"ip", fam, "rule", "add", "pref", fmt.Sprint(1000 + u.N), "fwmark", fmt.Sprintf("%#x/0xff00", u.Mark), "lookup", fmt.Sprint(u.Table)},
 				[]string{"ip", fam, "route", "add", "default", "via", via, "dev", u.GWIf, "table", fmt.Sprint(u.Table)})
 		}
+	}
+	// After the marks, as the daemon does: the gateway's own packets that carry no mark leave
+	// by their source. The kernel sends some without a socket, and so without its mark: the
+	// reset answering a target's banner or FIN that arrives after the probe closed.
+	for _, u := range netlab.Uplinks {
+		cmds = append(cmds,
+			[]string{"ip", "-4", "rule", "add", "pref", fmt.Sprint(1010 + u.N), "from", u.GW4.String(), "lookup", fmt.Sprint(u.Table)},
+			[]string{"ip", "-6", "rule", "add", "pref", fmt.Sprint(1010 + u.N), "from", u.GW6.String(), "lookup", fmt.Sprint(u.Table)})
 	}
 	for _, fam := range []string{"-4", "-6"} {
 		cmds = append(cmds,
