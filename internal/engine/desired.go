@@ -1,7 +1,6 @@
 package engine
 
 import (
-	"net/netip"
 	"slices"
 
 	"github.com/uplinkd/uplinkd/internal/dataplane"
@@ -65,15 +64,6 @@ func (e *Engine) services() []connmark.Service {
 			}
 		}
 		out = append(out, cs)
-	}
-	return out
-}
-
-// staleAddrs lists every address whose NAT state the state says must go.
-func staleAddrs(s dataplane.State) []netip.Addr {
-	var out []netip.Addr
-	for _, u := range s.Uplinks {
-		out = append(out, u.StaleNAT...)
 	}
 	return out
 }
