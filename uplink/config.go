@@ -17,6 +17,7 @@ type Config struct {
 	Services []Service
 	Hooks    []Hook
 	HA       HA
+	DNS      DNS
 }
 
 // HA is [ha]: this box is one of a keepalived gateway pair, and uplinkd steers its VRRP
@@ -71,7 +72,10 @@ type Uplink struct {
 	Gateway6  netip.Addr // IPv6 gateway; zero: learned from the kernel
 	Priority  int        // tier: lower is preferred
 	Weight    int        // share within its tier, 1..256
-	Probe     Probe
+	// Public4 and Public6 are the addresses customers reach the business at through this
+	// uplink ([dns]); invalid: the interface's own global address (no NAT in front of it).
+	Public4, Public6 netip.Addr
+	Probe            Probe
 }
 
 // MarkMask covers the bits of the firewall mark that uplinkd uses.

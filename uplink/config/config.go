@@ -127,12 +127,25 @@ func Parse(path string, src []byte) (*uplink.Config, error) {
 				fail(k("weight"), "%d is outside 1..256", u.Weight)
 			}
 		}
+		if ru.Public4 != nil {
+			u.Public4 = ru.Public4.Addr
+			if !u.Public4.Is4() || !u.Public4.IsGlobalUnicast() {
+				fail(k("public4"), "%s is not a unicast IPv4 address", u.Public4)
+			}
+		}
+		if ru.Public6 != nil {
+			u.Public6 = ru.Public6.Addr
+			if !u.Public6.Is6() || u.Public6.Is4In6() || !u.Public6.IsGlobalUnicast() {
+				fail(k("public6"), "%s is not a global IPv6 address", u.Public6)
+			}
+		}
 		ru.rawProbe.apply(&u.Probe, fmt.Sprintf("uplink.%d", i), fail)
 		validateProbe(&u.Probe, u.Name, fmt.Sprintf("uplink.%d", i), ru.rawProbe, raw.Defaults, fail)
 		cfg.Uplinks = append(cfg.Uplinks, u)
 	}
 	cfg.Services = parseServices(raw.Services, cfg.Uplinks, fail)
 	cfg.Hooks = parseHooks(raw.Hooks, fail)
+	cfg.DNS = parseDNS(raw.DNS, cfg.Uplinks, fail)
 	for _, lan := range cfg.Daemon.LANInterfaces {
 		if why := ifnameProblem(lan); why != "" {
 			fail("daemon.lan_interfaces", "%q is not a valid interface name: %s", lan, why)

@@ -192,3 +192,51 @@ interface = "wan1"
 		}
 	}
 }
+
+func TestDNSIsReadWithItsDefaults(t *testing.T) {
+	cfg, err := Parse("dns.toml", []byte(`
+[defaults]
+targets = ["192.0.2.1"]
+
+[[uplink]]
+name = "isp1"
+interface = "wan1"
+public4 = "203.0.113.10"
+
+[[uplink]]
+name = "isp2"
+interface = "wan2"
+public6 = "2001:db8:2::10"
+
+[dns]
+zone = "LB.example.com"
+
+[[dns.name]]
+name = "www"
+
+[[dns.name]]
+name = "@"
+uplinks = ["isp2", "isp1"]
+
+[[dns.name]]
+name = "vpn.lb.example.com."
+uplinks = ["isp2"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := cfg.DNS
+	if d.Zone != "lb.example.com." || d.TTL != uplink.DefaultDNSTTL || d.Policy != uplink.DNSPolicyBest || d.RateLimit != uplink.DefaultDNSRateLimit {
+		t.Errorf("dns %+v: want zone lb.example.com., the default TTL, policy and rate limit", d)
+	}
+	want := []uplink.DNSName{{Name: "www.lb.example.com."}, {Name: "lb.example.com.", Uplinks: []string{"isp2", "isp1"}}, {Name: "vpn.lb.example.com.", Uplinks: []string{"isp2"}}}
+	if !reflect.DeepEqual(d.Names, want) {
+		t.Errorf("names %+v, want %+v", d.Names, want)
+	}
+	if cfg.Uplinks[0].Public4.String() != "203.0.113.10" || cfg.Uplinks[1].Public6.String() != "2001:db8:2::10" || cfg.Uplinks[0].Public6.IsValid() {
+		t.Errorf("public addresses %v %v / %v %v", cfg.Uplinks[0].Public4, cfg.Uplinks[0].Public6, cfg.Uplinks[1].Public4, cfg.Uplinks[1].Public6)
+	}
+	if cfg2, err := Parse("nodns.toml", []byte("[defaults]\ntargets = [\"192.0.2.1\"]\n[[uplink]]\nname = \"a\"\ninterface = \"wan1\"\n")); err != nil || cfg2.DNS.Enabled() {
+		t.Errorf("without [dns]: %v, enabled %v", err, cfg2 != nil && cfg2.DNS.Enabled())
+	}
+}

@@ -23,6 +23,7 @@ type rawConfig struct {
 	Services []rawService `toml:"service"`
 	Hooks    []rawHook    `toml:"hook"`
 	HA       *rawHA       `toml:"ha"`
+	DNS      *rawDNS      `toml:"dns"`
 }
 
 type rawHA struct {
@@ -78,6 +79,8 @@ type rawUplink struct {
 	Gateway6  *address `toml:"gateway6"`
 	Priority  *int     `toml:"priority"`
 	Weight    *int     `toml:"weight"`
+	Public4   *address `toml:"public4"`
+	Public6   *address `toml:"public6"`
 	rawProbe           // per-uplink overrides of [defaults]
 }
 

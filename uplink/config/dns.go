@@ -1,0 +1,95 @@
+package config
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/miekg/dns"
+	"github.com/uplinkd/uplinkd/uplink"
+)
+
+type rawDNS struct {
+	Zone      *string      `toml:"zone"`
+	TTL       *duration    `toml:"ttl"`
+	Policy    *string      `toml:"policy"`
+	RateLimit *int         `toml:"rate_limit"`
+	Names     []rawDNSName `toml:"name"`
+}
+
+type rawDNSName struct {
+	Name    string   `toml:"name"`
+	Uplinks []string `toml:"uplinks"`
+}
+
+// parseDNS validates [dns] against the uplinks; a nil r leaves DNS off.
+func parseDNS(r *rawDNS, uplinks []uplink.Uplink, fail func(string, string, ...any)) uplink.DNS {
+	var d uplink.DNS
+	if r == nil {
+		return d
+	}
+	if r.Zone == nil || *r.Zone == "" {
+		fail("dns", "[dns] has no zone: name the zone delegated to uplinkd, e.g. zone = \"lb.example.com\"")
+		return d
+	}
+	d.Zone = dns.Fqdn(strings.ToLower(*r.Zone))
+	if _, ok := dns.IsDomainName(d.Zone); !ok || d.Zone == "." || dns.CountLabel(d.Zone) < 2 {
+		fail("dns.zone", "%q is not a zone name such as \"lb.example.com\"", *r.Zone)
+	}
+	d.TTL, d.Policy, d.RateLimit = uplink.DefaultDNSTTL, uplink.DNSPolicyBest, uplink.DefaultDNSRateLimit
+	if r.TTL != nil {
+		d.TTL = r.TTL.Duration
+		if d.TTL < 1e9 || d.TTL > 86400e9 || d.TTL%1e9 != 0 {
+			fail("dns.ttl", "%s is not a whole number of seconds from 1s to 24h", d.TTL)
+		}
+	}
+	if r.Policy != nil {
+		d.Policy = *r.Policy
+		if d.Policy != uplink.DNSPolicyBest && d.Policy != uplink.DNSPolicyAll {
+			fail("dns.policy", "%q is not %q or %q", d.Policy, uplink.DNSPolicyBest, uplink.DNSPolicyAll)
+		}
+	}
+	if r.RateLimit != nil {
+		d.RateLimit = *r.RateLimit
+		if d.RateLimit < 0 || d.RateLimit > 100000 {
+			fail("dns.rate_limit", "%d is outside 0..100000 (0: no limit)", d.RateLimit)
+		}
+	}
+	if len(r.Names) == 0 {
+		fail("dns", "[dns] publishes no name: add [[dns.name]] with name = \"www\" (\"@\" is the zone itself)")
+	}
+	seen := map[string]bool{}
+	for i, rn := range r.Names {
+		k := func(key string) string { return fmt.Sprintf("dns.name.%d.%s", i, key) }
+		n := strings.ToLower(rn.Name)
+		switch {
+		case n == "":
+			fail(fmt.Sprintf("dns.name.%d", i), "[[dns.name]] #%d has no name", i+1)
+			continue
+		case n == "@":
+			n = d.Zone
+		case strings.HasSuffix(n, "."):
+			// fully qualified: must be inside the zone
+		default:
+			n = n + "." + d.Zone
+		}
+		if _, ok := dns.IsDomainName(n); !ok || !dns.IsSubDomain(d.Zone, n) {
+			fail(k("name"), "%q is not a name inside the zone %s", rn.Name, d.Zone)
+			continue
+		}
+		if slices.ContainsFunc(uplinks, func(u uplink.Uplink) bool { return uplink.NSName(u.Name, d.Zone) == n }) {
+			fail(k("name"), "%q is the name server name of an uplink (ns-<uplink>): choose another", rn.Name)
+		}
+		if seen[n] {
+			fail(k("name"), "%q is published twice", rn.Name)
+		}
+		seen[n] = true
+		for _, u := range rn.Uplinks {
+			if !slices.ContainsFunc(uplinks, func(x uplink.Uplink) bool { return x.Name == u }) {
+				fail(k("uplinks"), "no uplink is called %q", u)
+			}
+		}
+		d.Names = append(d.Names, uplink.DNSName{Name: n, Uplinks: rn.Uplinks})
+	}
+	return d
+}

@@ -1,0 +1,49 @@
+package uplink
+
+import (
+	"strings"
+	"time"
+)
+
+// DNS is [dns]: uplinkd is the authoritative server of a zone the business delegates to it
+// (lb.example.com, NS records on each uplink's address) and answers for the names it
+// publishes with the addresses of the uplinks that are alive, so customers reach the business
+// through whichever provider works.
+type DNS struct {
+	Zone   string        // fully qualified, lower case ("lb.example.com."); "" when [dns] is absent
+	TTL    time.Duration // of every answer, and the zone's negative-caching time
+	Policy string        // DNSPolicyBest or DNSPolicyAll
+	// RateLimit is the responses per second one client network (/24, /56) gets over UDP; 0:
+	// unlimited. Beyond it every second response is sent truncated (the client retries over
+	// TCP) and the rest are dropped, so the box cannot be used to amplify an attack.
+	RateLimit int
+	Names     []DNSName
+}
+
+// DNS policies: which uplinks' addresses an answer carries.
+const (
+	DNSPolicyBest = "best" // the uplinks that carry new connections (the best tier)
+	DNSPolicyAll  = "all"  // every usable uplink, not drained (inbound spread)
+)
+
+// DefaultDNSTTL: a resolver forgets a dead uplink's address at most this long after uplinkd
+// stops giving it out, and 30 s costs a busy name a few hundred queries an hour per resolver.
+const DefaultDNSTTL = 30 * time.Second
+
+// DefaultDNSRateLimit is the default of DNS.RateLimit.
+const DefaultDNSRateLimit = 20
+
+// DNSName is one published name.
+type DNSName struct {
+	Name    string   // fully qualified, lower case, inside the zone
+	Uplinks []string // whose addresses it may carry, in preference order; every uplink when empty
+}
+
+// Enabled says whether uplinkd serves DNS.
+func (d DNS) Enabled() bool { return d.Zone != "" }
+
+// NSName is the name server name of an uplink in zone: "ns-isp1.lb.example.com.", whose
+// address (glue) is the uplink's public address.
+func NSName(uplinkName, zone string) string {
+	return "ns-" + strings.ToLower(uplinkName) + "." + zone
+}
