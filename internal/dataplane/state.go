@@ -12,6 +12,7 @@ import (
 
 	"github.com/uplinkd/uplinkd/routing"
 	"github.com/uplinkd/uplinkd/routing/connmark"
+	"github.com/uplinkd/uplinkd/uplink"
 )
 
 // State is what the box should look like after one decision.
@@ -28,6 +29,8 @@ type State struct {
 	LANInterfaces []string // forwarded traffic that is balanced; empty: every non-uplink interface
 	// Services are the per-service rules, their uplink already chosen (Mark) or refused (Block).
 	Services []connmark.Service
+	// DNS is what the built-in authoritative server publishes (off when its zone is empty).
+	DNS uplink.DNS
 }
 
 // Uplink is one uplink as the box should treat it.
@@ -47,6 +50,12 @@ type Uplink struct {
 	Active  bool // carries new IPv4 connections
 	Active6 bool // carries new IPv6 connections
 	Live    bool // keeps the connections it has
+	// Usable and Usable6: judged up or degraded in that family and not drained (could carry
+	// new connections if the policy chose it).
+	Usable, Usable6 bool
+	// Public4 and Public6 are where customers reach the business through it: the configured
+	// public address, else its interface's own; invalid: none in that family.
+	Public4, Public6 netip.Addr
 	// StaleNAT are addresses whose NAT state cannot work any more (the uplink lost its
 	// connections): the conntrack entries NATed to them go when they enter this set.
 	StaleNAT []netip.Addr
@@ -133,5 +142,6 @@ func (s State) Clone() State {
 	}
 	c.LANInterfaces = slices.Clone(s.LANInterfaces)
 	c.Services = slices.Clone(s.Services)
+	c.DNS.Names = slices.Clone(s.DNS.Names)
 	return c
 }

@@ -17,6 +17,7 @@ func (e *Engine) desired(provisional bool) dataplane.State {
 		Pinning:       e.cfg.Daemon.Pinning,
 		Affinity:      e.cfg.Daemon.Affinity,
 		LANInterfaces: e.cfg.Daemon.LANInterfaces,
+		DNS:           e.cfg.DNS,
 	}
 	for _, m := range e.members {
 		u := dataplane.Uplink{
@@ -31,10 +32,17 @@ func (e *Engine) desired(provisional bool) dataplane.State {
 		if m.linkErr == nil { // no such interface (ppp0 between sessions): its table holds the guard
 			u.Gateway4, u.Gateway6 = m.gateway4(), m.gateway6()
 		}
+		u.Public4, u.Public6 = m.public()
 		if !provisional {
 			u.Active = slices.Contains(d.Active, u.Name)
 			u.Active6 = slices.Contains(d.Active6, u.Name)
 			u.Live = slices.Contains(d.Live, u.Name)
+			c := m.candidate()
+			u.Usable = c.State.Usable() && !c.Drained
+			u.Usable6 = u.Usable
+			if c.State6 != nil {
+				u.Usable6 = c.State6.Usable() && !c.Drained
+			}
 			// Only an uplink judged usable here can own NAT state: a backup whose view is stale
 			// must never flush connection state synced from its peer.
 			if !u.Live && m.carried {

@@ -154,6 +154,21 @@ func (m *member) gateway6() netip.Addr {
 	return m.link.Gateway6
 }
 
+// public is where customers reach the business through this uplink: the configured address
+// of each family, else the interface's first global one.
+func (m *member) public() (v4, v6 netip.Addr) {
+	v4, v6 = m.cfg.Public4, m.cfg.Public6
+	for _, a := range m.link.Addrs {
+		if a.Is4() && !v4.IsValid() {
+			v4 = a
+		}
+		if a.Is6() && !a.Is4In6() && !v6.IsValid() {
+			v6 = a
+		}
+	}
+	return v4, v6
+}
+
 // pin makes probes leave through this uplink: its mark and its addresses.
 func (m *member) pin() probe.Pin {
 	p := probe.Pin{Mark: m.cfg.Mark()}

@@ -1,0 +1,169 @@
+package inbound
+
+import (
+	"encoding/binary"
+	"strings"
+
+	"github.com/miekg/dns"
+)
+
+// Sizes of RFC 6891 and the 2020 DNS flag day: the largest UDP response uplinkd sends, and
+// what a query without EDNS gets.
+const (
+	maxUDPSize     = 1232
+	minUDPSize     = 512
+	maxTCPResponse = 65535
+)
+
+// Respond answers one wire-format query from z: nil when the query gets no answer at all
+// (too short to carry an ID, or itself a response). tcp lifts the UDP size limit; truncate
+// answers with only the header, the question and TC (the rate limiter's slip), so a real
+// client retries over TCP. z may be nil (nothing published): every question is refused.
+func Respond(z *Zone, query []byte, tcp, truncate bool) []byte {
+	if len(query) < 12 || query[2]&0x80 != 0 { // no header, or QR: never answer a response
+		return nil
+	}
+	req := new(dns.Msg)
+	if err := req.Unpack(query); err != nil {
+		return formErr(query)
+	}
+	resp, size := answer(z, req, tcp)
+	if truncate {
+		resp.Truncated = true
+		resp.Answer, resp.Ns, resp.Extra = nil, nil, onlyOPT(resp.Extra)
+	}
+	out, err := resp.Pack()
+	if err != nil {
+		return formErr(query)
+	}
+	if len(out) > size { // the glue goes first; then nothing but TC (never a partial RRset)
+		resp.Extra = onlyOPT(resp.Extra)
+		if out, err = resp.Pack(); err != nil || len(out) > size {
+			resp.Truncated = true
+			resp.Answer, resp.Ns = nil, nil
+			if out, err = resp.Pack(); err != nil {
+				return nil
+			}
+		}
+	}
+	return out
+}
+
+// answer builds the response to req and the size it must fit in.
+func answer(z *Zone, req *dns.Msg, tcp bool) (*dns.Msg, int) {
+	resp := new(dns.Msg)
+	resp.SetReply(req)
+	resp.Compress = true
+	resp.RecursionAvailable = false
+	size := minUDPSize
+	if tcp {
+		size = maxTCPResponse
+	}
+	var opts int
+	for _, rr := range req.Extra {
+		if rr.Header().Rrtype == dns.TypeOPT {
+			opts++
+		}
+	}
+	if opt := req.IsEdns0(); opt != nil {
+		resp.SetEdns0(maxUDPSize, false)
+		if !tcp {
+			size = min(max(int(opt.UDPSize()), minUDPSize), maxUDPSize)
+		}
+		if opt.Version() != 0 { // RFC 6891 6.1.3: BADVERS, and nothing else
+			resp.Rcode = dns.RcodeBadVers
+			return resp, size
+		}
+	}
+	switch {
+	case opts > 1 || len(req.Question) != 1:
+		resp.Rcode = dns.RcodeFormatError
+		return resp, size
+	case req.Opcode != dns.OpcodeQuery:
+		resp.Rcode = dns.RcodeNotImplemented
+		return resp, size
+	}
+	q := req.Question[0]
+	name := strings.ToLower(q.Name)
+	if z == nil || q.Qclass != dns.ClassINET || !dns.IsSubDomain(z.Origin, name) ||
+		q.Qtype == dns.TypeAXFR || q.Qtype == dns.TypeIXFR {
+		resp.Rcode = dns.RcodeRefused // not ours, and no zone transfers
+		return resp, size
+	}
+	resp.Authoritative = true
+	if !z.exists[name] {
+		resp.Rcode = dns.RcodeNameError
+		resp.Ns = []dns.RR{z.negativeSOA()}
+		return resp, size
+	}
+	// Records are owned by the name exactly as asked (0x20: resolvers randomise its case).
+	switch {
+	case q.Qtype == dns.TypeANY: // RFC 8482: one small record instead of everything
+		resp.Answer = []dns.RR{&dns.HINFO{Hdr: named(z.hdr(q.Name, dns.TypeHINFO), q.Name), Cpu: "RFC8482"}}
+	case name == z.Origin && q.Qtype == dns.TypeSOA:
+		resp.Answer = []dns.RR{renamed(z.soa, q.Name)}
+	case name == z.Origin && q.Qtype == dns.TypeNS:
+		for _, rr := range z.ns {
+			resp.Answer = append(resp.Answer, renamed(rr, q.Name))
+			resp.Extra = append(resp.Extra, z.rrs[rr.(*dns.NS).Ns]...)
+		}
+	default:
+		for _, rr := range z.rrs[name] {
+			if rr.Header().Rrtype == q.Qtype {
+				resp.Answer = append(resp.Answer, renamed(rr, q.Name))
+			}
+		}
+	}
+	if len(resp.Answer) == 0 {
+		resp.Ns = []dns.RR{z.negativeSOA()} // NODATA (RFC 2308)
+	}
+	if opt := resp.IsEdns0(); opt != nil { // the OPT record goes last
+		resp.Extra = append(onlyOthers(resp.Extra), opt)
+	}
+	return resp, size
+}
+
+// negativeSOA is the SOA of a negative answer: its TTL is the negative-caching time.
+func (z *Zone) negativeSOA() dns.RR {
+	soa := *z.soa
+	soa.Hdr.Ttl = min(z.soa.Hdr.Ttl, z.soa.Minttl)
+	return &soa
+}
+
+func named(h dns.RR_Header, name string) dns.RR_Header { h.Name = name; return h }
+
+// renamed is a copy of rr owned by name (the same name in the query's case).
+func renamed(rr dns.RR, name string) dns.RR {
+	c := dns.Copy(rr)
+	c.Header().Name = name
+	return c
+}
+
+func onlyOPT(rrs []dns.RR) []dns.RR {
+	var out []dns.RR
+	for _, rr := range rrs {
+		if rr.Header().Rrtype == dns.TypeOPT {
+			out = append(out, rr)
+		}
+	}
+	return out
+}
+
+func onlyOthers(rrs []dns.RR) []dns.RR {
+	var out []dns.RR
+	for _, rr := range rrs {
+		if rr.Header().Rrtype != dns.TypeOPT {
+			out = append(out, rr)
+		}
+	}
+	return out
+}
+
+// formErr is FORMERR for a query that does not parse: its ID and opcode, nothing else.
+func formErr(query []byte) []byte {
+	out := make([]byte, 12)
+	copy(out, query[:2])
+	flags := uint16(0x8000) | binary.BigEndian.Uint16(query[2:4])&0x7800 | dns.RcodeFormatError
+	binary.BigEndian.PutUint16(out[2:4], flags)
+	return out
+}

@@ -1,0 +1,166 @@
+// Package inbound is uplinkd's authoritative DNS server: it answers for the names the business
+// publishes ([dns]) with the addresses of the uplinks that are alive, so that customers reach
+// the business through whichever provider works. The zone is rebuilt from every
+// dataplane.State, in the same decision that moves the routes.
+package inbound
+
+import (
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/miekg/dns"
+	"github.com/uplinkd/uplinkd/internal/dataplane"
+	"github.com/uplinkd/uplinkd/uplink"
+)
+
+// Zone is one immutable view of the published zone. Safe for concurrent readers.
+type Zone struct {
+	Origin string // "lb.example.com."
+	Serial uint32
+	ttl    uint32
+	soa    *dns.SOA
+	ns     []dns.RR            // the apex NS RRset
+	rrs    map[string][]dns.RR // owner (lower case) → its A, AAAA records (names and NS glue)
+	// exists holds every name in the zone, empty non-terminals included: a name that is not
+	// here is NXDOMAIN, one that is but lacks the type is NODATA.
+	exists map[string]bool
+	// Published is what each published name answers, for logs and the status: "www.lb…" →
+	// addresses.
+	Published map[string][]netip.Addr
+	rateLimit int
+}
+
+// Build returns the zone of s. The serial is prev's when nothing changed, else one more than
+// prev's (and at least now in Unix seconds, so a restarted daemon's serial still grows).
+// Build returns nil when s publishes nothing.
+func Build(s dataplane.State, prev *Zone, now time.Time) *Zone {
+	d := s.DNS
+	if !d.Enabled() {
+		return nil
+	}
+	z := &Zone{Origin: d.Zone, ttl: uint32(d.TTL / time.Second), rrs: map[string][]dns.RR{},
+		exists: map[string]bool{}, Published: map[string][]netip.Addr{}, rateLimit: d.RateLimit}
+	z.addName(d.Zone)
+	for _, u := range s.Uplinks {
+		if !u.Public4.IsValid() && !u.Public6.IsValid() {
+			continue
+		}
+		ns := uplink.NSName(u.Name, d.Zone)
+		z.ns = append(z.ns, &dns.NS{Hdr: z.hdr(d.Zone, dns.TypeNS), Ns: ns})
+		z.addAddrs(ns, []netip.Addr{u.Public4, u.Public6})
+	}
+	for _, n := range d.Names {
+		addrs := published(s, n, d.Policy)
+		z.Published[n.Name] = addrs
+		z.addAddrs(n.Name, addrs)
+	}
+	mname := "ns." + d.Zone
+	if len(z.ns) > 0 {
+		mname = z.ns[0].(*dns.NS).Ns
+	}
+	z.soa = &dns.SOA{Hdr: z.hdr(d.Zone, dns.TypeSOA), Ns: mname, Mbox: "hostmaster." + d.Zone,
+		Refresh: 3600, Retry: 600, Expire: 86400, Minttl: z.ttl}
+	z.Serial = uint32(now.Unix())
+	if prev != nil {
+		if prev.sameContents(z) {
+			z.Serial = prev.Serial
+		} else if next := prev.Serial + 1; int32(next-z.Serial) > 0 {
+			z.Serial = next
+		}
+	}
+	z.soa.Serial = z.Serial
+	return z
+}
+
+// published is what name n answers under policy: per family, the addresses of its uplinks
+// that the policy picks; when none qualifies, every one of its uplinks' addresses: an answer
+// that may work beats none.
+func published(s dataplane.State, n uplink.DNSName, policy string) []netip.Addr {
+	var cands []dataplane.Uplink
+	for _, u := range s.Uplinks {
+		if len(n.Uplinks) == 0 || slices.Contains(n.Uplinks, u.Name) {
+			cands = append(cands, u)
+		}
+	}
+	if len(n.Uplinks) > 0 { // the name's own order
+		slices.SortStableFunc(cands, func(a, b dataplane.Uplink) int {
+			return slices.Index(n.Uplinks, a.Name) - slices.Index(n.Uplinks, b.Name)
+		})
+	}
+	var out []netip.Addr
+	for _, v6 := range []bool{false, true} {
+		var picked, all []netip.Addr
+		for _, u := range cands {
+			a, chosen := u.Public4, u.Active
+			if policy == uplink.DNSPolicyAll {
+				chosen = u.Usable
+			}
+			if v6 {
+				a, chosen = u.Public6, u.Active6
+				if policy == uplink.DNSPolicyAll {
+					chosen = u.Usable6
+				}
+			}
+			if !a.IsValid() {
+				continue
+			}
+			all = append(all, a)
+			if chosen {
+				picked = append(picked, a)
+			}
+		}
+		if len(picked) == 0 {
+			picked = all
+		}
+		out = append(out, picked...)
+	}
+	return out
+}
+
+func (z *Zone) hdr(name string, t uint16) dns.RR_Header {
+	return dns.RR_Header{Name: name, Rrtype: t, Class: dns.ClassINET, Ttl: z.ttl}
+}
+
+// addName records name and every name between it and the origin.
+func (z *Zone) addName(name string) {
+	for n := name; dns.IsSubDomain(z.Origin, n); {
+		z.exists[n] = true
+		i, end := dns.NextLabel(n, 0)
+		if end || n == z.Origin {
+			return
+		}
+		n = n[i:]
+	}
+}
+
+func (z *Zone) addAddrs(owner string, addrs []netip.Addr) {
+	z.addName(owner)
+	for _, a := range addrs {
+		switch {
+		case a.Is4():
+			z.rrs[owner] = append(z.rrs[owner], &dns.A{Hdr: z.hdr(owner, dns.TypeA), A: a.AsSlice()})
+		case a.Is6():
+			z.rrs[owner] = append(z.rrs[owner], &dns.AAAA{Hdr: z.hdr(owner, dns.TypeAAAA), AAAA: a.AsSlice()})
+		}
+	}
+}
+
+// sameContents says whether z and o answer every question alike (the serial aside).
+func (z *Zone) sameContents(o *Zone) bool { return z.text() == o.text() }
+
+func (z *Zone) text() string {
+	var b strings.Builder
+	b.WriteString(z.Origin)
+	for _, rr := range z.ns {
+		b.WriteString(rr.String())
+	}
+	for _, owner := range slices.Sorted(maps.Keys(z.rrs)) {
+		for _, rr := range z.rrs[owner] {
+			b.WriteString(rr.String())
+		}
+	}
+	return b.String()
+}
