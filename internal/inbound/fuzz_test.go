@@ -14,7 +14,11 @@ func FuzzHandler(f *testing.F) {
 	for _, seed := range []func(*dns.Msg){
 		func(m *dns.Msg) { m.SetQuestion("www.lb.example.com.", dns.TypeA) },
 		func(m *dns.Msg) { m.SetQuestion("lb.example.com.", dns.TypeNS); m.SetEdns0(600, true) },
-		func(m *dns.Msg) { m.SetQuestion("x.example.org.", dns.TypeANY); m.SetEdns0(1232, false); m.IsEdns0().SetVersion(3) },
+		func(m *dns.Msg) {
+			m.SetQuestion("x.example.org.", dns.TypeANY)
+			m.SetEdns0(1232, false)
+			m.IsEdns0().SetVersion(3)
+		},
 	} {
 		m := new(dns.Msg)
 		seed(m)
