@@ -19,6 +19,7 @@ import (
 	"github.com/uplinkd/uplinkd/internal/dataplane"
 	"github.com/uplinkd/uplinkd/internal/engine"
 	"github.com/uplinkd/uplinkd/internal/ha"
+	"github.com/uplinkd/uplinkd/internal/inbound"
 	"github.com/uplinkd/uplinkd/internal/version"
 	"github.com/uplinkd/uplinkd/routing"
 	"github.com/uplinkd/uplinkd/routing/connmark"
@@ -131,7 +132,9 @@ func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger, level 
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	settings := routingSettings(cfg.Daemon)
-	dp, err := dataplane.New(h, netns.None(), settings, log)
+	dnsServer := inbound.NewServer(log) // listens only while [dns] is configured
+	defer dnsServer.Close()
+	dp, err := dataplane.New(h, netns.None(), settings, log, dnsServer)
 	if err != nil {
 		return err
 	}
