@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"net/netip"
+	"os/exec"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/uplinkd/uplinkd/internal/netlab"
+	"github.com/uplinkd/uplinkd/internal/testkit"
+)
+
+const labZone = "lb.example.com"
+
+// dnsConfig publishes www in lb.example.com with a short TTL, so a test sees a resolver move
+// within seconds; the shipped default (30 s) is what `uplinklab bench -inbound` measures.
+func dnsConfig(extra string) netlab.DaemonConfig {
+	c := fastConfig()
+	c.Extra = "\n[dns]\nzone = \"" + labZone + "\"\nttl = \"2s\"\n" + extra + "\n[[dns.name]]\nname = \"www\"\n"
+	return c
+}
+
+func needTool(t *testing.T, bins ...string) {
+	t.Helper()
+	for _, b := range bins {
+		if _, err := exec.LookPath(b); err != nil {
+			t.Skipf("%s is not installed (apt install bind9-dnsutils unbound)", b)
+		}
+	}
+}
+
+func dig(t *testing.T, lab *netlab.Lab, args ...string) netlab.DigAnswer {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	a, err := lab.Dig(ctx, netlab.RoleInet, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// TestTheAuthoritativeServerAnswersAsTheRFCsSayThroughBothUplinks asks uplinkd's server from
+// the Internet side with BIND's dig, at each uplink's address.
+func TestTheAuthoritativeServerAnswersAsTheRFCsSayThroughBothUplinks(t *testing.T) {
+	needTool(t, "dig")
+	lab := testkit.Lab(t, netlab.Options{})
+	d := startDaemon(t, lab, dnsConfig(""))
+	d.waitActive(5*time.Second, "isp1")
+	ns1, ns2 := "@"+netlab.GWWAN1Addr4.String(), "@"+netlab.GWWAN2Addr4.String()
+
+	a := dig(t, lab, ns1, "www."+labZone, "A")
+	if a.Status != "NOERROR" || !a.Has("aa") || a.Has("ra") || !slices.Equal(a.Data(), []string{netlab.GWWAN1Addr4.String()}) {
+		t.Fatalf("www A: %s %v %v, want NOERROR, aa, no ra, isp1's address\n%s", a.Status, a.Flags, a.Data(), a.Output)
+	}
+	before, _ := lab.Counters(1)
+	a = dig(t, lab, ns2, "www."+labZone, "AAAA")
+	if a.Status != "NOERROR" || !slices.Equal(a.Data(), []string{netlab.GWWAN1Addr6.String()}) {
+		t.Errorf("www AAAA asked through isp2: %s %v\n%s", a.Status, a.Data(), a.Output)
+	}
+	if after, _ := lab.Counters(1); after.Sub(before).Spoofed != 0 {
+		t.Errorf("the answer to a query that came through isp2 left through isp1")
+	}
+	a = dig(t, lab, "@"+netlab.GWWAN2Addr6.String(), "ns-isp2."+labZone, "AAAA", "+tcp")
+	if a.Status != "NOERROR" || !slices.Equal(a.Data(), []string{netlab.GWWAN2Addr6.String()}) {
+		t.Errorf("ns-isp2 AAAA over TCP and IPv6: %s %v\n%s", a.Status, a.Data(), a.Output)
+	}
+	for _, c := range []struct {
+		what   string
+		args   []string
+		status string
+		aa     bool
+	}{
+		{"out of zone", []string{"www.example.org", "A"}, "REFUSED", false},
+		{"unknown type: NODATA", []string{"www." + labZone, "MX"}, "NOERROR", true},
+		{"no such name", []string{"nope." + labZone, "A"}, "NXDOMAIN", true},
+		{"EDNS version 1", []string{"www." + labZone, "A", "+edns=1", "+noednsnegotiation"}, "BADVERS", false},
+		{"recursion for others", []string{"example.net", "A", "+rec"}, "REFUSED", false},
+	} {
+		a := dig(t, lab, append([]string{ns1}, c.args...)...)
+		if a.Status != c.status || a.Has("aa") != c.aa || a.Has("ra") || len(a.Answer) != 0 {
+			t.Errorf("%s: %s %v %d answers, want %s aa=%v, no ra, no answer\n%s", c.what, a.Status, a.Flags, len(a.Answer), c.status, c.aa, a.Output)
+		}
+	}
+	if a := dig(t, lab, ns1, labZone, "AXFR"); !strings.Contains(a.Output, "Transfer failed") || len(a.Answer) != 0 {
+		t.Errorf("AXFR was not refused:\n%s", a.Output)
+	}
+	a = dig(t, lab, ns1, "WwW.Lb.ExAmPlE.CoM", "A")
+	if len(a.Answer) != 1 || a.Answer[0][0] != "WwW.Lb.ExAmPlE.CoM." {
+		t.Errorf("0x20: the answer is owned by %v, want the name as asked\n%s", a.Answer, a.Output)
+	}
+	a = dig(t, lab, ns1, labZone, "NS")
+	if len(a.Answer) != 2 || !slices.Contains(a.Data(), "ns-isp1."+labZone+".") || !slices.Contains(a.Data(), "ns-isp2."+labZone+".") {
+		t.Errorf("NS: %v", a.Data())
+	}
+}
+
+// TestARateLimitedClientIsSlippedToTCP floods uplinkd from one address over UDP: beyond the
+// rate, answers come truncated or not at all, and TCP still answers.
+func TestARateLimitedClientIsSlippedToTCP(t *testing.T) {
+	needTool(t, "dig")
+	lab := testkit.Lab(t, netlab.Options{})
+	d := startDaemon(t, lab, dnsConfig("rate_limit = 1\n"))
+	d.waitActive(5*time.Second, "isp1")
+	ns1 := "@" + netlab.GWWAN1Addr4.String()
+	var tc, silent int
+	for range 6 {
+		a := dig(t, lab, ns1, "www."+labZone, "A", "+ignore")
+		switch {
+		case a.Status == "":
+			silent++
+		case a.Has("tc"):
+			tc++
+			if len(a.Answer) != 0 {
+				t.Errorf("a slipped answer carries records: %v", a.Answer)
+			}
+		}
+	}
+	if tc == 0 || silent == 0 {
+		t.Errorf("6 queries at once with rate_limit 1: %d truncated, %d unanswered; want both", tc, silent)
+	}
+	if a := dig(t, lab, ns1, "www."+labZone, "A", "+tcp"); a.Status != "NOERROR" || len(a.Answer) != 1 {
+		t.Errorf("over TCP: %s %v\n%s", a.Status, a.Data(), a.Output)
+	}
+}
+
+// TestAResolverFollowsTheLiveUplink is the mission's inbound half: Unbound, delegated to both
+// of uplinkd's name servers, answers isp1's address; isp1 dies silently and, within detection
+// plus the TTL, customers resolve isp2's; after the heal, isp1's again.
+func TestAResolverFollowsTheLiveUplink(t *testing.T) {
+	needTool(t, "dig", "unbound")
+	lab := testkit.Lab(t, netlab.Options{})
+	d := startDaemon(t, lab, dnsConfig(""))
+	d.waitActive(5*time.Second, "isp1")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	resolver := netlab.Server4
+	p, err := lab.StartUnbound(ctx, netlab.RoleInet, resolver, labZone, []netip.Addr{netlab.GWWAN1Addr4, netlab.GWWAN2Addr4}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop(2 * time.Second)
+	resolve := func() []string { return dig(t, lab, "@"+resolver.String(), "www."+labZone, "A").Data() }
+	waitFor := func(want netip.Addr, limit time.Duration) time.Duration {
+		t.Helper()
+		start := time.Now()
+		var got []string
+		for time.Since(start) < limit {
+			if got = resolve(); slices.Equal(got, []string{want.String()}) {
+				return time.Since(start)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("the resolver still answers %v after %s, want %s\nunbound: %s", got, limit, want, p.Output())
+		return 0
+	}
+	waitFor(netlab.GWWAN1Addr4, 5*time.Second)
+
+	if err := lab.Break(1, netlab.SilentFailure); err != nil {
+		t.Fatal(err)
+	}
+	// Detection (~0.5 s tuned) + TTL 2 s + the resolver's retry of the dead server.
+	took := waitFor(netlab.GWWAN2Addr4, 15*time.Second)
+	t.Logf("customers resolve isp2's address %s after the cut", took.Round(time.Millisecond))
+	if err := lab.Heal(1); err != nil {
+		t.Fatal(err)
+	}
+	d.waitActive(10*time.Second, "isp1")
+	waitFor(netlab.GWWAN1Addr4, 15*time.Second)
+}
