@@ -26,6 +26,8 @@ var tables = []struct{ name, rawType string }{
 	{"[[service]]", "rawService"},
 	{"[ha]", "rawHA"},
 	{"[[hook]]", "rawHook"},
+	{"[dns]", "rawDNS"},
+	{"[[dns.name]]", "rawDNSName"},
 }
 
 func TestManPageREADMEAndCodeNameTheSameKeys(t *testing.T) {

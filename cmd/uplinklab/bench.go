@@ -37,6 +37,9 @@ func runBench(ctx context.Context, args []string, stdout, progress io.Writer) er
 	if slices.Contains(args, "-ha") || slices.Contains(args, "--ha") {
 		return runBenchHAFlags(ctx, args, stdout, progress) // the gateway pair: benchha.go
 	}
+	if slices.Contains(args, "-inbound") || slices.Contains(args, "--inbound") {
+		return runBenchInboundFlags(ctx, args, stdout, progress) // customers resolving: benchinbound.go
+	}
 	fs, prefix := newFlags("bench")
 	*prefix = "" // unique labs: never clash with `uplinklab up`
 	runs := fs.Int("runs", 3, "runs per scenario")
