@@ -23,7 +23,7 @@ func (p dnsProber) Probe(ctx context.Context, pin Pin, target netip.Addr, timeou
 	if res.Err = check(uplink.MethodDNS, pin, target, timeout); res.Err != nil {
 		return res
 	}
-	d := &net.Dialer{Control: markControl(pin.Mark)}
+	d := &net.Dialer{Control: MarkControl(pin.Mark)}
 	if s := pin.source(target); s.IsValid() {
 		d.LocalAddr = &net.UDPAddr{IP: s.AsSlice()}
 	}

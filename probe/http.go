@@ -42,7 +42,7 @@ func (h httpProber) Probe(ctx context.Context, pin Pin, target netip.Addr, timeo
 	if res.Err = check(method, pin, target, timeout); res.Err != nil {
 		return res
 	}
-	d := &net.Dialer{Control: markControl(pin.Mark)}
+	d := &net.Dialer{Control: MarkControl(pin.Mark)}
 	if s := pin.source(target); s.IsValid() {
 		d.LocalAddr = &net.TCPAddr{IP: s.AsSlice()}
 	}

@@ -53,7 +53,7 @@ func openICMP(v6 bool, id uint16, nonce uint64, pin Pin, deliver func(r icmpRepl
 	if src.IsValid() {
 		laddr = src.String()
 	}
-	lc := net.ListenConfig{Control: markControl(pin.Mark)}
+	lc := net.ListenConfig{Control: MarkControl(pin.Mark)}
 	pc, err := lc.ListenPacket(context.Background(), network, laddr)
 	if err != nil {
 		return nil, err

@@ -25,7 +25,7 @@ func (t tcpProber) Probe(ctx context.Context, pin Pin, target netip.Addr, timeou
 	if res.Err = check("tcp", pin, target, timeout); res.Err != nil {
 		return res
 	}
-	d := net.Dialer{Control: markControl(pin.Mark)}
+	d := net.Dialer{Control: MarkControl(pin.Mark)}
 	if s := pin.source(target); s.IsValid() {
 		d.LocalAddr = &net.TCPAddr{IP: s.AsSlice()}
 	}
@@ -53,8 +53,9 @@ func (t tcpProber) Probe(ctx context.Context, pin Pin, target netip.Addr, timeou
 	return res
 }
 
-// markControl sets SO_MARK on the socket before it connects (needs CAP_NET_ADMIN).
-func markControl(mark uint32) func(network, address string, c syscall.RawConn) error {
+// MarkControl sets SO_MARK on the socket before it connects (needs CAP_NET_ADMIN): a dialer
+// with it leaves through the uplink of that mark. Mark 0 leaves the socket alone.
+func MarkControl(mark uint32) func(network, address string, c syscall.RawConn) error {
 	return func(network, address string, c syscall.RawConn) error {
 		if mark == 0 {
 			return nil

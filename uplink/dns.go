@@ -1,6 +1,7 @@
 package uplink
 
 import (
+	"net/netip"
 	"strings"
 	"time"
 )
@@ -18,7 +19,21 @@ type DNS struct {
 	// TCP) and the rest are dropped, so the box cannot be used to amplify an attack.
 	RateLimit int
 	Names     []DNSName
+	// Serve: answer as the zone's authoritative server on the uplinks (false: only Update).
+	Serve  bool
+	Update DNSUpdate
 }
+
+// DNSUpdate is [dns.update]: the published names are also sent as RFC 2136 updates, signed
+// with TSIG, to the primary server of a zone that lives elsewhere.
+type DNSUpdate struct {
+	Server  netip.AddrPort // the primary; invalid: no updates
+	Zone    string         // the zone updated (fully qualified); default: [dns] zone
+	KeyFile string         // a TSIG key (hmac-sha256) in BIND's format, readable by root only
+}
+
+// Enabled says whether updates are sent.
+func (u DNSUpdate) Enabled() bool { return u.Server.IsValid() }
 
 // DNS policies: which uplinks' addresses an answer carries.
 const (

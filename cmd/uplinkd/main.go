@@ -134,7 +134,9 @@ func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger, level 
 	settings := routingSettings(cfg.Daemon)
 	dnsServer := inbound.NewServer(log) // listens only while [dns] is configured
 	defer dnsServer.Close()
-	dp, err := dataplane.New(h, netns.None(), settings, log, dnsServer)
+	dnsUpdater := inbound.NewUpdater(log) // sends only while [dns.update] is configured
+	defer dnsUpdater.Close()
+	dp, err := dataplane.New(h, netns.None(), settings, log, dnsServer, dnsUpdater)
 	if err != nil {
 		return err
 	}

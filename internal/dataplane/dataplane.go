@@ -110,16 +110,18 @@ func (d *Dataplane) Set(s State) (Result, error) {
 			errs = append(errs, err)
 		}
 	}
-	if err := d.setPins(s); err != nil {
-		errs = append(errs, err)
-	}
-	d.verify = false
-	d.flushStale(s)
+	// The parts (DNS answers) right after the routes: they are quick, and customers should get
+	// the new answer without waiting for the pins and the conntrack flush.
 	for _, p := range d.parts {
 		if err := p.Set(s); err != nil {
 			errs = append(errs, err)
 		}
 	}
+	if err := d.setPins(s); err != nil {
+		errs = append(errs, err)
+	}
+	d.verify = false
+	d.flushStale(s)
 	return res, errors.Join(errs...)
 }
 

@@ -27,7 +27,7 @@ func state(policy string) dataplane.State {
 			{Name: "isp1", Active: true, Active6: true, Usable: true, Usable6: true, Public4: isp1v4, Public6: isp1v6},
 			{Name: "isp2", Usable: true, Usable6: true, Public4: isp2v4, Public6: isp2v6},
 		},
-		DNS: uplink.DNS{Zone: "lb.example.com.", TTL: 30 * time.Second, Policy: policy, RateLimit: 20,
+		DNS: uplink.DNS{Zone: "lb.example.com.", Serve: true, TTL: 30 * time.Second, Policy: policy, RateLimit: 20,
 			Names: []uplink.DNSName{{Name: "www.lb.example.com."}, {Name: "vpn.a.lb.example.com.", Uplinks: []string{"isp2"}}}},
 	}
 }

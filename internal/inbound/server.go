@@ -68,6 +68,9 @@ var _ dataplane.Part = (*Server)(nil)
 func (s *Server) Set(st dataplane.State) error {
 	prev := s.zone.Load()
 	z := Build(st, prev, time.Now())
+	if !st.DNS.Serve {
+		z = nil // the names are published by updates only
+	}
 	s.zone.Store(z)
 	if z != nil && (prev == nil || z.Serial != prev.Serial) {
 		attrs := []any{"zone", z.Origin, "serial", z.Serial}

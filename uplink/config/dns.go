@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -15,6 +16,14 @@ type rawDNS struct {
 	Policy    *string      `toml:"policy"`
 	RateLimit *int         `toml:"rate_limit"`
 	Names     []rawDNSName `toml:"name"`
+	Serve     *bool        `toml:"serve"`
+	Update    *rawUpdate   `toml:"update"`
+}
+
+type rawUpdate struct {
+	Server  *string `toml:"server"`
+	Zone    *string `toml:"zone"`
+	KeyFile *string `toml:"key_file"`
 }
 
 type rawDNSName struct {
@@ -55,6 +64,14 @@ func parseDNS(r *rawDNS, uplinks []uplink.Uplink, fail func(string, string, ...a
 			fail("dns.rate_limit", "%d is outside 0..100000 (0: no limit)", d.RateLimit)
 		}
 	}
+	d.Serve = true
+	if r.Serve != nil {
+		d.Serve = *r.Serve
+	}
+	d.Update = parseUpdate(r.Update, d.Zone, fail)
+	if !d.Serve && !d.Update.Enabled() {
+		fail("dns.serve", "with serve = false and no [dns.update], nothing publishes the names")
+	}
 	if len(r.Names) == 0 {
 		fail("dns", "[dns] publishes no name: add [[dns.name]] with name = \"www\" (\"@\" is the zone itself)")
 	}
@@ -92,4 +109,37 @@ func parseDNS(r *rawDNS, uplinks []uplink.Uplink, fail func(string, string, ...a
 		d.Names = append(d.Names, uplink.DNSName{Name: n, Uplinks: rn.Uplinks})
 	}
 	return d
+}
+
+// parseUpdate validates [dns.update]; nil: no updates.
+func parseUpdate(r *rawUpdate, zone string, fail func(string, string, ...any)) uplink.DNSUpdate {
+	var u uplink.DNSUpdate
+	if r == nil {
+		return u
+	}
+	if r.Server == nil {
+		fail("dns.update", "[dns.update] has no server: name the zone's primary, e.g. server = \"192.0.2.53\"")
+	} else if ap, err := netip.ParseAddrPort(*r.Server); err == nil {
+		u.Server = ap
+	} else if a, err := netip.ParseAddr(*r.Server); err == nil {
+		u.Server = netip.AddrPortFrom(a, 53)
+	} else {
+		fail("dns.update.server", "%q is not an address or address:port (\"192.0.2.53\", \"[2001:db8::53]:5353\"); no names, so the update never depends on DNS", *r.Server)
+	}
+	u.Zone = zone
+	if r.Zone != nil {
+		u.Zone = dns.Fqdn(strings.ToLower(*r.Zone))
+		if _, ok := dns.IsDomainName(u.Zone); !ok || u.Zone == "." || !dns.IsSubDomain(u.Zone, zone) {
+			fail("dns.update.zone", "%q must be the zone that holds %s (it or a parent of it)", *r.Zone, zone)
+		}
+	}
+	switch {
+	case r.KeyFile == nil:
+		fail("dns.update", "[dns.update] has no key_file: updates are signed with TSIG (tsig-keygen -a hmac-sha256 uplinkd > /etc/uplinkd/tsig.key; chmod 600)")
+	case !strings.HasPrefix(*r.KeyFile, "/"):
+		fail("dns.update.key_file", "%q is not an absolute path", *r.KeyFile)
+	default:
+		u.KeyFile = *r.KeyFile
+	}
+	return u
 }
