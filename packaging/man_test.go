@@ -28,6 +28,7 @@ var tables = []struct{ name, rawType string }{
 	{"[[hook]]", "rawHook"},
 	{"[dns]", "rawDNS"},
 	{"[[dns.name]]", "rawDNSName"},
+	{"[dns.update]", "rawUpdate"},
 }
 
 func TestManPageREADMEAndCodeNameTheSameKeys(t *testing.T) {

@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"encoding/base64"
 	"net/netip"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -170,4 +173,79 @@ func TestAResolverFollowsTheLiveUplink(t *testing.T) {
 	}
 	d.waitActive(10*time.Second, "isp1")
 	waitFor(netlab.GWWAN1Addr4, 15*time.Second)
+}
+
+// TestUpdatesFollowTheLiveUplinkAndSurviveABadKey: the business's DNS lives on a Knot primary
+// on the Internet; uplinkd sends RFC 2136 updates signed with TSIG. A wrong key is refused and
+// retried; once the key is right the primary holds isp1's address, and after a silent failure
+// of isp1 it holds isp2's, sent through isp2 (isp1 drops everything).
+func TestUpdatesFollowTheLiveUplinkAndSurviveABadKey(t *testing.T) {
+	needTool(t, "dig", "knotd")
+	lab := testkit.Lab(t, netlab.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	dir := t.TempDir()
+	secret := base64.StdEncoding.EncodeToString([]byte("0123456789abcdef0123456789abcdef"))
+	primary := netlab.Server4
+	knot, err := lab.StartKnot(ctx, netlab.RoleInet, primary, labZone, "uplinkd", secret, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer knot.Stop(2 * time.Second)
+	keyFile := filepath.Join(t.TempDir(), "tsig.key")
+	writeKey := func(secret string, mode os.FileMode) {
+		if err := os.WriteFile(keyFile, []byte("key \"uplinkd\" {\n\talgorithm hmac-sha256;\n\tsecret \""+secret+"\";\n};\n"), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(keyFile, mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	writeKey(base64.StdEncoding.EncodeToString([]byte("not the key, not the key, not it")), 0o600)
+	c := fastConfig()
+	c.Extra = "\n[dns]\nzone = \"" + labZone + "\"\nttl = \"2s\"\nserve = false\n\n[dns.update]\nserver = \"" + primary.String() +
+		"\"\nkey_file = \"" + keyFile + "\"\n\n[[dns.name]]\nname = \"www\"\n"
+	d := startDaemon(t, lab, c)
+	d.waitActive(5*time.Second, "isp1")
+	held := func() []string { return dig(t, lab, "@"+primary.String(), "www."+labZone, "A").Data() }
+	waitLog := func(what string, limit time.Duration) {
+		t.Helper()
+		for start := time.Now(); time.Since(start) < limit; time.Sleep(50 * time.Millisecond) {
+			if strings.Contains(string(d.proc.Output()), what) {
+				return
+			}
+		}
+		t.Fatalf("uplinkd never logged %q", what)
+	}
+	waitLog("dns update failed", 5*time.Second)
+	if out := string(d.proc.Output()); !strings.Contains(out, "NOTAUTH") {
+		t.Errorf("the refusal does not say NOTAUTH:\n%s", out)
+	}
+	if got := held(); len(got) != 0 {
+		t.Fatalf("the primary took an update with a wrong key: %v", got)
+	}
+	writeKey(secret, 0o644) // right, but readable by all: refused by uplinkd itself
+	waitLog("chmod 600", 10*time.Second)
+	writeKey(secret, 0o600)
+	waitFor := func(want netip.Addr, limit time.Duration) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for time.Since(start) < limit {
+			if slices.Equal(held(), []string{want.String()}) {
+				return time.Since(start)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("the primary holds %v after %s, want %s\nknot: %s", held(), limit, want, knot.Output())
+		return 0
+	}
+	waitFor(netlab.GWWAN1Addr4, 40*time.Second) // the retry backs off: 1, 2, 4, 8, 16 s
+
+	if err := lab.Break(1, netlab.SilentFailure); err != nil {
+		t.Fatal(err)
+	}
+	d.waitActive(10*time.Second, "isp2")
+	took := waitFor(netlab.GWWAN2Addr4, 10*time.Second)
+	t.Logf("the primary holds isp2's address %s after uplinkd switched (polled every 50 ms)", took.Round(time.Millisecond))
+	waitLog("via=isp2", 5*time.Second)
 }

@@ -50,16 +50,16 @@ type inboundFloodResult struct {
 }
 
 type inboundReport struct {
-	TTL          float64      `json:"ttl_s"`
-	Runs         int          `json:"runs"`
-	OutageMedian float64      `json:"inbound_outage_median_s"`
-	OutageWorst  float64      `json:"inbound_outage_worst_s"`
-	DNSMedian    float64      `json:"dns_after_route_median_ms"`
-	DNSWorst     float64      `json:"dns_after_route_worst_ms"`
-	BackMedian   float64      `json:"back_on_isp1_median_s"`
-	PerRun       []inboundRun `json:"per_run"`
+	TTL          float64             `json:"ttl_s"`
+	Runs         int                 `json:"runs"`
+	OutageMedian float64             `json:"inbound_outage_median_s"`
+	OutageWorst  float64             `json:"inbound_outage_worst_s"`
+	DNSMedian    float64             `json:"dns_after_route_median_ms"`
+	DNSWorst     float64             `json:"dns_after_route_worst_ms"`
+	BackMedian   float64             `json:"back_on_isp1_median_s"`
+	PerRun       []inboundRun        `json:"per_run"`
 	Flood        *inboundFloodResult `json:"flood,omitempty"`
-	Method       string       `json:"method"`
+	Method       string              `json:"method"`
 }
 
 const benchZone = "lb.example.com"

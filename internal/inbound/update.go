@@ -204,6 +204,9 @@ func (u *Updater) send(job *updateJob) (string, error) {
 type serverError struct{ rcode int }
 
 func (e serverError) Error() string {
+	if e.rcode == dns.RcodeNotAuth {
+		return "the server refused the TSIG signature (NOTAUTH): the key's name or secret differs from the server's"
+	}
 	return fmt.Sprintf("the server answered %s", dns.RcodeToString[e.rcode])
 }
 
@@ -228,11 +231,13 @@ func (u *Updater) sendVia(job *updateJob, key tsigKey, p updatePath) error {
 	m.SetTsig(key.Name, dns.HmacSHA256, 300, u.now().Unix())
 	server := job.cfg.Server.String()
 	r, _, err := c.Exchange(m, server)
-	if err != nil {
-		return err // includes a response whose TSIG does not verify
-	}
-	if r.Rcode != dns.RcodeSuccess {
+	switch {
+	case r != nil && r.Rcode != dns.RcodeSuccess:
 		return serverError{r.Rcode}
+	case errors.Is(err, dns.ErrAuth):
+		return serverError{dns.RcodeNotAuth}
+	case err != nil:
+		return err
 	}
 	// Check with a query, through the same uplink, that the server holds what was sent.
 	c.TsigSecret = nil

@@ -113,3 +113,58 @@ func (l *Lab) StartUnbound(ctx context.Context, role string, listen netip.Addr, 
 	p.Stop(time.Second)
 	return nil, fmt.Errorf("netlab: unbound did not answer within 10s: %s", p.Output())
 }
+
+// StartKnot starts Knot DNS in role's namespace as the primary of zone on listen:53, accepting
+// RFC 2136 updates signed with the TSIG key keyName/secret (hmac-sha256): the DNS a business
+// hosts elsewhere. The zone starts with only its SOA and NS. dir holds its files.
+func (l *Lab) StartKnot(ctx context.Context, role string, listen netip.Addr, zone, keyName, secret, dir string) (*Proc, error) {
+	zone = strings.TrimSuffix(zone, ".")
+	zf := fmt.Sprintf("$ORIGIN %s.\n$TTL 60\n@ SOA ns hostmaster 1 3600 600 86400 60\n@ NS ns\nns A %s\n", zone, listen)
+	if err := os.WriteFile(filepath.Join(dir, zone+".zone"), []byte(zf), 0o644); err != nil {
+		return nil, err
+	}
+	conf := fmt.Sprintf(`server:
+    rundir: %q
+    listen: %s@53
+log:
+  - target: stderr
+    any: info
+database:
+    storage: %q
+key:
+  - id: %s
+    algorithm: hmac-sha256
+    secret: %s
+acl:
+  - id: update
+    key: %s
+    action: update
+zone:
+  - domain: %s
+    storage: %q
+    file: "%%s.zone"
+    acl: update
+    zonefile-sync: -1
+    journal-content: none
+`, dir, listen, dir, keyName, secret, keyName, zone, dir)
+	path := filepath.Join(dir, "knot.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
+		return nil, err
+	}
+	p, err := l.Start(ctx, role, "knotd", "-c", path)
+	if err != nil {
+		return nil, err
+	}
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		select {
+		case <-p.Done():
+			return nil, fmt.Errorf("netlab: knotd exited: %v: %s", p.Err(), p.Output())
+		default:
+		}
+		if a, err := l.Dig(ctx, role, "@"+listen.String(), zone, "SOA"); err == nil && a.Status == "NOERROR" {
+			return p, nil
+		}
+	}
+	p.Stop(time.Second)
+	return nil, fmt.Errorf("netlab: knotd did not answer within 10s: %s", p.Output())
+}
