@@ -53,6 +53,11 @@ func formatStatus(w io.Writer, st api.Status, now time.Time) error {
 	} else {
 		writeRoute(&b, "route:  ", st.ActiveRoute, "(no default route in uplinkd's table)") // an older uplinkd
 	}
+	if st.DNS != nil {
+		for _, n := range st.DNS.Names {
+			fmt.Fprintf(&b, "DNS:    %s %s\n", n.Name, strings.Join(n.Addrs, " "))
+		}
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

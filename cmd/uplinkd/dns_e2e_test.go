@@ -168,6 +168,10 @@ func TestAResolverFollowsTheLiveUplink(t *testing.T) {
 	// Detection (~0.5 s tuned) + TTL 2 s + the resolver's retry of the dead server.
 	took := waitFor(netlab.GWWAN2Addr4, 15*time.Second)
 	t.Logf("customers resolve isp2's address %s after the cut", took.Round(time.Millisecond))
+	if st := d.status(); st.DNS == nil || len(st.DNS.Names) != 1 || !slices.Contains(st.DNS.Names[0].Addrs, netlab.GWWAN2Addr4.String()) ||
+		slices.Contains(st.DNS.Names[0].Addrs, netlab.GWWAN1Addr4.String()) {
+		t.Errorf("the status publishes %+v, want www with isp2's address only", st.DNS)
+	}
 	if err := lab.Heal(1); err != nil {
 		t.Fatal(err)
 	}

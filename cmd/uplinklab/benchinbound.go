@@ -27,7 +27,7 @@ import (
 const inboundMethod = "one fresh lab per run; uplinkd with the shipped defaults and [dns] (zone lb.example.com, www, the shipped TTL); Unbound in the internet namespace with a stub to ns-isp1 and ns-isp2. " +
 	"The resolver is primed (it caches isp1's address), then isp1 dies silently at a random phase of the TTL (0 to ttl) and of the probe round. " +
 	"inbound_outage_s: from the cut until the resolver first answers isp2's address (customers reach the business again); it is detection + what is left of the cached TTL + the resolver's retry of the dead server, so it depends on the phase. " +
-	"dns_after_route_ms: from uplinkd's log line of the route change to its log line of the new answers (the same Set). back_on_isp1_s: from the heal until the resolver answers isp1's address again. " +
+	"dns_after_route_ms: from uplinkd's log line of the route change to its log line of the new answers (the same Set; the log has millisecond resolution). back_on_isp1_s: from the heal until the resolver answers isp1's address again. " +
 	"flood: one source sends random names at -flood-qps for -flood-seconds to isp1's address; isp1 is cut silently half-way; uplinkd's threads and peak RSS, the bytes it answered against the bytes it got, and the detection time under the flood."
 
 type inboundRun struct {

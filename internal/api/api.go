@@ -62,6 +62,20 @@ type Status struct {
 	Route6  string         `json:"route6,omitempty"`
 	Uplinks []UplinkStatus `json:"uplinks"`
 	HA      *HAStatus      `json:"ha,omitempty"` // nil when the box is not in a pair
+	DNS     *DNSStatus     `json:"dns,omitempty"` // nil without [dns]
+}
+
+// DNSStatus is what uplinkd publishes for its [dns] zone now: each name's addresses, as its
+// server answers and its updates send them.
+type DNSStatus struct {
+	Zone  string       `json:"zone"`
+	Names []DNSAnswers `json:"names"`
+}
+
+// DNSAnswers is one published name and its addresses.
+type DNSAnswers struct {
+	Name  string   `json:"name"`
+	Addrs []string `json:"addrs"`
 }
 
 // HAStatus is this box's part in a keepalived gateway pair.

@@ -132,6 +132,52 @@ func (s State) staleNAT() map[netip.Addr]string {
 	return out
 }
 
+// Published is what the published name n answers under the [dns] policy: per family, the
+// addresses of its uplinks that the policy picks; when none qualifies, every one of its uplinks' addresses: an answer
+// that may work beats none.
+func (s State) Published(n uplink.DNSName) []netip.Addr {
+	policy := s.DNS.Policy
+	var cands []Uplink
+	for _, u := range s.Uplinks {
+		if len(n.Uplinks) == 0 || slices.Contains(n.Uplinks, u.Name) {
+			cands = append(cands, u)
+		}
+	}
+	if len(n.Uplinks) > 0 { // the name's own order
+		slices.SortStableFunc(cands, func(a, b Uplink) int {
+			return slices.Index(n.Uplinks, a.Name) - slices.Index(n.Uplinks, b.Name)
+		})
+	}
+	var out []netip.Addr
+	for _, v6 := range []bool{false, true} {
+		var picked, all []netip.Addr
+		for _, u := range cands {
+			a, chosen := u.Public4, u.Active
+			if policy == uplink.DNSPolicyAll {
+				chosen = u.Usable
+			}
+			if v6 {
+				a, chosen = u.Public6, u.Active6
+				if policy == uplink.DNSPolicyAll {
+					chosen = u.Usable6
+				}
+			}
+			if !a.IsValid() {
+				continue
+			}
+			all = append(all, a)
+			if chosen {
+				picked = append(picked, a)
+			}
+		}
+		if len(picked) == 0 {
+			picked = all
+		}
+		out = append(out, picked...)
+	}
+	return out
+}
+
 // Clone returns a copy of s that shares no slices with it.
 func (s State) Clone() State {
 	c := s

@@ -94,6 +94,16 @@ func (e *Engine) publishStatus() {
 	// The routes come from the desired state, as the kernel got them: nothing decided twice.
 	st.ActiveRoute = activeRoute(e.state)
 	st.Route4, st.Route6 = e.state.Route4(), e.state.Route6()
+	if d := e.state.DNS; d.Enabled() {
+		st.DNS = &api.DNSStatus{Zone: d.Zone}
+		for _, n := range d.Names {
+			a := api.DNSAnswers{Name: n.Name}
+			for _, addr := range e.state.Published(n) {
+				a.Addrs = append(a.Addrs, addr.String())
+			}
+			st.DNS.Names = append(st.DNS.Names, a)
+		}
+	}
 	e.status.Store(st)
 }
 

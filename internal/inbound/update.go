@@ -84,7 +84,7 @@ func (u *Updater) Set(st dataplane.State) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "%s %s %d", job.cfg.Zone, job.cfg.Server, job.ttl)
 	for _, n := range st.DNS.Names {
-		a := published(st, n, st.DNS.Policy)
+		a := st.Published(n)
 		job.names = append(job.names, n.Name)
 		job.addrs[n.Name] = a
 		fmt.Fprintf(&b, " %s=%v", n.Name, a)

@@ -53,7 +53,7 @@ func Build(s dataplane.State, prev *Zone, now time.Time) *Zone {
 		z.addAddrs(ns, []netip.Addr{u.Public4, u.Public6})
 	}
 	for _, n := range d.Names {
-		addrs := published(s, n, d.Policy)
+		addrs := s.Published(n)
 		z.Published[n.Name] = addrs
 		z.addAddrs(n.Name, addrs)
 	}
@@ -73,51 +73,6 @@ func Build(s dataplane.State, prev *Zone, now time.Time) *Zone {
 	}
 	z.soa.Serial = z.Serial
 	return z
-}
-
-// published is what name n answers under policy: per family, the addresses of its uplinks
-// that the policy picks; when none qualifies, every one of its uplinks' addresses: an answer
-// that may work beats none.
-func published(s dataplane.State, n uplink.DNSName, policy string) []netip.Addr {
-	var cands []dataplane.Uplink
-	for _, u := range s.Uplinks {
-		if len(n.Uplinks) == 0 || slices.Contains(n.Uplinks, u.Name) {
-			cands = append(cands, u)
-		}
-	}
-	if len(n.Uplinks) > 0 { // the name's own order
-		slices.SortStableFunc(cands, func(a, b dataplane.Uplink) int {
-			return slices.Index(n.Uplinks, a.Name) - slices.Index(n.Uplinks, b.Name)
-		})
-	}
-	var out []netip.Addr
-	for _, v6 := range []bool{false, true} {
-		var picked, all []netip.Addr
-		for _, u := range cands {
-			a, chosen := u.Public4, u.Active
-			if policy == uplink.DNSPolicyAll {
-				chosen = u.Usable
-			}
-			if v6 {
-				a, chosen = u.Public6, u.Active6
-				if policy == uplink.DNSPolicyAll {
-					chosen = u.Usable6
-				}
-			}
-			if !a.IsValid() {
-				continue
-			}
-			all = append(all, a)
-			if chosen {
-				picked = append(picked, a)
-			}
-		}
-		if len(picked) == 0 {
-			picked = all
-		}
-		out = append(out, picked...)
-	}
-	return out
 }
 
 func (z *Zone) hdr(name string, t uint16) dns.RR_Header {
