@@ -61,7 +61,7 @@ type Status struct {
 	Route4  string         `json:"route4,omitempty"`
 	Route6  string         `json:"route6,omitempty"`
 	Uplinks []UplinkStatus `json:"uplinks"`
-	HA      *HAStatus      `json:"ha,omitempty"` // nil when the box is not in a pair
+	HA      *HAStatus      `json:"ha,omitempty"`  // nil when the box is not in a pair
 	DNS     *DNSStatus     `json:"dns,omitempty"` // nil without [dns]
 }
 
