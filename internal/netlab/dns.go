@@ -95,23 +95,8 @@ func (l *Lab) StartUnbound(ctx context.Context, role string, listen netip.Addr, 
 	if err := os.WriteFile(conf, []byte(b.String()), 0o644); err != nil {
 		return nil, err
 	}
-	p, err := l.Start(ctx, role, "unbound", "-d", "-c", conf)
-	if err != nil {
-		return nil, err
-	}
 	// Ready when it answers (anything, even SERVFAIL) on its port.
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		select {
-		case <-p.Done():
-			return nil, fmt.Errorf("netlab: unbound exited: %v: %s", p.Err(), p.Output())
-		default:
-		}
-		if a, err := l.Dig(ctx, role, "@"+listen.String(), "version.server", "CH", "TXT"); err == nil && a.Status != "" {
-			return p, nil
-		}
-	}
-	p.Stop(time.Second)
-	return nil, fmt.Errorf("netlab: unbound did not answer within 10s: %s", p.Output())
+	return l.startDNS(ctx, role, listen, []string{"unbound", "-d", "-c", conf}, []string{"version.server", "CH", "TXT"}, "")
 }
 
 // StartKnot starts Knot DNS in role's namespace as the primary of zone on listen:53, accepting
@@ -151,20 +136,26 @@ zone:
 	if err := os.WriteFile(path, []byte(conf), 0o644); err != nil {
 		return nil, err
 	}
-	p, err := l.Start(ctx, role, "knotd", "-c", path)
+	return l.startDNS(ctx, role, listen, []string{"knotd", "-c", path}, []string{zone, "SOA"}, "NOERROR")
+}
+
+// startDNS starts a DNS server (argv) in role's namespace and waits up to 10 s until the query
+// ask to listen gets an answer with status want ("": any).
+func (l *Lab) startDNS(ctx context.Context, role string, listen netip.Addr, argv, ask []string, want string) (*Proc, error) {
+	p, err := l.Start(ctx, role, argv...)
 	if err != nil {
 		return nil, err
 	}
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
 		select {
 		case <-p.Done():
-			return nil, fmt.Errorf("netlab: knotd exited: %v: %s", p.Err(), p.Output())
+			return nil, fmt.Errorf("netlab: %s exited: %v: %s", argv[0], p.Err(), p.Output())
 		default:
 		}
-		if a, err := l.Dig(ctx, role, "@"+listen.String(), zone, "SOA"); err == nil && a.Status == "NOERROR" {
+		if a, err := l.Dig(ctx, role, append([]string{"@" + listen.String()}, ask...)...); err == nil && a.Status != "" && (want == "" || a.Status == want) {
 			return p, nil
 		}
 	}
 	p.Stop(time.Second)
-	return nil, fmt.Errorf("netlab: knotd did not answer within 10s: %s", p.Output())
+	return nil, fmt.Errorf("netlab: %s did not answer within 10s: %s", argv[0], p.Output())
 }
