@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -106,7 +107,9 @@ func TestTheAuthoritativeServerAnswersAsTheRFCsSayThroughBothUplinks(t *testing.
 func TestARateLimitedClientIsSlippedToTCP(t *testing.T) {
 	needTool(t, "dig")
 	lab := testkit.Lab(t, netlab.Options{})
-	d := startDaemon(t, lab, dnsConfig("rate_limit = 1\n"))
+	c := dnsConfig("rate_limit = 1\n")
+	c.DaemonKeys = "metrics_listen = \"127.0.0.1:9847\"\n"
+	d := startDaemon(t, lab, c)
 	d.waitActive(5*time.Second, "isp1")
 	ns1 := "@" + netlab.GWWAN1Addr4.String()
 	var tc, silent int
@@ -127,6 +130,16 @@ func TestARateLimitedClientIsSlippedToTCP(t *testing.T) {
 	}
 	if a := dig(t, lab, ns1, "www."+labZone, "A", "+tcp"); a.Status != "NOERROR" || len(a.Answer) != 1 {
 		t.Errorf("over TCP: %s %v\n%s", a.Status, a.Data(), a.Output)
+	}
+	body, err := netlab.HTTPGetInNS(lab.NS(netlab.RoleGW), "127.0.0.1:9847", "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"uplinkd_dns_queries_total 7", `uplinkd_dns_responses_total{result="slipped"} ` + strconv.Itoa(tc),
+		`uplinkd_dns_responses_total{result="dropped"} ` + strconv.Itoa(silent)} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("the metrics lack %q", want)
+		}
 	}
 }
 

@@ -145,6 +145,7 @@ func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger, level 
 	pinDamage := make(chan struct{}, 1)
 	n := newNotifier(log)
 	obs := newObserver(ctx, cfg, log)
+	obs.countDNS(dnsServer.Stats().Counts)
 	e, err := engine.New(engine.Options{
 		Config:       cfg,
 		Load:         config.Load,

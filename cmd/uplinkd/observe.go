@@ -60,6 +60,13 @@ func newObserver(ctx context.Context, cfg *uplink.Config, log *slog.Logger) *obs
 	return o
 }
 
+// countDNS makes the metrics read the DNS server's counters.
+func (o *observer) countDNS(read func() metrics.DNSCounts) {
+	if o.metrics != nil {
+		o.metrics.SetDNS(read)
+	}
+}
+
 // onRound is the engine's OnRound: nil when metrics are off.
 func (o *observer) onRound() func(string, uplink.Round) {
 	if o.metrics == nil {

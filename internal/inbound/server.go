@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/uplinkd/uplinkd/internal/dataplane"
+	"github.com/uplinkd/uplinkd/internal/metrics"
 )
 
 // Bounds of the server: what a query flood can cost.
@@ -43,9 +44,16 @@ type Server struct {
 	wg        sync.WaitGroup
 }
 
-// Stats counts what the server did, for tests and the logs.
+// Stats counts what the server did, for the metrics. Responses include the slipped ones.
 type Stats struct {
 	Queries, Responses, Slipped, Dropped, TCPRefused atomic.Uint64
+}
+
+// Counts returns the counters' values: answered excludes the slipped responses.
+func (s *Stats) Counts() metrics.DNSCounts {
+	slipped := s.Slipped.Load()
+	return metrics.DNSCounts{Queries: s.Queries.Load(), Answered: s.Responses.Load() - min(slipped, s.Responses.Load()),
+		Slipped: slipped, Dropped: s.Dropped.Load(), TCPRefused: s.TCPRefused.Load()}
 }
 
 type listener struct {

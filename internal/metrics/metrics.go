@@ -58,6 +58,8 @@ const (
 	HookRunsTotal     = "uplinkd_hook_runs_total"
 	HookDroppedTotal  = "uplinkd_hook_dropped_total"
 	BuildInfo         = "uplinkd_build_info"
+	DNSQueries        = "uplinkd_dns_queries_total"
+	DNSResponses      = "uplinkd_dns_responses_total"
 )
 
 // Names are the metric families uplinkd exports itself; histograms also have the _bucket,
@@ -66,6 +68,7 @@ var Names = []string{
 	UplinkUp, UplinkState, UplinkActive, UplinkDrained, UplinkRTT, UplinkLoss, UplinkHoldDown,
 	UplinkConnections, UplinkStateSince, TargetLoss, ProbesTotal, TargetRTT, TransitionsTotal,
 	SwitchDuration, ReloadsTotal, ErrorsTotal, HookRunsTotal, HookDroppedTotal, BuildInfo,
+	DNSQueries, DNSResponses,
 }
 
 // States are the values of uplinkd_uplink_state's state label, one-hot per uplink.
@@ -82,6 +85,7 @@ type Metrics struct {
 	errors      prometheus.Counter
 	hookRuns    *prometheus.CounterVec
 	hookDropped *prometheus.CounterVec
+	dns         *dnsCollector
 
 	mu   sync.Mutex
 	seen map[string]struct{} // uplinks with per-uplink counters, for Forget
@@ -115,6 +119,7 @@ func New(src Source, version string) *Metrics {
 		hookDropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: HookDroppedTotal, Help: "Events a hook did not see because its queue was full.",
 		}, []string{"hook"}),
+		dns: newDNSCollector(),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        BuildInfo,
@@ -127,7 +132,7 @@ func New(src Source, version string) *Metrics {
 	}
 	m.reg.MustRegister(
 		m.transitions, m.switches, m.reloads, m.errors, m.hookRuns, m.hookDropped,
-		buildInfo,
+		buildInfo, m.dns,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
