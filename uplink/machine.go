@@ -252,7 +252,8 @@ func (m *Machine) setQuality(now time.Time, why string) (Transition, bool) {
 		}
 		degraded = m.cleanRun < m.p.Window
 	}
-	quality := fmt.Sprintf("loss %.0f%%, rtt %s", loss, rtt.Round(time.Microsecond*100))
+	jitter, _ := m.Voice()
+	quality := fmt.Sprintf("loss %.0f%%, rtt %s, jitter %s", loss, rtt.Round(time.Microsecond*100), jitter.Round(time.Microsecond*100))
 	if why != "" {
 		quality = why + "; " + quality
 	}
@@ -286,6 +287,24 @@ func (m *Machine) Quality() (loss float64, rtt time.Duration) {
 	return losses[q], rtt
 }
 
+// Voice is the uplink's jitter over the window (the quorum-th best target's, like Quality) and
+// the MOS a voice call would get with it (see MOS).
+func (m *Machine) Voice() (jitter time.Duration, mos float64) {
+	var jitters []time.Duration
+	for _, s := range m.Targets() {
+		if s.Loss < 100 {
+			jitters = append(jitters, s.Jitter)
+		}
+	}
+	loss, rtt := m.Quality()
+	if len(jitters) == 0 {
+		return 0, MOS(rtt, 0, loss)
+	}
+	slices.Sort(jitters)
+	jitter = jitters[min(max(m.p.Quorum, 1), len(jitters))-1]
+	return jitter, MOS(rtt, jitter, loss)
+}
+
 // Targets returns per-target loss and mean RTT over the window, in configuration order.
 func (m *Machine) Targets() []TargetStats {
 	window := m.rounds[max(0, len(m.rounds)-m.p.Window):]
@@ -293,7 +312,7 @@ func (m *Machine) Targets() []TargetStats {
 	for _, t := range m.p.Targets {
 		st := TargetStats{Address: t}
 		var sum time.Duration
-		answered := 0
+		var rtts []time.Duration
 		for _, r := range window {
 			for _, x := range r.Results {
 				if x.Target != t {
@@ -301,11 +320,13 @@ func (m *Machine) Targets() []TargetStats {
 				}
 				st.Samples++
 				if x.OK {
-					answered++
+					rtts = append(rtts, x.RTT)
 					sum += x.RTT
 				}
 			}
 		}
+		answered := len(rtts)
+		st.Jitter = Jitter(rtts)
 		if st.Samples > 0 {
 			st.Loss = 100 * float64(st.Samples-answered) / float64(st.Samples)
 		}

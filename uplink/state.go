@@ -56,5 +56,6 @@ type TargetStats struct {
 	Address netip.Addr
 	RTT     time.Duration // mean RTT of the answered probes in the window
 	Loss    float64       // percent, 0..100
+	Jitter  time.Duration // mean deviation of successive RTTs (see Jitter)
 	Samples int
 }

@@ -18,14 +18,14 @@ func formatStatus(w io.Writer, st api.Status, now time.Time) error {
 	fmt.Fprintf(&b, "uplinkd %s, running %s, config %s\n\n", orDash(st.Version), human(st.Uptime), orDash(st.Config))
 
 	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "\tUPLINK\tINTERFACE\tSTATE\tRTT\tLOSS\tWEIGHT\tTIER\tCONNS\tNOTE")
+	fmt.Fprintln(tw, "\tUPLINK\tINTERFACE\tSTATE\tRTT\tLOSS\tJITTER\tMOS\tWEIGHT\tTIER\tCONNS\tNOTE")
 	for _, u := range st.Uplinks {
 		mark := ""
 		if u.Active {
 			mark = "*"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n",
-			mark, u.Name, orDash(u.Interface), stateFor(u, now), rtt(u.RTT), loss(u), u.Weight, u.Priority, conns(u.Connections), note(u))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%s\n",
+			mark, u.Name, orDash(u.Interface), stateFor(u, now), rtt(u.RTT), loss(u), jitter(u), mos(u), u.Weight, u.Priority, conns(u.Connections), note(u))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -159,6 +159,20 @@ func rtt(d time.Duration) string {
 		return fmt.Sprintf("%.0fms", ms)
 	}
 	return fmt.Sprintf("%.1fms", ms)
+}
+
+func jitter(u api.UplinkStatus) string {
+	if u.RTT <= 0 {
+		return "-"
+	}
+	return rtt(max(u.Jitter, time.Microsecond)) // 0.0ms: measured and steady
+}
+
+func mos(u api.UplinkStatus) string {
+	if u.MOS <= 0 || u.RTT <= 0 {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", u.MOS)
 }
 
 func loss(u api.UplinkStatus) string {

@@ -13,8 +13,9 @@ import (
 // TargetStatus is what one probe target has shown over the sliding window.
 type TargetStatus struct {
 	Address string        `json:"address"`
-	RTT     time.Duration `json:"rtt_ns"`   // mean RTT of the answered probes in the window
-	Loss    float64       `json:"loss_pct"` // 0..100
+	RTT     time.Duration `json:"rtt_ns"`    // mean RTT of the answered probes in the window
+	Loss    float64       `json:"loss_pct"`  // 0..100
+	Jitter  time.Duration `json:"jitter_ns"` // mean deviation of successive RTTs
 	Samples int           `json:"samples"`
 }
 
@@ -40,6 +41,8 @@ type UplinkStatus struct {
 	Addresses   []string       `json:"addresses,omitempty"`
 	RTT         time.Duration  `json:"rtt_ns"`
 	Loss        float64        `json:"loss_pct"`
+	Jitter      time.Duration  `json:"jitter_ns"` // over the window, of the quorum-th best target
+	MOS         float64        `json:"mos"`       // a voice call's estimated mean opinion score, 1..4.5
 	HoldDown    time.Duration  `json:"hold_down_ns,omitempty"`
 	Targets     []TargetStatus `json:"targets"`
 	Connections int            `json:"connections"` // tracked connections pinned to this uplink, -1 if unknown
@@ -134,7 +137,7 @@ func (e Event) String() string {
 func Targets(stats []uplink.TargetStats) []TargetStatus {
 	out := make([]TargetStatus, len(stats))
 	for i, s := range stats {
-		out[i] = TargetStatus{Address: s.Address.String(), RTT: s.RTT, Loss: s.Loss, Samples: s.Samples}
+		out[i] = TargetStatus{Address: s.Address.String(), RTT: s.RTT, Loss: s.Loss, Jitter: s.Jitter, Samples: s.Samples}
 	}
 	return out
 }

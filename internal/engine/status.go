@@ -56,6 +56,7 @@ func (e *Engine) publishStatus() {
 	for _, m := range e.members {
 		since, reason := m.machine.Since()
 		loss, rtt := m.machine.Quality()
+		jitter, mos := m.machine.Voice()
 		us := api.UplinkStatus{
 			Name:        m.cfg.Name,
 			Interface:   m.cfg.Interface,
@@ -70,6 +71,8 @@ func (e *Engine) publishStatus() {
 			Table:       m.cfg.Table(e.cfg.Daemon),
 			RTT:         rtt,
 			Loss:        loss,
+			Jitter:      jitter,
+			MOS:         mos,
 			HoldDown:    m.machine.HoldDown(),
 			Targets:     api.Targets(m.machine.Targets()),
 			Connections: -1,

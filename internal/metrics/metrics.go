@@ -45,6 +45,8 @@ const (
 	UplinkDrained     = "uplinkd_uplink_drained"
 	UplinkRTT         = "uplinkd_uplink_rtt_seconds"
 	UplinkLoss        = "uplinkd_uplink_loss_ratio"
+	UplinkJitter      = "uplinkd_uplink_jitter_seconds"
+	UplinkMOS         = "uplinkd_uplink_mos"
 	UplinkHoldDown    = "uplinkd_uplink_hold_down_seconds"
 	UplinkConnections = "uplinkd_uplink_connections"
 	UplinkStateSince  = "uplinkd_uplink_state_since_timestamp_seconds"
@@ -65,7 +67,7 @@ const (
 // Names are the metric families uplinkd exports itself; histograms also have the _bucket,
 // _sum and _count series.
 var Names = []string{
-	UplinkUp, UplinkState, UplinkActive, UplinkDrained, UplinkRTT, UplinkLoss, UplinkHoldDown,
+	UplinkUp, UplinkState, UplinkActive, UplinkDrained, UplinkRTT, UplinkLoss, UplinkJitter, UplinkMOS, UplinkHoldDown,
 	UplinkConnections, UplinkStateSince, TargetLoss, ProbesTotal, TargetRTT, TransitionsTotal,
 	SwitchDuration, ReloadsTotal, ErrorsTotal, HookRunsTotal, HookDroppedTotal, BuildInfo,
 	DNSQueries, DNSResponses,
