@@ -1,6 +1,7 @@
 package uplink
 
 import (
+	"cmp"
 	"fmt"
 	"math"
 	"net/netip"
@@ -72,8 +73,10 @@ type Machine struct {
 	// link a live target can stay silent for a few rounds by chance, so silence is judged
 	// over more rounds there (see judgeRounds).
 	baseLoss float64
-	// cleanRun counts the rounds in a row a Degraded uplink has looked good again.
-	cleanRun int
+	// Degraded's hysteresis, in rounds in a row: overRun, an Up uplink over the limits;
+	// cleanRun, a Degraded uplink's rounds that were each clean; belowRun, a Degraded uplink's
+	// window below half the limits.
+	overRun, cleanRun, belowRun int
 }
 
 // NewMachine starts an uplink in Unknown.
@@ -167,6 +170,7 @@ func (m *Machine) Decide(now time.Time) (Transition, bool) {
 			return m.set(now, Down, m.downReason(alive, total))
 		}
 		if last.answered() < m.p.Quorum {
+			m.cleanRun = 0
 			return Transition{}, false // a failing streak is judged by down_after, not as loss
 		}
 		m.baseLoss, _ = m.Quality()
@@ -239,18 +243,38 @@ func (m *Machine) downReason(alive, total int) string {
 	return fmt.Sprintf("%d rounds without quorum: %d/%d targets answered (quorum %d)", m.judgeRounds(), alive, total, m.p.Quorum)
 }
 
-// setQuality moves to Up or Degraded by the window's loss and RTT, with hysteresis.
+// setQuality moves to Up or Degraded by the window's loss and RTT, with hysteresis: an Up
+// uplink degrades after down_after rounds in a row over the limits (one unlucky stretch of a
+// 10 % loss line must not move traffic); a Degraded one recovers after up_after rounds in a
+// row that were each clean (a line that healed comes back as fast as a dead one), or after a
+// whole window below half the loss and 80 % of the RTT (a line that got better but not clean).
+// Unknown and Down uplinks are judged at once.
 func (m *Machine) setQuality(now time.Time, why string) (Transition, bool) {
 	loss, rtt := m.Quality()
-	degraded := loss > m.p.MaxLoss || rtt > m.p.MaxRTT
-	if m.state == Degraded {
-		// Leaving takes a whole window of rounds below half the loss and 80 % of the RTT:
-		// a lossy line's estimate dips now and then, and each dip must not move traffic.
+	over := loss > m.p.MaxLoss || rtt > m.p.MaxRTT
+	degraded := over
+	switch m.state {
+	case Up:
+		m.overRun++
+		if !over {
+			m.overRun = 0
+		}
+		degraded = m.overRun >= max(m.p.DownAfter, 1)
+	case Degraded:
 		m.cleanRun++
-		if loss > m.p.MaxLoss/2 || rtt > m.p.MaxRTT*8/10 {
+		if !m.clean(m.rounds[len(m.rounds)-1]) {
 			m.cleanRun = 0
 		}
-		degraded = m.cleanRun < m.p.Window
+		m.belowRun++
+		if loss > m.p.MaxLoss/2 || rtt > m.p.MaxRTT*8/10 {
+			m.belowRun = 0
+		}
+		degraded = m.cleanRun < m.p.UpAfter && m.belowRun < m.p.Window
+		if !degraded && m.cleanRun >= m.p.UpAfter {
+			// Judge quality on the clean rounds since it healed, not on the bad ones before.
+			m.rounds = slices.Delete(m.rounds, 0, len(m.rounds)-min(m.cleanRun, len(m.rounds)))
+			loss, rtt = m.Quality()
+		}
 	}
 	jitter, _ := m.Voice()
 	quality := fmt.Sprintf("loss %.0f%%, rtt %s, jitter %s", loss, rtt.Round(time.Microsecond*100), jitter.Round(time.Microsecond*100))
@@ -263,28 +287,69 @@ func (m *Machine) setQuality(now time.Time, why string) (Transition, bool) {
 	return m.set(now, Up, quality)
 }
 
-// Quality is the uplink's loss (percent) and mean RTT over the window, taken from the
-// quorum-th best target so that one target filtering ICMP does not degrade a good uplink.
+// clean says whether round r was clean: every target that answered in the window answered
+// in it, and the quorum-th fastest within 80 % of max_rtt.
+func (m *Machine) clean(r Round) bool {
+	var rtts []time.Duration
+	for _, x := range r.Results {
+		if x.OK {
+			rtts = append(rtts, x.RTT)
+			continue
+		}
+		for _, w := range m.rounds[max(0, len(m.rounds)-m.p.Window):] {
+			for _, y := range w.Results {
+				if y.Target == x.Target && y.OK {
+					return false // a live target missed this round
+				}
+			}
+		}
+	}
+	slices.Sort(rtts)
+	q := min(max(m.p.Quorum, 1), len(rtts)) - 1
+	return len(rtts) > 0 && rtts[q] <= m.p.MaxRTT*8/10
+}
+
+// Quality is the uplink's loss (percent) and mean RTT over the window: the loss of the quorum
+// best targets together, the RTT of the quorum-th best, so that one target filtering ICMP does
+// not degrade a good uplink.
 func (m *Machine) Quality() (loss float64, rtt time.Duration) {
 	stats := m.Targets()
 	if len(stats) == 0 {
 		return 0, 0
 	}
 	q := min(max(m.p.Quorum, 1), len(stats)) - 1
-	losses := make([]float64, len(stats))
 	rtts := make([]time.Duration, 0, len(stats))
-	for i, s := range stats {
-		losses[i] = s.Loss
+	for _, s := range stats {
 		if s.Loss < 100 {
 			rtts = append(rtts, s.RTT)
 		}
 	}
-	slices.Sort(losses)
 	slices.Sort(rtts)
 	if len(rtts) > q {
 		rtt = rtts[q]
 	}
-	return losses[q], rtt
+	loss, _ = m.lossSamples()
+	return loss, rtt
+}
+
+// lossSamples is the loss (percent) of the quorum best targets' probes together over the
+// window, and how many probes that is: with quorum 2, twice the samples of one target, so a
+// 10 % line's estimate wanders over a 20 % limit by chance far less often.
+func (m *Machine) lossSamples() (loss float64, samples int) {
+	stats := m.Targets()
+	if len(stats) == 0 {
+		return 0, 0
+	}
+	slices.SortStableFunc(stats, func(a, b TargetStats) int { return cmp.Compare(a.Loss, b.Loss) })
+	lost := 0.0
+	for _, s := range stats[:min(max(m.p.Quorum, 1), len(stats))] {
+		lost += s.Loss * float64(s.Samples) / 100
+		samples += s.Samples
+	}
+	if samples == 0 {
+		return 0, 0
+	}
+	return 100 * lost / float64(samples), samples
 }
 
 // Voice is the uplink's jitter over the window (the quorum-th best target's, like Quality) and
@@ -345,6 +410,6 @@ func (m *Machine) set(now time.Time, to State, reason string) (Transition, bool)
 	}
 	ev := Transition{Time: now, Uplink: m.name, From: m.state, To: to, Reason: reason}
 	m.state, m.since, m.reason = to, now, reason
-	m.cleanRun = 0
+	m.overRun, m.cleanRun, m.belowRun = 0, 0, 0
 	return ev, true
 }

@@ -271,33 +271,55 @@ func TestProbesWhileTheLinkIsDownDoNotBringItBack(t *testing.T) {
 	}
 }
 
-func TestHighLossDegradesAndRecoveryNeedsAWindowBelowHalfTheLimit(t *testing.T) {
+func TestHighLossDegradesAndRecoveryNeedsCleanRoundsOrAWindowBelowHalfTheLimit(t *testing.T) {
 	h := newHarness(t, testProbe())
 	h.rounds(20, t1, t2, t3)
-	// Every target loses 1 probe in 3: 33 % > 20 %.
-	for range 20 {
-		h.round(t1, t2)
+	lossy := func(blocks int) { // every target loses 1 probe in 3: 33 % > 20 %
+		for range blocks {
+			h.round(t1, t2)
+			h.round(t2, t3)
+			h.round(t1, t3)
+		}
+	}
+	lossy(20)
+	if h.m.State() != Degraded {
+		t.Fatalf("got %s: %s", h.m.State(), h.m.reason)
+	}
+	// 14 % loss is under the limit but above half of it: stays degraded (hysteresis).
+	for range 10 {
 		h.round(t2, t3)
 		h.round(t1, t3)
+		h.round(t1, t2)
+		h.rounds(4, t1, t2, t3)
 	}
+	if h.m.State() != Degraded {
+		t.Fatalf("left degraded at 14%% loss: %s", h.m.reason)
+	}
+	// The line heals: up after up_after clean rounds in a row (the last block ended with 4),
+	// however lossy the window still is.
+	if n := h.roundsUntil(Up, 40, t1, t2, t3); n != h.m.p.UpAfter-4 {
+		t.Errorf("up %d rounds after the heal, want up_after-4 = %d", n, h.m.p.UpAfter-4)
+	}
+	if loss, _ := h.m.Quality(); loss != 0 {
+		t.Errorf("loss %.0f%% after the heal: the bad rounds before it still count", loss)
+	}
+	// Better but never clean (5.6 %, below half the limit): up after a whole window below half.
+	lossy(20)
 	if h.m.State() != Degraded {
 		t.Fatalf("got %s: %s", h.m.State(), h.m.reason)
 	}
-	// 15 % loss is under the limit but above half of it: stays degraded (hysteresis).
-	for range 7 {
+	n := 0
+	for n < 90 && h.m.State() == Degraded {
+		h.round(t2, t3)
 		h.rounds(5, t1, t2, t3)
-		h.round(t3)
+		h.round(t1, t3)
+		h.rounds(5, t1, t2, t3)
+		h.round(t1, t2)
+		h.rounds(5, t1, t2, t3)
+		n += 18
 	}
-	if h.m.State() != Degraded {
-		t.Fatalf("left degraded at 15%% loss: %s", h.m.reason)
-	}
-	h.rounds(20, t1, t2, t3) // the window is clean now …
-	if h.m.State() != Degraded {
-		t.Fatalf("left degraded before a whole window looked clean: %s", h.m.reason)
-	}
-	h.rounds(20, t1, t2, t3) // … and has stayed clean for a whole window
-	if h.m.State() != Up {
-		t.Fatalf("got %s: %s", h.m.State(), h.m.reason)
+	if h.m.State() != Up || n < h.m.p.Window {
+		t.Errorf("%s after %d rounds at 5.6 %% loss, want up after at least a window", h.m.State(), n)
 	}
 }
 

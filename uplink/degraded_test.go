@@ -1,0 +1,67 @@
+package uplink
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"testing"
+)
+
+// lossyRounds feeds n rounds in which each target's probe is lost with probability loss.
+func (h *harness) lossyRounds(rng *rand.Rand, n int, loss float64) {
+	for range n {
+		var answering []netip.Addr
+		for _, tg := range h.m.p.Targets {
+			if rng.Float64() >= loss {
+				answering = append(answering, tg)
+			}
+		}
+		h.round(answering...)
+	}
+}
+
+func changes(h *harness) []string {
+	var out []string
+	for _, ev := range h.events {
+		out = append(out, ev.From.String()+"→"+ev.To.String())
+	}
+	return out
+}
+
+// A steady 10 % loss line is under the 20 % limit: it stays up for 60 s of rounds at the
+// shipped interval (120) and at 100 ms (600), but for the rare stretch where the line really
+// lost more than 20 % for down_after rounds (1 and 2 of these 50 seeds; the machine before
+// the pooled estimate and the dwell changed state in 4 and 17).
+func TestASteadyTenPercentLossLineDoesNotAlternate(t *testing.T) {
+	for _, c := range []struct{ rounds, allowed int }{{120, 1}, {600, 2}} {
+		rounds := c.rounds
+		bad := 0
+		for seed := range uint64(50) {
+			h := newHarness(t, testProbe())
+			h.rounds(20, t1, t2, t3)
+			h.events = nil
+			h.lossyRounds(rand.New(rand.NewPCG(seed, 10)), rounds, 0.10)
+			if len(h.events) > 0 {
+				bad++
+				t.Logf("%d rounds, seed %d: %v", rounds, seed, changes(h))
+			}
+		}
+		if bad > c.allowed {
+			t.Errorf("%d rounds of 10 %% loss: %d of 50 seeds changed state, want at most %d", rounds, bad, c.allowed)
+		}
+	}
+}
+
+// A 30 % loss line is degraded; when it heals it is up again within up_after rounds + 1.
+func TestAThirtyPercentLossLineFailsBackWithinUpAfterRounds(t *testing.T) {
+	for seed := range uint64(20) {
+		h := newHarness(t, testProbe())
+		h.rounds(20, t1, t2, t3)
+		h.lossyRounds(rand.New(rand.NewPCG(seed, 30)), 60, 0.30)
+		if h.m.State() != Degraded {
+			t.Fatalf("seed %d: 30 %% loss left it %s", seed, h.m.State())
+		}
+		if n := h.roundsUntil(Up, 100, t1, t2, t3); n > h.m.p.UpAfter+1 {
+			t.Errorf("seed %d: up %d rounds after the heal, want at most up_after+1 = %d", seed, n, h.m.p.UpAfter+1)
+		}
+	}
+}
