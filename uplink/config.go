@@ -210,6 +210,8 @@ type Service struct {
 	// Fallback: when none of Uplinks can carry traffic, balance the connection like any
 	// other (true, the default) or refuse it (false: e.g. never put backups on a metered link).
 	Fallback bool
+	// Targets: its new connections want an uplink that meets them (see Steering).
+	Targets ServiceTargets
 }
 
 // PortRange is an inclusive range of ports.

@@ -16,6 +16,8 @@ type Candidate struct {
 	// State6 is its IPv6 health when judged apart from IPv4 (targets of both families); nil:
 	// State holds for both.
 	State6 *State
+	// Quality is what it measured (for services with quality targets).
+	Quality LineQuality
 }
 
 // Select returns the uplinks that carry traffic, in configuration order, and why.

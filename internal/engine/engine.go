@@ -79,6 +79,7 @@ type Engine struct {
 	started time.Time
 
 	decision uplink.Decision // the last one applied
+	steering uplink.Steering // services with quality targets: where each goes, with hysteresis
 	state    dataplane.State // what the box should look like: the last one set
 	tracker  Tracker         // nil when the box is not in a pair
 	standby  bool            // the operator put this box in standby (uplinkctl standby)
@@ -129,6 +130,7 @@ func New(opt Options) (*Engine, error) {
 		retry:    time.NewTimer(time.Hour),
 	}
 	e.retry.Stop()
+	e.setSteering()
 	if err := e.setTracker(opt.Config.HA.TrackFile); err != nil {
 		return nil, err
 	}
@@ -253,6 +255,9 @@ func (e *Engine) take(m *member, r uplink.Round) {
 	}
 	if now := time.Now(); e.decide(m, now) {
 		e.apply("probe round", now)
+		return
+	} else if e.steered() && e.steering.Observe(e.candidates(), e.cfg.Services, now) {
+		e.apply("service quality", now)
 		return
 	}
 	if e.statusDue == nil {

@@ -46,12 +46,11 @@ func (e *Engine) decide(m *member, now time.Time) bool {
 // apply runs the policy on the uplinks' states and makes the box, keepalived and the
 // published status match. It returns how many routing messages it sent.
 func (e *Engine) apply(cause string, start time.Time) int {
-	cands := make([]uplink.Candidate, len(e.members))
-	for i, m := range e.members {
-		cands[i] = m.candidate()
-	}
+	cands := e.candidates()
 	prev := e.decision
+	e.steering.Observe(cands, e.cfg.Services, start)
 	d := uplink.Decide(cands, e.cfg.Services, e.cfg.Daemon.Pinning)
+	e.steering.Apply(&d, e.cfg.Services)
 	e.decision = d
 	for _, m := range e.members {
 		if m.machine.State().Usable() && slices.Contains(d.Live, m.cfg.Name) {
@@ -183,4 +182,28 @@ func (e *Engine) summary() string {
 		}
 	}
 	return fmt.Sprintf("%d/%d up, active: %s", up, len(e.members), strings.Join(e.decision.Active, ","))
+}
+
+// candidates are the uplinks as the policy sees them.
+func (e *Engine) candidates() []uplink.Candidate {
+	cands := make([]uplink.Candidate, len(e.members))
+	for i, m := range e.members {
+		cands[i] = m.candidate()
+	}
+	return cands
+}
+
+// setSteering times the quality steering of services by the [defaults] probing: an uplink is
+// left after down_after rounds of violation, returned to after up_after rounds of recovery,
+// at most once per direction per hold_down.
+func (e *Engine) setSteering() {
+	p := e.cfg.Defaults
+	e.steering.Leave = time.Duration(p.DownAfter) * p.Interval
+	e.steering.Return = time.Duration(p.UpAfter) * p.Interval
+	e.steering.HoldDown = p.HoldDown
+}
+
+// steered says whether a service has quality targets: only then does every round weigh them.
+func (e *Engine) steered() bool {
+	return slices.ContainsFunc(e.cfg.Services, func(s uplink.Service) bool { return s.Targets.Set() })
 }

@@ -21,6 +21,10 @@ type rawService struct {
 	InInterface string     `toml:"in_interface"`
 	Uplinks     []string   `toml:"uplinks"`
 	Fallback    *bool      `toml:"fallback"`
+	MaxRTT      *duration  `toml:"max_rtt"`
+	MaxJitter   *duration  `toml:"max_jitter"`
+	MaxLoss     *percent   `toml:"max_loss"`
+	MinMOS      *float64   `toml:"min_mos"`
 }
 
 // portSpec is 443 or "8000-8100".
@@ -74,6 +78,10 @@ func parseServices(raw []rawService, uplinks []uplink.Uplink, fail func(string, 
 		}
 		for _, p := range r.Ports {
 			s.Ports = append(s.Ports, p.PortRange)
+		}
+		s.Targets = parseTargets(r, k, fail)
+		if s.Targets.Set() && len(r.Uplinks) < 2 {
+			fail(k("uplinks"), "service %q has quality targets but fewer than two uplinks to choose from", s.Name)
 		}
 		if len(s.Ports) > 0 && s.Proto == "icmp" {
 			fail(k("ports"), "icmp has no ports: this rule could never match")
@@ -132,4 +140,30 @@ func sharesFamily(a, b []netip.Prefix) bool {
 		}
 	}
 	return false
+}
+
+// parseTargets reads a service's quality targets (max_rtt, max_jitter, max_loss, min_mos).
+func parseTargets(r rawService, k func(string) string, fail func(string, string, ...any)) uplink.ServiceTargets {
+	var t uplink.ServiceTargets
+	if r.MaxRTT != nil {
+		if t.MaxRTT = r.MaxRTT.Duration; t.MaxRTT <= 0 {
+			fail(k("max_rtt"), "%s must be positive", t.MaxRTT)
+		}
+	}
+	if r.MaxJitter != nil {
+		if t.MaxJitter = r.MaxJitter.Duration; t.MaxJitter <= 0 {
+			fail(k("max_jitter"), "%s must be positive", t.MaxJitter)
+		}
+	}
+	if r.MaxLoss != nil {
+		if t.MaxLoss = float64(*r.MaxLoss); t.MaxLoss <= 0 || t.MaxLoss >= 100 {
+			fail(k("max_loss"), "%g%% must be above 0 and below 100", t.MaxLoss)
+		}
+	}
+	if r.MinMOS != nil {
+		if t.MinMOS = *r.MinMOS; t.MinMOS < 1 || t.MinMOS > 4.5 {
+			fail(k("min_mos"), "%g is outside 1..4.5 (4.4: a clean line; 3.6: users start to complain)", t.MinMOS)
+		}
+	}
+	return t
 }

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/uplinkd/uplinkd/internal/netlab"
+	"github.com/uplinkd/uplinkd/internal/testkit"
+)
+
+// TestAVoiceServiceLeavesABloatedUplinkWhileBulkStays: isp1's upstream is shaped to 4 Mbit/s
+// with a 300 ms queue and the LAN offers 140 % of that, so isp1 is up but its RTT is ~330 ms.
+// New flows of a voice service (max_rtt 150ms) go to isp2; other traffic stays on isp1, which
+// is still up; when the bloat ends, the voice service comes back to isp1.
+func TestAVoiceServiceLeavesABloatedUplinkWhileBulkStays(t *testing.T) {
+	lab := testkit.Lab(t, netlab.Options{Servers: true})
+	c := fastConfig()
+	c.Extra = fmt.Sprintf("\n[[service]]\nname = \"voice\"\nproto = \"udp\"\nports = [%d]\nuplinks = [\"isp1\", \"isp2\"]\nmax_rtt = \"150ms\"\n", netlab.EchoPort)
+	d := startDaemon(t, lab, c)
+	d.waitActive(5*time.Second, "isp1")
+	voiceVia := func() string {
+		t.Helper()
+		by, _, err := lab.SpreadUDP(netlab.RoleLAN, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for src := range by {
+			return src
+		}
+		return ""
+	}
+	until := func(want string, limit time.Duration) time.Duration {
+		t.Helper()
+		start := time.Now()
+		got := ""
+		for time.Since(start) < limit {
+			if got = voiceVia(); got == want {
+				return time.Since(start)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		t.Fatalf("new voice flows still leave via %s after %s, want %s; status: %+v", got, limit, want, d.status().Uplinks)
+		return 0
+	}
+	until(netlab.GWWAN1Addr4.String(), 5*time.Second)
+
+	if err := lab.Shape(1, 4_000_000, 300*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	bulk, err := lab.StartBulk(5_600_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	took := until(netlab.GWWAN2Addr4.String(), 15*time.Second)
+	t.Logf("voice moved to isp2 %s after the bloat began", took.Round(time.Millisecond))
+	if via := viaTCP(t, lab); via != netlab.GWWAN1Addr4.String() {
+		t.Errorf("other new connections leave via %s, want isp1's %s (it is up, only slow)", via, netlab.GWWAN1Addr4)
+	}
+	if st := d.status(); !slices.Equal(st.Active, []string{"isp1"}) {
+		t.Errorf("active %v, want isp1: bloat is no reason to move everything", st.Active)
+	}
+	bulk.Stop()
+	if err := lab.Unshape(1); err != nil {
+		t.Fatal(err)
+	}
+	back := until(netlab.GWWAN1Addr4.String(), 30*time.Second)
+	t.Logf("voice back on isp1 %s after the bloat ended", back.Round(time.Millisecond))
+}
