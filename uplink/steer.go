@@ -44,8 +44,8 @@ type Steering struct {
 }
 
 type steer struct {
-	cur              string
-	bad, good        map[string]time.Time // since when each uplink has violated / met the targets
+	cur                string
+	bad, good          map[string]time.Time // since when each uplink has violated / met the targets
 	lastAway, lastBack time.Time
 }
 
