@@ -51,7 +51,8 @@ func TestASteadyTenPercentLossLineDoesNotAlternate(t *testing.T) {
 	}
 }
 
-// A 30 % loss line is degraded; when it heals it is up again within up_after rounds + 1.
+// A 30 % loss line is degraded; when it heals it is up again within up_after rounds + 1 (the
+// shipped up_after 10; cleanNeeded asks 11 for a 20 % limit over 3 targets).
 func TestAThirtyPercentLossLineFailsBackWithinUpAfterRounds(t *testing.T) {
 	for seed := range uint64(20) {
 		h := newHarness(t, testProbe())
@@ -63,5 +64,29 @@ func TestAThirtyPercentLossLineFailsBackWithinUpAfterRounds(t *testing.T) {
 		if n := h.roundsUntil(Up, 100, t1, t2, t3); n > h.m.p.UpAfter+1 {
 			t.Errorf("seed %d: up %d rounds after the heal, want at most up_after+1 = %d", seed, n, h.m.p.UpAfter+1)
 		}
+	}
+}
+
+// Tuned (up_after 5): a 30 % loss line stays degraded once degraded; 5 clean rounds in a row
+// happen by chance there, so leaving asks for 11 (cleanNeeded). Measured: 3 of these 50 seeds
+// still left once in 60 s (23 with 5 clean rounds).
+func TestATunedThirtyPercentLossLineDoesNotFlap(t *testing.T) {
+	p := testProbe()
+	p.UpAfter = 5
+	flapped := 0
+	for seed := range uint64(50) {
+		h := newHarness(t, p)
+		h.rounds(20, t1, t2, t3)
+		rng := rand.New(rand.NewPCG(seed, 31))
+		h.lossyRounds(rng, 40, 0.30)
+		h.events = nil
+		h.lossyRounds(rng, 600, 0.30) // 60 s at 100 ms
+		if len(h.events) > 0 {
+			flapped++
+			t.Logf("seed %d: %v", seed, changes(h))
+		}
+	}
+	if flapped > 3 {
+		t.Errorf("%d of 50 seeds changed state in 600 rounds of steady 30 %% loss", flapped)
 	}
 }

@@ -269,8 +269,9 @@ func (m *Machine) setQuality(now time.Time, why string) (Transition, bool) {
 		if loss > m.p.MaxLoss/2 || rtt > m.p.MaxRTT*8/10 {
 			m.belowRun = 0
 		}
-		degraded = m.cleanRun < m.p.UpAfter && m.belowRun < m.p.Window
-		if !degraded && m.cleanRun >= m.p.UpAfter {
+		need := m.cleanNeeded()
+		degraded = m.cleanRun < need && m.belowRun < m.p.Window
+		if !degraded && m.cleanRun >= need {
 			// Judge quality on the clean rounds since it healed, not on the bad ones before.
 			m.rounds = slices.Delete(m.rounds, 0, len(m.rounds)-min(m.cleanRun, len(m.rounds)))
 			loss, rtt = m.Quality()
@@ -285,6 +286,19 @@ func (m *Machine) setQuality(now time.Time, why string) (Transition, bool) {
 		return m.set(now, Degraded, fmt.Sprintf("%s (limits %.0f%%, %s)", quality, m.p.MaxLoss, m.p.MaxRTT))
 	}
 	return m.set(now, Up, quality)
+}
+
+// cleanNeeded is how many clean rounds in a row bring a Degraded uplink back: up_after, or more
+// where a line still at max_loss would give that many by chance more than once in a thousand:
+// a 20 %-loss line's 3 targets all answer a round half the time, so 5 in a row (up_after
+// tuned) come every few dozen rounds; 11 do not (max_loss 20 %, 3 targets: 11 rounds).
+func (m *Machine) cleanNeeded() int {
+	l := m.p.MaxLoss / 100
+	if l <= 0 || l >= 1 {
+		return m.p.UpAfter
+	}
+	perRound := math.Pow(1-l, float64(max(len(m.p.Targets), 1)))
+	return max(m.p.UpAfter, int(math.Ceil(math.Log(1e-3)/math.Log(perRound))))
 }
 
 // clean says whether round r was clean: every target that answered in the window answered

@@ -295,10 +295,13 @@ func TestHighLossDegradesAndRecoveryNeedsCleanRoundsOrAWindowBelowHalfTheLimit(t
 	if h.m.State() != Degraded {
 		t.Fatalf("left degraded at 14%% loss: %s", h.m.reason)
 	}
-	// The line heals: up after up_after clean rounds in a row (the last block ended with 4),
-	// however lossy the window still is.
-	if n := h.roundsUntil(Up, 40, t1, t2, t3); n != h.m.p.UpAfter-4 {
-		t.Errorf("up %d rounds after the heal, want up_after-4 = %d", n, h.m.p.UpAfter-4)
+	// The line heals: up after 11 clean rounds in a row (up_after 10, but 11 for a 20 % limit
+	// over 3 targets; the last block ended with 4), however lossy the window still is.
+	if need := h.m.cleanNeeded(); need != 11 {
+		t.Errorf("%d clean rounds needed, want 11", need)
+	}
+	if n := h.roundsUntil(Up, 40, t1, t2, t3); n != 11-4 {
+		t.Errorf("up %d rounds after the heal, want 11-4 = 7", n)
 	}
 	if loss, _ := h.m.Quality(); loss != 0 {
 		t.Errorf("loss %.0f%% after the heal: the bad rounds before it still count", loss)
