@@ -250,7 +250,8 @@ func (m *Machine) downReason(alive, total int) string {
 // whole window below half the loss and 80 % of the RTT (a line that got better but not clean).
 // Unknown and Down uplinks are judged at once.
 func (m *Machine) setQuality(now time.Time, why string) (Transition, bool) {
-	loss, rtt := m.Quality()
+	w := m.window()
+	loss, rtt := w.loss, w.rtt
 	over := loss > m.p.MaxLoss || rtt > m.p.MaxRTT
 	degraded := over
 	switch m.state {
@@ -274,11 +275,11 @@ func (m *Machine) setQuality(now time.Time, why string) (Transition, bool) {
 		if !degraded && m.cleanRun >= need {
 			// Judge quality on the clean rounds since it healed, not on the bad ones before.
 			m.rounds = slices.Delete(m.rounds, 0, len(m.rounds)-min(m.cleanRun, len(m.rounds)))
-			loss, rtt = m.Quality()
+			w = m.window()
+			loss, rtt = w.loss, w.rtt
 		}
 	}
-	jitter, _ := m.Voice()
-	quality := fmt.Sprintf("loss %.0f%%, rtt %s, jitter %s", loss, rtt.Round(time.Microsecond*100), jitter.Round(time.Microsecond*100))
+	quality := fmt.Sprintf("loss %.0f%%, rtt %s, jitter %s", loss, rtt.Round(time.Microsecond*100), w.jitter.Round(time.Microsecond*100))
 	if why != "" {
 		quality = why + "; " + quality
 	}
@@ -327,61 +328,55 @@ func (m *Machine) clean(r Round) bool {
 // best targets together, the RTT of the quorum-th best, so that one target filtering ICMP does
 // not degrade a good uplink.
 func (m *Machine) Quality() (loss float64, rtt time.Duration) {
+	w := m.window()
+	return w.loss, w.rtt
+}
+
+// Line is the uplink's loss, RTT, jitter and the MOS a voice call would get (see MOS), from one
+// pass over the window; Known once the uplink is usable.
+func (m *Machine) Line() LineQuality {
+	w := m.window()
+	return LineQuality{Loss: w.loss, RTT: w.rtt, Jitter: w.jitter, MOS: MOS(w.rtt, w.jitter, w.loss), Known: m.state.Usable()}
+}
+
+// windowQuality is what one pass over the window measures.
+type windowQuality struct {
+	loss        float64 // of the quorum best targets' probes together
+	rtt, jitter time.Duration
+}
+
+// window measures the uplink over its window: the loss of the quorum best targets' probes
+// together (with quorum 2, twice the samples of one target, so a 10 % line's estimate wanders
+// over a 20 % limit by chance far less often), and the quorum-th best RTT and jitter.
+func (m *Machine) window() windowQuality {
 	stats := m.Targets()
+	var w windowQuality
 	if len(stats) == 0 {
-		return 0, 0
+		return w
 	}
-	q := min(max(m.p.Quorum, 1), len(stats)) - 1
-	rtts := make([]time.Duration, 0, len(stats))
+	quorum := min(max(m.p.Quorum, 1), len(stats))
+	var rtts, jitters []time.Duration
 	for _, s := range stats {
 		if s.Loss < 100 {
 			rtts = append(rtts, s.RTT)
-		}
-	}
-	slices.Sort(rtts)
-	if len(rtts) > q {
-		rtt = rtts[q]
-	}
-	loss, _ = m.lossSamples()
-	return loss, rtt
-}
-
-// lossSamples is the loss (percent) of the quorum best targets' probes together over the
-// window, and how many probes that is: with quorum 2, twice the samples of one target, so a
-// 10 % line's estimate wanders over a 20 % limit by chance far less often.
-func (m *Machine) lossSamples() (loss float64, samples int) {
-	stats := m.Targets()
-	if len(stats) == 0 {
-		return 0, 0
-	}
-	slices.SortStableFunc(stats, func(a, b TargetStats) int { return cmp.Compare(a.Loss, b.Loss) })
-	lost := 0.0
-	for _, s := range stats[:min(max(m.p.Quorum, 1), len(stats))] {
-		lost += s.Loss * float64(s.Samples) / 100
-		samples += s.Samples
-	}
-	if samples == 0 {
-		return 0, 0
-	}
-	return 100 * lost / float64(samples), samples
-}
-
-// Voice is the uplink's jitter over the window (the quorum-th best target's, like Quality) and
-// the MOS a voice call would get with it (see MOS).
-func (m *Machine) Voice() (jitter time.Duration, mos float64) {
-	var jitters []time.Duration
-	for _, s := range m.Targets() {
-		if s.Loss < 100 {
 			jitters = append(jitters, s.Jitter)
 		}
 	}
-	loss, rtt := m.Quality()
-	if len(jitters) == 0 {
-		return 0, MOS(rtt, 0, loss)
-	}
+	slices.Sort(rtts)
 	slices.Sort(jitters)
-	jitter = jitters[min(max(m.p.Quorum, 1), len(jitters))-1]
-	return jitter, MOS(rtt, jitter, loss)
+	if len(rtts) >= quorum {
+		w.rtt, w.jitter = rtts[quorum-1], jitters[quorum-1]
+	}
+	slices.SortStableFunc(stats, func(a, b TargetStats) int { return cmp.Compare(a.Loss, b.Loss) })
+	lost, samples := 0.0, 0
+	for _, s := range stats[:quorum] {
+		lost += s.Loss * float64(s.Samples) / 100
+		samples += s.Samples
+	}
+	if samples > 0 {
+		w.loss = 100 * lost / float64(samples)
+	}
+	return w
 }
 
 // Targets returns per-target loss and mean RTT over the window, in configuration order.

@@ -63,7 +63,8 @@ func TestAnUplinksJitterAndMOSComeFromItsQuorumthBestTarget(t *testing.T) {
 		}
 		m.ObserveRound(r)
 	}
-	jitter, mos := m.Voice()
+	line := m.Line()
+	jitter, mos := line.Jitter, line.MOS
 	if jitter != 10*ms {
 		t.Errorf("jitter %s, want the second best target's 10ms", jitter)
 	}

@@ -190,9 +190,7 @@ func (m *member) candidate() uplink.Candidate {
 		s := m.machine6.State()
 		c.State6 = &s
 	}
-	loss, rtt := m.machine.Quality()
-	jitter, mos := m.machine.Voice()
-	c.Quality = uplink.LineQuality{Loss: loss, RTT: rtt, Jitter: jitter, MOS: mos, Known: m.machine.State().Usable()}
+	c.Quality = m.machine.Line()
 	return c
 }
 

@@ -55,8 +55,7 @@ func (e *Engine) publishStatus() {
 	}
 	for _, m := range e.members {
 		since, reason := m.machine.Since()
-		loss, rtt := m.machine.Quality()
-		jitter, mos := m.machine.Voice()
+		q := m.machine.Line()
 		us := api.UplinkStatus{
 			Name:        m.cfg.Name,
 			Interface:   m.cfg.Interface,
@@ -69,10 +68,10 @@ func (e *Engine) publishStatus() {
 			Weight:      m.cfg.Weight,
 			Mark:        m.cfg.Mark(),
 			Table:       m.cfg.Table(e.cfg.Daemon),
-			RTT:         rtt,
-			Loss:        loss,
-			Jitter:      jitter,
-			MOS:         mos,
+			RTT:         q.RTT,
+			Loss:        q.Loss,
+			Jitter:      q.Jitter,
+			MOS:         q.MOS,
 			HoldDown:    m.machine.HoldDown(),
 			Targets:     api.Targets(m.machine.Targets()),
 			Connections: -1,
