@@ -3,6 +3,7 @@ package routing
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 
 	"github.com/vishvananda/netlink"
 )
@@ -37,4 +38,52 @@ func flushSNAT(k kernel, addr netip.Addr) (int, error) {
 		return int(n), fmt.Errorf("routing: flush conntrack entries SNATed to %s: %w", addr, err)
 	}
 	return int(n), nil
+}
+
+// FlowMatch picks the connections of one per-service rule.
+type FlowMatch struct {
+	Protos   []uint8        // empty: any
+	Src, Dst []netip.Prefix // empty: any
+	DPorts   [][2]uint16    // inclusive ranges; empty: any
+}
+
+// flowFilter matches FlowMatch's connections whose mark, under mask, is mark.
+type flowFilter struct {
+	m          FlowMatch
+	mark, mask uint32
+}
+
+func (f flowFilter) MatchConntrackFlow(flow *netlink.ConntrackFlow) bool {
+	in := func(ps []netip.Prefix, a netip.Addr) bool {
+		if len(ps) == 0 {
+			return true
+		}
+		for _, p := range ps {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
+	port := len(f.m.DPorts) == 0
+	for _, r := range f.m.DPorts {
+		port = port || flow.Forward.DstPort >= r[0] && flow.Forward.DstPort <= r[1]
+	}
+	return flow.Mark&f.mask == f.mark && port &&
+		(len(f.m.Protos) == 0 || slices.Contains(f.m.Protos, flow.Forward.Protocol)) &&
+		in(f.m.Src, addrOf(flow.Forward.SrcIP)) && in(f.m.Dst, addrOf(flow.Forward.DstIP))
+}
+
+// EndFlows deletes the conntrack entries of m's connections pinned to mark (under mask), in
+// both families: their next packet is a new connection and takes the service's new uplink.
+func (r *Router) EndFlows(m FlowMatch, mark, mask uint32) (int, error) {
+	total := 0
+	for _, fam := range []netlink.InetFamily{netlink.FAMILY_V4, netlink.FAMILY_V6} {
+		n, err := r.k.ConntrackDeleteFilters(netlink.ConntrackTable, fam, flowFilter{m, mark, mask})
+		total += int(n)
+		if err != nil {
+			return total, fmt.Errorf("routing: end connections marked %#x: %w", mark, err)
+		}
+	}
+	return total, nil
 }

@@ -212,6 +212,9 @@ type Service struct {
 	Fallback bool
 	// Targets: its new connections want an uplink that meets them (see Steering).
 	Targets ServiceTargets
+	// MoveExisting: when it leaves an uplink for missing its targets, its connections there
+	// are ended too (their next packet starts over on the new uplink).
+	MoveExisting bool
 }
 
 // PortRange is an inclusive range of ports.

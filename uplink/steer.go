@@ -47,6 +47,8 @@ type steer struct {
 	cur                string
 	bad, good          map[string]time.Time // since when each uplink has violated / met the targets
 	lastAway, lastBack time.Time
+	left               string // the uplink it last left for missing its targets
+	leftSeq            uint64 // counts those moves
 }
 
 // Observe records the candidates' quality at now and moves each service with targets where
@@ -146,6 +148,7 @@ func (st *Steering) choose(sv *steer, s Service, cands []Candidate, now time.Tim
 		for _, u := range usable {
 			if u != sv.cur && meets(u, 0) {
 				sv.lastAway = now
+				sv.left, sv.leftSeq = sv.cur, sv.leftSeq+1
 				return u
 			}
 		}
@@ -166,4 +169,13 @@ func (st *Steering) Apply(d *Decision, services []Service) {
 			}
 		}
 	}
+}
+
+// Left is the uplink service name last left for missing its targets, and how many such moves
+// it made (0: none yet): a service that moves its existing connections ends those on it.
+func (st *Steering) Left(name string) (uplink string, seq uint64) {
+	if sv := st.services[name]; sv != nil {
+		return sv.left, sv.leftSeq
+	}
+	return "", 0
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -45,6 +46,11 @@ func TestAVoiceServiceLeavesABloatedUplinkWhileBulkStays(t *testing.T) {
 		return 0
 	}
 	until(netlab.GWWAN1Addr4.String(), 5*time.Second)
+	call, err := lab.StartFlow(netlab.FlowOptions{Interval: 20 * time.Millisecond}) // a call in progress
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer call.Stop()
 
 	if err := lab.Shape(1, 4_000_000, 300*time.Millisecond); err != nil {
 		t.Fatal(err)
@@ -54,6 +60,9 @@ func TestAVoiceServiceLeavesABloatedUplinkWhileBulkStays(t *testing.T) {
 		t.Fatal(err)
 	}
 	took := until(netlab.GWWAN2Addr4.String(), 15*time.Second)
+	if host, _, _ := strings.Cut(call.Report().Via, ":"); host != netlab.GWWAN1Addr4.String() {
+		t.Errorf("the call in progress moved to %s: without move_existing it stays pinned", host)
+	}
 	t.Logf("voice moved to isp2 %s after the bloat began", took.Round(time.Millisecond))
 	if via := viaTCP(t, lab); via != netlab.GWWAN1Addr4.String() {
 		t.Errorf("other new connections leave via %s, want isp1's %s (it is up, only slow)", via, netlab.GWWAN1Addr4)
@@ -67,4 +76,46 @@ func TestAVoiceServiceLeavesABloatedUplinkWhileBulkStays(t *testing.T) {
 	}
 	back := until(netlab.GWWAN1Addr4.String(), 30*time.Second)
 	t.Logf("voice back on isp1 %s after the bloat ended", back.Round(time.Millisecond))
+}
+
+// TestMoveExistingRestartsACallOnTheGoodUplink: with move_existing, a long-lived UDP "call"
+// (one conntrack entry, pinned to isp1) is ended in conntrack when the voice service leaves the
+// bloated isp1, and its next datagrams go through isp2, as a softphone's RTP would.
+func TestMoveExistingRestartsACallOnTheGoodUplink(t *testing.T) {
+	lab := testkit.Lab(t, netlab.Options{Servers: true})
+	c := fastConfig()
+	c.Extra = fmt.Sprintf("\n[[service]]\nname = \"voice\"\nproto = \"udp\"\nports = [%d]\nuplinks = [\"isp1\", \"isp2\"]\nmax_rtt = \"150ms\"\nmove_existing = true\n", netlab.EchoPort)
+	d := startDaemon(t, lab, c)
+	d.waitActive(5*time.Second, "isp1")
+	call, err := lab.StartFlow(netlab.FlowOptions{Interval: 20 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer call.Stop()
+	via := func(want string, limit time.Duration) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for time.Since(start) < limit {
+			if host, _, _ := strings.Cut(call.Report().Via, ":"); host == want {
+				return time.Since(start)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		t.Fatalf("the call still goes via %s after %s, want %s\nuplinkd: %s", call.Report().Via, limit, want, d.proc.Output())
+		return 0
+	}
+	via(netlab.GWWAN1Addr4.String(), 5*time.Second)
+	if err := lab.Shape(1, 4_000_000, 300*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	bulk, err := lab.StartBulk(5_600_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bulk.Stop()
+	took := via(netlab.GWWAN2Addr4.String(), 15*time.Second)
+	t.Logf("the call moved to isp2 %s after the bloat began", took.Round(time.Millisecond))
+	if !strings.Contains(string(d.proc.Output()), "service connections ended") {
+		t.Error("uplinkd did not log the ended connections")
+	}
 }

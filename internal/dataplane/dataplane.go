@@ -8,6 +8,7 @@ import (
 
 	"github.com/uplinkd/uplinkd/routing"
 	"github.com/uplinkd/uplinkd/routing/connmark"
+	"github.com/uplinkd/uplinkd/uplink"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 )
@@ -34,6 +35,7 @@ type routes interface {
 	Apply(routing.Plan) (routing.Changes, error)
 	Link(ifname string) (routing.LinkInfo, error)
 	FlushSNAT(netip.Addr) (int, error)
+	EndFlows(m routing.FlowMatch, mark, mask uint32) (int, error)
 	Cleanup() (routing.Changes, error)
 }
 
@@ -69,6 +71,8 @@ type Dataplane struct {
 	// stale is the set of addresses whose NAT state was flushed and that are still stale:
 	// an address is flushed when it enters the set, not again while it stays.
 	stale map[netip.Addr]string
+	// ended is, per service, the last EndFlows Seq done.
+	ended map[string]uint64
 }
 
 // New returns the dataplane of the namespace ns (netns.None(): the caller's own) acting
@@ -86,7 +90,7 @@ func newDataplane(s routing.Settings, r routes, p pins, log *slog.Logger, parts 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Dataplane{settings: s, routes: r, pins: p, parts: parts, log: log, stale: map[netip.Addr]string{}}
+	return &Dataplane{settings: s, routes: r, pins: p, parts: parts, log: log, stale: map[netip.Addr]string{}, ended: map[string]uint64{}}
 }
 
 // Settings are the routing numbers in use, defaults filled in.
@@ -122,6 +126,7 @@ func (d *Dataplane) Set(s State) (Result, error) {
 	}
 	d.verify = false
 	d.flushStale(s)
+	d.endFlows(s)
 	return res, errors.Join(errs...)
 }
 
@@ -184,6 +189,22 @@ func (d *Dataplane) flushStale(s State) {
 		}
 	}
 	d.stale = now
+}
+
+// endFlows ends the connections of services that moved theirs, once per move.
+func (d *Dataplane) endFlows(s State) {
+	for _, e := range s.EndFlows {
+		if e.Seq <= d.ended[e.Service] {
+			continue
+		}
+		d.ended[e.Service] = e.Seq
+		n, err := d.routes.EndFlows(e.Match, e.Mark, uplink.MarkMask)
+		if err != nil {
+			d.log.Warn("ending a service's connections failed", "service", e.Service, "err", err)
+			continue
+		}
+		d.log.Info("service connections ended: they start over on its new uplink", "service", e.Service, "mark", fmt.Sprintf("%#x", e.Mark), "ended", n)
+	}
 }
 
 // Forget makes the next Set check every part against the kernel and repair what someone else

@@ -16,7 +16,13 @@ type fakeRoutes struct {
 	applies  []routing.Plan
 	fail     error
 	flushed  []netip.Addr
+	ended    []uint32 // marks whose service connections were ended
 	cleanups int
+}
+
+func (f *fakeRoutes) EndFlows(_ routing.FlowMatch, mark, _ uint32) (int, error) {
+	f.ended = append(f.ended, mark)
+	return 1, nil
 }
 
 func (f *fakeRoutes) Apply(p routing.Plan) (routing.Changes, error) {
@@ -213,5 +219,22 @@ func TestTheStatusRoutesAreTheKernelsRoutes(t *testing.T) {
 	plan := s.RoutingPlan(routing.Settings{}.WithDefaults()).String()
 	if !strings.Contains(plan, "ipv6 table 1000: default via 2001:db8:2::1 dev wan2") {
 		t.Errorf("the plan disagrees with the status:\n%s", plan)
+	}
+}
+
+func TestAServicesConnectionsAreEndedOncePerMove(t *testing.T) {
+	r, p := &fakeRoutes{}, &fakePins{}
+	d := newDataplane(routing.Settings{}.WithDefaults(), r, p, nil)
+	s := State{Pinning: true}
+	s.EndFlows = []EndFlows{{Service: "voice", Mark: 0x100, Seq: 1}}
+	for range 3 {
+		if _, err := d.Set(s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.EndFlows[0].Seq, s.EndFlows[0].Mark = 2, 0x200
+	d.Set(s)
+	if !slices.Equal(r.ended, []uint32{0x100, 0x200}) {
+		t.Errorf("ended %#x, want 0x100 once and 0x200 once", r.ended)
 	}
 }

@@ -31,6 +31,17 @@ type State struct {
 	Services []connmark.Service
 	// DNS is what the built-in authoritative server publishes (off when its zone is empty).
 	DNS uplink.DNS
+	// EndFlows are connections to end: a service that moves its existing connections left an
+	// uplink. Each is done once, when its Seq is new for its service.
+	EndFlows []EndFlows
+}
+
+// EndFlows ends one service's connections pinned to the uplink of Mark.
+type EndFlows struct {
+	Service string
+	Match   routing.FlowMatch
+	Mark    uint32
+	Seq     uint64
 }
 
 // Uplink is one uplink as the box should treat it.
@@ -189,5 +200,6 @@ func (s State) Clone() State {
 	c.LANInterfaces = slices.Clone(s.LANInterfaces)
 	c.Services = slices.Clone(s.Services)
 	c.DNS.Names = slices.Clone(s.DNS.Names)
+	c.EndFlows = slices.Clone(s.EndFlows)
 	return c
 }

@@ -4,7 +4,9 @@ import (
 	"slices"
 
 	"github.com/uplinkd/uplinkd/internal/dataplane"
+	"github.com/uplinkd/uplinkd/routing"
 	"github.com/uplinkd/uplinkd/routing/connmark"
+	"github.com/uplinkd/uplinkd/uplink"
 )
 
 // desired is what the box should look like after the last decision, built from one list of
@@ -52,7 +54,44 @@ func (e *Engine) desired(provisional bool) dataplane.State {
 		s.Uplinks = append(s.Uplinks, u)
 	}
 	s.Services = e.services()
+	s.EndFlows = e.endFlows()
 	return s
+}
+
+// endFlows are the connections to end of services that move theirs (move_existing): those on
+// the uplink each last left for missing its targets.
+func (e *Engine) endFlows() []dataplane.EndFlows {
+	var out []dataplane.EndFlows
+	for _, s := range e.cfg.Services {
+		from, seq := e.steering.Left(s.Name)
+		m := e.member(from)
+		if !s.MoveExisting || seq == 0 || m == nil {
+			continue
+		}
+		out = append(out, dataplane.EndFlows{Service: s.Name, Match: flowMatch(s), Mark: m.cfg.Mark(), Seq: seq})
+	}
+	return out
+}
+
+// flowMatch is what picks a service's connections in conntrack.
+func flowMatch(s uplink.Service) routing.FlowMatch {
+	m := routing.FlowMatch{Src: s.Src, Dst: s.Dst}
+	switch s.Proto {
+	case "tcp":
+		m.Protos = []uint8{6}
+	case "udp":
+		m.Protos = []uint8{17}
+	case "icmp":
+		m.Protos = []uint8{1, 58}
+	default:
+		if len(s.Ports) > 0 {
+			m.Protos = []uint8{6, 17}
+		}
+	}
+	for _, p := range s.Ports {
+		m.DPorts = append(m.DPorts, [2]uint16{p.From, p.To})
+	}
+	return m
 }
 
 // services are the per-service rules with the uplink the decision chose for each.

@@ -13,18 +13,19 @@ import (
 var protocols = []string{"tcp", "udp", "icmp"}
 
 type rawService struct {
-	Name        string     `toml:"name"`
-	Src         []string   `toml:"src"`
-	Dst         []string   `toml:"dst"`
-	Proto       string     `toml:"proto"`
-	Ports       []portSpec `toml:"ports"`
-	InInterface string     `toml:"in_interface"`
-	Uplinks     []string   `toml:"uplinks"`
-	Fallback    *bool      `toml:"fallback"`
-	MaxRTT      *duration  `toml:"max_rtt"`
-	MaxJitter   *duration  `toml:"max_jitter"`
-	MaxLoss     *percent   `toml:"max_loss"`
-	MinMOS      *float64   `toml:"min_mos"`
+	Name         string     `toml:"name"`
+	Src          []string   `toml:"src"`
+	Dst          []string   `toml:"dst"`
+	Proto        string     `toml:"proto"`
+	Ports        []portSpec `toml:"ports"`
+	InInterface  string     `toml:"in_interface"`
+	Uplinks      []string   `toml:"uplinks"`
+	Fallback     *bool      `toml:"fallback"`
+	MaxRTT       *duration  `toml:"max_rtt"`
+	MaxJitter    *duration  `toml:"max_jitter"`
+	MaxLoss      *percent   `toml:"max_loss"`
+	MinMOS       *float64   `toml:"min_mos"`
+	MoveExisting *bool      `toml:"move_existing"`
 }
 
 // portSpec is 443 or "8000-8100".
@@ -80,6 +81,11 @@ func parseServices(raw []rawService, uplinks []uplink.Uplink, fail func(string, 
 			s.Ports = append(s.Ports, p.PortRange)
 		}
 		s.Targets = parseTargets(r, k, fail)
+		if r.MoveExisting != nil {
+			if s.MoveExisting = *r.MoveExisting; s.MoveExisting && !s.Targets.Set() {
+				fail(k("move_existing"), "service %q has no quality targets (max_rtt, max_jitter, max_loss, min_mos) to move its connections for", s.Name)
+			}
+		}
 		if s.Targets.Set() && len(r.Uplinks) < 2 {
 			fail(k("uplinks"), "service %q has quality targets but fewer than two uplinks to choose from", s.Name)
 		}
