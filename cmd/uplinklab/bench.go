@@ -37,6 +37,9 @@ func runBench(ctx context.Context, args []string, stdout, progress io.Writer) er
 	if slices.Contains(args, "-ha") || slices.Contains(args, "--ha") {
 		return runBenchHAFlags(ctx, args, stdout, progress) // the gateway pair: benchha.go
 	}
+	if slices.Contains(args, "-quality") || slices.Contains(args, "--quality") {
+		return runBenchQualityFlags(ctx, args, stdout, progress) // per-service targets: benchquality.go
+	}
 	if slices.Contains(args, "-inbound") || slices.Contains(args, "--inbound") {
 		return runBenchInboundFlags(ctx, args, stdout, progress) // customers resolving: benchinbound.go
 	}

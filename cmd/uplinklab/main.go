@@ -13,6 +13,7 @@
 //	uplinklab bench-hostile [-only SCENARIO,...] [-fight 60s] [-flaps 200] [-idle 60s] ...  figures under hostile load
 //	uplinklab bench [-runs 3] [-json FILE] [-only FAULT/NAT/CONFIG] [-idle 30s] [-drain=false]  failover and drain figures
 //	uplinklab bench -ha [-json] [-runs 3] [-only SCENARIO]  gateway-pair figures, one JSON line per scenario
+//	uplinklab bench -quality [-json] [-runs 3] [-tuned] [-steady 1m]  a voice service on a bloated line
 //	uplinklab bench -inbound [-json] [-runs 3] [-ttl 30s] [-flood-qps 20000]  customers resolving through the DNS server
 //	uplinklab ha    [-no-uplinkd] [-no-conntrackd]     narrated box loss and takeover in a gateway pair
 //
