@@ -173,7 +173,6 @@ func (m *Machine) Decide(now time.Time) (Transition, bool) {
 			m.cleanRun = 0
 			return Transition{}, false // a failing streak is judged by down_after, not as loss
 		}
-		m.baseLoss, _ = m.Quality()
 		return m.setQuality(now, "")
 	case Down:
 		if m.held {
@@ -252,6 +251,7 @@ func (m *Machine) downReason(alive, total int) string {
 func (m *Machine) setQuality(now time.Time, why string) (Transition, bool) {
 	w := m.window()
 	loss, rtt := w.loss, w.rtt
+	m.baseLoss = loss // measured with quorum: what judgeRounds weighs silence against
 	over := loss > m.p.MaxLoss || rtt > m.p.MaxRTT
 	degraded := over
 	switch m.state {
@@ -355,7 +355,8 @@ func (m *Machine) window() windowQuality {
 		return w
 	}
 	quorum := min(max(m.p.Quorum, 1), len(stats))
-	var rtts, jitters []time.Duration
+	var rb, jb [8]time.Duration // no allocation for up to 8 targets
+	rtts, jitters := rb[:0], jb[:0]
 	for _, s := range stats {
 		if s.Loss < 100 {
 			rtts = append(rtts, s.RTT)
@@ -385,8 +386,8 @@ func (m *Machine) Targets() []TargetStats {
 	out := make([]TargetStats, 0, len(m.p.Targets))
 	for _, t := range m.p.Targets {
 		st := TargetStats{Address: t}
-		var sum time.Duration
-		var rtts []time.Duration
+		var sum, dev, prev time.Duration // Jitter's sum of |D|, without a slice per target
+		answered := 0
 		for _, r := range window {
 			for _, x := range r.Results {
 				if x.Target != t {
@@ -394,13 +395,19 @@ func (m *Machine) Targets() []TargetStats {
 				}
 				st.Samples++
 				if x.OK {
-					rtts = append(rtts, x.RTT)
+					if answered > 0 {
+						d := x.RTT - prev
+						dev += max(d, -d)
+					}
+					prev = x.RTT
+					answered++
 					sum += x.RTT
 				}
 			}
 		}
-		answered := len(rtts)
-		st.Jitter = Jitter(rtts)
+		if answered > 1 {
+			st.Jitter = dev / time.Duration(answered-1)
+		}
 		if st.Samples > 0 {
 			st.Loss = 100 * float64(st.Samples-answered) / float64(st.Samples)
 		}
