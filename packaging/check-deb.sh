@@ -86,6 +86,11 @@ cleanup() {
 trap cleanup EXIT
 
 step "install"
+# A conffile nobody installed would stop dpkg at a prompt: say whose it is instead.
+if [ -e /etc/uplinkd/uplinkd.toml ]; then
+    stat /etc/uplinkd/uplinkd.toml; head -20 /etc/uplinkd/uplinkd.toml
+    fail "/etc/uplinkd/uplinkd.toml exists but no package installed it: remove it (and find what wrote it) first"
+fi
 installed=yes
 dpkg -i "$deb"
 getent group uplinkd >/dev/null || fail "postinst did not create the group uplinkd"

@@ -22,10 +22,9 @@ func TestAVoiceServiceLeavesABloatedUplinkWhileBulkStays(t *testing.T) {
 	d := startDaemon(t, lab, c)
 	d.waitActive(5*time.Second, "isp1")
 	voiceVia := func() string {
-		t.Helper()
 		by, _, err := lab.SpreadUDP(netlab.RoleLAN, 1)
 		if err != nil {
-			t.Fatal(err)
+			return "" // lost in isp1's full queue: a bloated line drops datagrams; ask again
 		}
 		for src := range by {
 			return src
