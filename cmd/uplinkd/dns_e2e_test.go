@@ -160,18 +160,18 @@ func TestAResolverFollowsTheLiveUplink(t *testing.T) {
 	}
 	defer p.Stop(2 * time.Second)
 	resolve := func() []string { return dig(t, lab, "@"+resolver.String(), "www."+labZone, "A").Data() }
+	var got []string
+	defer func() {
+		if t.Failed() {
+			t.Logf("the resolver's last answer: %v\nunbound: %s", got, p.Output())
+		}
+	}()
 	waitFor := func(want netip.Addr, limit time.Duration) time.Duration {
 		t.Helper()
-		start := time.Now()
-		var got []string
-		for time.Since(start) < limit {
-			if got = resolve(); slices.Equal(got, []string{want.String()}) {
-				return time.Since(start)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Fatalf("the resolver still answers %v after %s, want %s\nunbound: %s", got, limit, want, p.Output())
-		return 0
+		return waitUntil(t, limit, "the resolver to answer "+want.String(), func() bool {
+			got = resolve()
+			return slices.Equal(got, []string{want.String()})
+		})
 	}
 	waitFor(netlab.GWWAN1Addr4, 5*time.Second)
 
@@ -227,12 +227,7 @@ func TestUpdatesFollowTheLiveUplinkAndSurviveABadKey(t *testing.T) {
 	held := func() []string { return dig(t, lab, "@"+primary.String(), "www."+labZone, "A").Data() }
 	waitLog := func(what string, limit time.Duration) {
 		t.Helper()
-		for start := time.Now(); time.Since(start) < limit; time.Sleep(50 * time.Millisecond) {
-			if strings.Contains(string(d.proc.Output()), what) {
-				return
-			}
-		}
-		t.Fatalf("uplinkd never logged %q", what)
+		waitUntil(t, limit, "uplinkd to log "+what, func() bool { return strings.Contains(string(d.proc.Output()), what) })
 	}
 	waitLog("dns update failed", 5*time.Second)
 	if out := string(d.proc.Output()); !strings.Contains(out, "NOTAUTH") {
@@ -244,17 +239,18 @@ func TestUpdatesFollowTheLiveUplinkAndSurviveABadKey(t *testing.T) {
 	writeKey(secret, 0o644) // right, but readable by all: refused by uplinkd itself
 	waitLog("chmod 600", 10*time.Second)
 	writeKey(secret, 0o600)
+	var got []string
+	defer func() {
+		if t.Failed() {
+			t.Logf("the primary's last answer: %v\nknot: %s", got, knot.Output())
+		}
+	}()
 	waitFor := func(want netip.Addr, limit time.Duration) time.Duration {
 		t.Helper()
-		start := time.Now()
-		for time.Since(start) < limit {
-			if slices.Equal(held(), []string{want.String()}) {
-				return time.Since(start)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Fatalf("the primary holds %v after %s, want %s\nknot: %s", held(), limit, want, knot.Output())
-		return 0
+		return waitUntil(t, limit, "the primary to hold "+want.String(), func() bool {
+			got = held()
+			return slices.Equal(got, []string{want.String()})
+		})
 	}
 	waitFor(netlab.GWWAN1Addr4, 40*time.Second) // the retry backs off: 1, 2, 4, 8, 16 s
 
@@ -263,6 +259,6 @@ func TestUpdatesFollowTheLiveUplinkAndSurviveABadKey(t *testing.T) {
 	}
 	d.waitActive(10*time.Second, "isp2")
 	took := waitFor(netlab.GWWAN2Addr4, 10*time.Second)
-	t.Logf("the primary holds isp2's address %s after uplinkd switched (polled every 50 ms)", took.Round(time.Millisecond))
+	t.Logf("the primary holds isp2's address %s after uplinkd switched (polled every 20 ms)", took.Round(time.Millisecond))
 	waitLog("via=isp2", 5*time.Second)
 }

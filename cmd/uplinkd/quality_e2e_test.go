@@ -32,18 +32,15 @@ func TestAVoiceServiceLeavesABloatedUplinkWhileBulkStays(t *testing.T) {
 		}
 		return ""
 	}
+	got := ""
+	defer func() {
+		if t.Failed() {
+			t.Logf("new voice flows last left via %s", got)
+		}
+	}()
 	until := func(want string, limit time.Duration) time.Duration {
 		t.Helper()
-		start := time.Now()
-		got := ""
-		for time.Since(start) < limit {
-			if got = voiceVia(); got == want {
-				return time.Since(start)
-			}
-			time.Sleep(100 * time.Millisecond)
-		}
-		t.Fatalf("new voice flows still leave via %s after %s, want %s; status: %+v", got, limit, want, d.status().Uplinks)
-		return 0
+		return waitUntil(t, limit, "new voice flows to leave via "+want, func() bool { got = voiceVia(); return got == want })
 	}
 	until(netlab.GWWAN1Addr4.String(), 5*time.Second)
 	call, err := lab.StartFlow(netlab.FlowOptions{Interval: 20 * time.Millisecond}) // a call in progress
@@ -94,15 +91,10 @@ func TestMoveExistingRestartsACallOnTheGoodUplink(t *testing.T) {
 	defer call.Stop()
 	via := func(want string, limit time.Duration) time.Duration {
 		t.Helper()
-		start := time.Now()
-		for time.Since(start) < limit {
-			if host, _, _ := strings.Cut(call.Report().Via, ":"); host == want {
-				return time.Since(start)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		t.Fatalf("the call still goes via %s after %s, want %s\nuplinkd: %s", call.Report().Via, limit, want, d.proc.Output())
-		return 0
+		return waitUntil(t, limit, "the call to go via "+want, func() bool {
+			host, _, _ := strings.Cut(call.Report().Via, ":")
+			return host == want
+		})
 	}
 	via(netlab.GWWAN1Addr4.String(), 5*time.Second)
 	if err := lab.Shape(1, 4_000_000, 300*time.Millisecond); err != nil {
