@@ -39,12 +39,7 @@ func (e *Engine) desired(provisional bool) dataplane.State {
 			u.Active = slices.Contains(d.Active, u.Name)
 			u.Active6 = slices.Contains(d.Active6, u.Name)
 			u.Live = slices.Contains(d.Live, u.Name)
-			c := m.candidate()
-			u.Usable = c.State.Usable() && !c.Drained
-			u.Usable6 = u.Usable
-			if c.State6 != nil {
-				u.Usable6 = c.State6.Usable() && !c.Drained
-			}
+			u.Usable, u.Usable6 = m.usable()
 			// Only an uplink judged usable here can own NAT state: a backup whose view is stale
 			// must never flush connection state synced from its peer.
 			if !u.Live && m.carried {

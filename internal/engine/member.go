@@ -183,6 +183,17 @@ func (m *member) pin() probe.Pin {
 	return p
 }
 
+// usable says, per family, whether the uplink could carry new connections: judged up or
+// degraded, and not drained.
+func (m *member) usable() (v4, v6 bool) {
+	v4 = m.machine.State().Usable() && !m.drained
+	v6 = v4
+	if m.machine6 != nil {
+		v6 = m.machine6.State().Usable() && !m.drained
+	}
+	return v4, v6
+}
+
 func (m *member) candidate() uplink.Candidate {
 	c := uplink.Candidate{Name: m.cfg.Name, Priority: m.cfg.Priority, Weight: m.cfg.Weight,
 		State: m.machine.State(), Drained: m.drained, DrainNow: m.drainNow}
