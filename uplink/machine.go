@@ -386,7 +386,8 @@ func (m *Machine) Targets() []TargetStats {
 	out := make([]TargetStats, 0, len(m.p.Targets))
 	for _, t := range m.p.Targets {
 		st := TargetStats{Address: t}
-		var sum, dev, prev time.Duration // Jitter's sum of |D|, without a slice per target
+		var sum time.Duration
+		var jit jitter
 		answered := 0
 		for _, r := range window {
 			for _, x := range r.Results {
@@ -395,19 +396,13 @@ func (m *Machine) Targets() []TargetStats {
 				}
 				st.Samples++
 				if x.OK {
-					if answered > 0 {
-						d := x.RTT - prev
-						dev += max(d, -d)
-					}
-					prev = x.RTT
+					jit.add(x.RTT)
 					answered++
 					sum += x.RTT
 				}
 			}
 		}
-		if answered > 1 {
-			st.Jitter = dev / time.Duration(answered-1)
-		}
+		st.Jitter = jit.value()
 		if st.Samples > 0 {
 			st.Loss = 100 * float64(st.Samples-answered) / float64(st.Samples)
 		}

@@ -7,15 +7,33 @@ import "time"
 // so that a window of 20 rounds gives the full figure rather than three quarters of it.
 // Fewer than two samples: 0.
 func Jitter(rtts []time.Duration) time.Duration {
-	if len(rtts) < 2 {
+	var j jitter
+	for _, r := range rtts {
+		j.add(r)
+	}
+	return j.value()
+}
+
+// jitter accumulates Jitter one RTT at a time, without keeping the samples.
+type jitter struct {
+	prev, dev time.Duration
+	n         int
+}
+
+func (j *jitter) add(rtt time.Duration) {
+	if j.n > 0 {
+		d := rtt - j.prev
+		j.dev += max(d, -d)
+	}
+	j.prev = rtt
+	j.n++
+}
+
+func (j *jitter) value() time.Duration {
+	if j.n < 2 {
 		return 0
 	}
-	var sum time.Duration
-	for i := 1; i < len(rtts); i++ {
-		d := rtts[i] - rtts[i-1]
-		sum += max(d, -d)
-	}
-	return sum / time.Duration(len(rtts)-1)
+	return j.dev / time.Duration(j.n-1)
 }
 
 // MOS estimates the mean opinion score of a G.711 voice call over a path with this RTT,
