@@ -170,11 +170,8 @@ func inboundOnce(ctx context.Context, bin string, ttl time.Duration) (run inboun
 	}
 	// until resolve answers want, polled every 50 ms, at most limit.
 	until := func(want netip.Addr, from time.Time, limit time.Duration) (float64, error) {
-		for time.Since(from) < limit {
-			if resolve() == want.String() {
-				return time.Since(from).Seconds(), nil
-			}
-			sleepCtx(ctx, 50*time.Millisecond)
+		if s, ok := pollUntil(ctx, from, limit, 50*time.Millisecond, func() bool { return resolve() == want.String() }); ok {
+			return s, nil
 		}
 		return 0, fmt.Errorf("the resolver did not answer %s within %s", want, limit)
 	}

@@ -119,11 +119,8 @@ func qualityOnce(ctx context.Context, bin string, cfg netlab.DaemonConfig, stead
 		return ""
 	}
 	until := func(want string, from time.Time, limit time.Duration) (float64, error) {
-		for time.Since(from) < limit {
-			if voiceVia() == want {
-				return time.Since(from).Seconds(), nil
-			}
-			sleepCtx(ctx, 250*time.Millisecond)
+		if s, ok := pollUntil(ctx, from, limit, 250*time.Millisecond, func() bool { return voiceVia() == want }); ok {
+			return s, nil
 		}
 		return 0, fmt.Errorf("new voice flows did not leave via %s within %s", want, limit)
 	}

@@ -138,3 +138,15 @@ func waitAllUp(ctx context.Context, client *control.Client, n int, limit time.Du
 		}
 	}
 }
+
+// pollUntil asks ok every `every` until it says yes, ctx ends or limit has passed since from,
+// and returns the seconds since from when it said yes.
+func pollUntil(ctx context.Context, from time.Time, limit, every time.Duration, ok func() bool) (float64, bool) {
+	for time.Since(from) < limit && ctx.Err() == nil {
+		if ok() {
+			return time.Since(from).Seconds(), true
+		}
+		sleepCtx(ctx, every)
+	}
+	return 0, false
+}
