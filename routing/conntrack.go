@@ -40,6 +40,28 @@ func flushSNAT(k kernel, addr netip.Addr) (int, error) {
 	return int(n), nil
 }
 
+// prefixFilter matches connections from a LAN prefix that were not translated: the replies
+// come back to the address they left from.
+type prefixFilter struct{ p netip.Prefix }
+
+func (f prefixFilter) MatchConntrackFlow(flow *netlink.ConntrackFlow) bool {
+	src := addrOf(flow.Forward.SrcIP)
+	return f.p.Contains(src) && addrOf(flow.Reverse.DstIP) == src
+}
+
+// FlushPrefix deletes the conntrack entries of untranslated connections from LAN prefix p
+// (an uplink's, which died): their next packet is a new connection, which NPTv6 translates.
+func (r *Router) FlushPrefix(p netip.Prefix) (int, error) {
+	if !p.IsValid() || !p.Addr().Is6() {
+		return 0, fmt.Errorf("routing: flush conntrack entries of prefix %s: not an IPv6 prefix", p)
+	}
+	n, err := r.k.ConntrackDeleteFilters(netlink.ConntrackTable, netlink.FAMILY_V6, prefixFilter{p.Masked()})
+	if err != nil {
+		return int(n), fmt.Errorf("routing: flush conntrack entries from %s: %w", p, err)
+	}
+	return int(n), nil
+}
+
 // FlowMatch picks the connections of one per-service rule.
 type FlowMatch struct {
 	Protos   []uint8        // empty: any

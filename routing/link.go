@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
@@ -20,7 +21,22 @@ type LinkInfo struct {
 	Gateway6 netip.Addr
 	// PointToPoint links (PPP) need no gateway: the peer is the other end of the link.
 	PointToPoint bool
+	// Prefixes6 are the global IPv6 addresses with their prefix and remaining lifetimes (a
+	// LAN interface's, where a DHCPv6-PD client puts its delegation).
+	Prefixes6 []AddrPrefix
 }
+
+// AddrPrefix is one address of an interface with the prefix it is in.
+type AddrPrefix struct {
+	Addr   netip.Addr
+	Prefix netip.Prefix // masked
+	// Preferred and Valid are the remaining lifetimes; Forever: the address does not expire.
+	Preferred, Valid time.Duration
+	Forever          bool
+}
+
+// lifetimeForever is the kernel's "infinite" address lifetime.
+const lifetimeForever = 0xffffffff
 
 // Link learns an interface's state, global addresses and the gateways the kernel holds for it
 // (the default route via it that DHCP, SLAAC or NetworkManager put in main or another table
@@ -48,6 +64,12 @@ func (r *Router) Link(ifname string) (LinkInfo, error) {
 			ip := addrOf(ad.IP)
 			if ip.IsValid() && ip.IsGlobalUnicast() && ad.Scope == int(netlink.SCOPE_UNIVERSE) && ad.Flags&unix.IFA_F_TENTATIVE == 0 {
 				info.Addrs = append(info.Addrs, ip)
+				if ip.Is6() && ad.IPNet != nil {
+					ones, _ := ad.Mask.Size()
+					info.Prefixes6 = append(info.Prefixes6, AddrPrefix{Addr: ip, Prefix: netip.PrefixFrom(ip, ones).Masked(),
+						Preferred: time.Duration(ad.PreferedLft) * time.Second, Valid: time.Duration(ad.ValidLft) * time.Second,
+						Forever: ad.ValidLft == lifetimeForever})
+				}
 			}
 		}
 		routes, err := retryDump("routes", func() ([]netlink.Route, error) {

@@ -96,6 +96,9 @@ type Uplink struct {
 	PointToPoint bool
 	Addrs        []netip.Addr // the interface's global addresses, for `from <addr> lookup T` rules
 	Weight       int          // 1..256, for multipath; out of range is clamped
+	// Prefixes are LAN prefixes (IPv6) whose traffic leaves through this uplink: its
+	// provider delegated them (`from <prefix> lookup T`, after the main table's own routes).
+	Prefixes []netip.Prefix
 }
 
 // gateway returns the uplink's gateway for a family.
@@ -240,6 +243,12 @@ func NewPlanPerFamily(s Settings, uplinks []Uplink, active4, active6 []string) P
 				a = a.Unmap()
 				p.Rules = append(p.Rules, Rule{Family: f, Priority: s.RulePriority + slotFrom,
 					Src: netip.PrefixFrom(a, a.BitLen()), Table: u.Table, SuppressPrefixlen: -1})
+			}
+			for _, pr := range u.Prefixes {
+				if pr.IsValid() && familyOf(pr.Addr()) == f {
+					p.Rules = append(p.Rules, Rule{Family: f, Priority: s.RulePriority + slotFrom,
+						Src: pr.Masked(), Table: u.Table, SuppressPrefixlen: -1})
+				}
 			}
 		}
 		p.Rules = append(p.Rules, Rule{Family: f, Priority: s.RulePriority + slotActive,

@@ -18,6 +18,7 @@ type Config struct {
 	Hooks    []Hook
 	HA       HA
 	DNS      DNS
+	IPv6     IPv6
 }
 
 // HA is [ha]: this box is one of a keepalived gateway pair, and uplinkd steers its VRRP
@@ -75,7 +76,11 @@ type Uplink struct {
 	// Public4 and Public6 are the addresses customers reach the business at through this
 	// uplink ([dns]); invalid: the interface's own global address (no NAT in front of it).
 	Public4, Public6 netip.Addr
-	Probe            Probe
+	// Prefixes are the LAN prefixes this provider delegates ([ipv6]): a /64 is static; a
+	// shorter one is the delegation a DHCPv6-PD client takes /64s from, and every LAN address
+	// inside it names one, followed as the client adds and removes them.
+	Prefixes []netip.Prefix
+	Probe    Probe
 }
 
 // MarkMask covers the bits of the firewall mark that uplinkd uses.

@@ -35,6 +35,7 @@ type routes interface {
 	Apply(routing.Plan) (routing.Changes, error)
 	Link(ifname string) (routing.LinkInfo, error)
 	FlushSNAT(netip.Addr) (int, error)
+	FlushPrefix(netip.Prefix) (int, error)
 	EndFlows(m routing.FlowMatch, mark, mask uint32) (int, error)
 	Cleanup() (routing.Changes, error)
 }
@@ -71,6 +72,9 @@ type Dataplane struct {
 	// stale is the set of addresses whose NAT state was flushed and that are still stale:
 	// an address is flushed when it enters the set, not again while it stays.
 	stale map[netip.Addr]string
+	// stalePrefixes are the LAN prefixes of uplinks that lost their IPv6 connections, flushed
+	// the same way.
+	stalePrefixes map[netip.Prefix]string
 	// ended is, per service, the last EndFlows Seq done.
 	ended map[string]uint64
 }
@@ -90,7 +94,7 @@ func newDataplane(s routing.Settings, r routes, p pins, log *slog.Logger, parts 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Dataplane{settings: s, routes: r, pins: p, parts: parts, log: log, stale: map[netip.Addr]string{}, ended: map[string]uint64{}}
+	return &Dataplane{settings: s, routes: r, pins: p, parts: parts, log: log, stale: map[netip.Addr]string{}, stalePrefixes: map[netip.Prefix]string{}, ended: map[string]uint64{}}
 }
 
 // Settings are the routing numbers in use, defaults filled in.
@@ -189,6 +193,20 @@ func (d *Dataplane) flushStale(s State) {
 		}
 	}
 	d.stale = now
+	prefixes := s.stalePrefixes()
+	for p, name := range prefixes {
+		if _, was := d.stalePrefixes[p]; was {
+			continue
+		}
+		n, err := d.routes.FlushPrefix(p)
+		switch {
+		case err != nil:
+			d.log.Warn("conntrack cleanup failed", "uplink", name, "prefix", p, "err", err)
+		case n > 0:
+			d.log.Info("conntrack cleanup: connections from a dead uplink's prefix start over translated", "uplink", name, "prefix", p, "deleted", n)
+		}
+	}
+	d.stalePrefixes = prefixes
 }
 
 // endFlows ends the connections of services that moved theirs, once per move.

@@ -13,11 +13,12 @@ import (
 
 // fakeRoutes and fakePins record what the Dataplane asks of the kernel.
 type fakeRoutes struct {
-	applies  []routing.Plan
-	fail     error
-	flushed  []netip.Addr
-	ended    []uint32 // marks whose service connections were ended
-	cleanups int
+	applies         []routing.Plan
+	fail            error
+	flushed         []netip.Addr
+	flushedPrefixes []netip.Prefix
+	ended           []uint32 // marks whose service connections were ended
+	cleanups        int
 }
 
 func (f *fakeRoutes) EndFlows(_ routing.FlowMatch, mark, _ uint32) (int, error) {
@@ -32,6 +33,10 @@ func (f *fakeRoutes) Apply(p routing.Plan) (routing.Changes, error) {
 func (f *fakeRoutes) Link(string) (routing.LinkInfo, error) { return routing.LinkInfo{}, nil }
 func (f *fakeRoutes) FlushSNAT(a netip.Addr) (int, error) {
 	f.flushed = append(f.flushed, a)
+	return 1, nil
+}
+func (f *fakeRoutes) FlushPrefix(p netip.Prefix) (int, error) {
+	f.flushedPrefixes = append(f.flushedPrefixes, p)
 	return 1, nil
 }
 func (f *fakeRoutes) Cleanup() (routing.Changes, error) { f.cleanups++; return routing.Changes{}, nil }

@@ -9,6 +9,7 @@ package dataplane
 import (
 	"net/netip"
 	"slices"
+	"time"
 
 	"github.com/uplinkd/uplinkd/routing"
 	"github.com/uplinkd/uplinkd/routing/connmark"
@@ -34,6 +35,17 @@ type State struct {
 	// EndFlows are connections to end: a service that moves its existing connections left an
 	// uplink. Each is done once, when its Seq is new for its service.
 	EndFlows []EndFlows
+	// IPv6 is how the uplinks' LAN prefixes are advertised and translated ([ipv6]).
+	IPv6 uplink.IPv6
+}
+
+// Prefix is one LAN /64 an uplink's provider delegated, where it lives and how long it lasts.
+type Prefix struct {
+	Prefix     netip.Prefix
+	Interfaces []string // the LAN interfaces it is advertised on
+	// Preferred and Valid are its lifetimes while the uplink carries new connections, already
+	// capped by [ipv6] and by the delegation's own remaining lifetimes.
+	Preferred, Valid time.Duration
 }
 
 // EndFlows ends one service's connections pinned to the uplink of Mark.
@@ -61,6 +73,8 @@ type Uplink struct {
 	Active  bool // carries new IPv4 connections
 	Active6 bool // carries new IPv6 connections
 	Live    bool // keeps the connections it has
+	// Dead6: Live, but its IPv6 (judged apart) died: its IPv6 connections are not kept.
+	Dead6 bool
 	// Usable and Usable6: judged up or degraded in that family and not drained (could carry
 	// new connections if the policy chose it).
 	Usable, Usable6 bool
@@ -70,6 +84,43 @@ type Uplink struct {
 	// StaleNAT are addresses whose NAT state cannot work any more (the uplink lost its
 	// connections): the conntrack entries NATed to them go when they enter this set.
 	StaleNAT []netip.Addr
+	// Prefixes are its LAN prefixes (IPv6): while Usable6, traffic from them leaves through
+	// it; otherwise it is translated to the prefix of the uplink it leaves by (NPTv6).
+	Prefixes []Prefix
+}
+
+// PrefixList is u's LAN prefixes without their details.
+func (u Uplink) PrefixList() []netip.Prefix {
+	out := make([]netip.Prefix, len(u.Prefixes))
+	for i, p := range u.Prefixes {
+		out[i] = p.Prefix
+	}
+	return out
+}
+
+// Translations are the NPTv6 mappings s puts in force: each prefix of an uplink that cannot
+// carry IPv6 (dead, drained) is translated, when it leaves by a usable uplink, to that one's
+// first prefix (an uplink with several maps them in turn onto the other's). None when [ipv6]
+// nptv6 is off or the state is provisional.
+func (s State) Translations() []connmark.Translation {
+	if !s.IPv6.NPTv6 || s.Provisional {
+		return nil
+	}
+	var out []connmark.Translation
+	for _, from := range s.Uplinks {
+		if from.Usable6 {
+			continue
+		}
+		for _, to := range s.Uplinks {
+			if !to.Usable6 || len(to.Prefixes) == 0 {
+				continue
+			}
+			for i, p := range from.Prefixes {
+				out = append(out, connmark.Translation{Interface: to.Interface, From: p.Prefix, To: to.Prefixes[i%len(to.Prefixes)].Prefix})
+			}
+		}
+	}
+	return out
 }
 
 // RoutingPlan is the rules and routes of s under the routing settings set.
@@ -80,6 +131,9 @@ func (s State) RoutingPlan(set routing.Settings) routing.Plan {
 		ups[i] = routing.Uplink{Name: u.Name, Interface: u.Interface, Table: u.Table, Mark: u.Mark,
 			Gateway4: u.Gateway4, Gateway6: u.Gateway6, PointToPoint: u.PointToPoint,
 			Addrs: u.Addrs, Weight: u.Weight}
+		if u.Usable6 {
+			ups[i].Prefixes = u.PrefixList()
+		}
 		if u.Active {
 			act4 = append(act4, u.Name)
 		}
@@ -95,10 +149,11 @@ func (s State) PinPlan() connmark.Plan {
 	p := connmark.Plan{LANInterfaces: s.LANInterfaces, Affinity: s.Affinity, Services: s.Services}
 	for _, u := range s.Uplinks {
 		p.Uplinks = append(p.Uplinks, connmark.Uplink{Name: u.Name, Interface: u.Interface,
-			Mark: u.Mark, Weight: u.Weight, Live: u.Live, Eligible: u.Active, Eligible6: u.Active6,
-			Addrs: u.Addrs})
+			Mark: u.Mark, Weight: u.Weight, Live: u.Live, Dead6: u.Dead6, Eligible: u.Active, Eligible6: u.Active6,
+			Addrs: u.Addrs, Prefixes: u.PrefixList(), Usable6: u.Usable6})
 		p.PerFamily = p.PerFamily || u.Active != u.Active6
 	}
+	p.Translations = s.Translations()
 	return p
 }
 
@@ -138,6 +193,23 @@ func (s State) staleNAT() map[netip.Addr]string {
 	for _, u := range s.Uplinks {
 		for _, a := range u.StaleNAT {
 			out[a] = u.Name
+		}
+	}
+	return out
+}
+
+// stalePrefixes are the LAN prefixes whose untranslated connections must go: their uplink
+// lost its IPv6 connections.
+func (s State) stalePrefixes() map[netip.Prefix]string {
+	out := map[netip.Prefix]string{}
+	if s.Provisional {
+		return out
+	}
+	for _, u := range s.Uplinks {
+		if !u.Live || u.Dead6 {
+			for _, p := range u.Prefixes {
+				out[p.Prefix] = u.Name
+			}
 		}
 	}
 	return out
@@ -196,10 +268,13 @@ func (s State) Clone() State {
 	for i := range c.Uplinks {
 		c.Uplinks[i].Addrs = slices.Clone(c.Uplinks[i].Addrs)
 		c.Uplinks[i].StaleNAT = slices.Clone(c.Uplinks[i].StaleNAT)
+		c.Uplinks[i].Prefixes = slices.Clone(c.Uplinks[i].Prefixes)
 	}
 	c.LANInterfaces = slices.Clone(s.LANInterfaces)
 	c.Services = slices.Clone(s.Services)
 	c.DNS.Names = slices.Clone(s.DNS.Names)
 	c.EndFlows = slices.Clone(s.EndFlows)
+	c.IPv6.Interfaces = slices.Clone(s.IPv6.Interfaces)
+	c.IPv6.RDNSS = slices.Clone(s.IPv6.RDNSS)
 	return c
 }

@@ -20,6 +20,7 @@ func (e *Engine) desired(provisional bool) dataplane.State {
 		Affinity:      e.cfg.Daemon.Affinity,
 		LANInterfaces: e.cfg.Daemon.LANInterfaces,
 		DNS:           e.cfg.DNS,
+		IPv6:          e.cfg.IPv6,
 	}
 	for _, m := range e.members {
 		u := dataplane.Uplink{
@@ -35,6 +36,7 @@ func (e *Engine) desired(provisional bool) dataplane.State {
 			u.Gateway4, u.Gateway6 = m.gateway4(), m.gateway6()
 		}
 		u.Public4, u.Public6 = m.public()
+		u.Prefixes = e.prefixes(m.cfg)
 		if !provisional {
 			u.Active = slices.Contains(d.Active, u.Name)
 			u.Active6 = slices.Contains(d.Active6, u.Name)
@@ -42,8 +44,17 @@ func (e *Engine) desired(provisional bool) dataplane.State {
 			u.Usable, u.Usable6 = m.usable()
 			// Only an uplink judged usable here can own NAT state: a backup whose view is stale
 			// must never flush connection state synced from its peer.
-			if !u.Live && m.carried {
+			u.Dead6 = u.Live && m.machine6 != nil && !m.machine6.State().Usable()
+			switch {
+			case !m.carried:
+			case !u.Live:
 				u.StaleNAT = slices.Clone(m.lastSeen)
+			case u.Dead6: // IPv6 judged apart: only its NAT state goes
+				for _, a := range m.lastSeen {
+					if a.Is6() {
+						u.StaleNAT = append(u.StaleNAT, a)
+					}
+				}
 			}
 		}
 		s.Uplinks = append(s.Uplinks, u)

@@ -77,6 +77,8 @@ type Engine struct {
 	cfg     *uplink.Config
 	members []*member
 	started time.Time
+	// lan is what the [ipv6] LAN interfaces hold: the prefixes followed for the uplinks.
+	lan map[string][]routing.AddrPrefix
 
 	decision uplink.Decision // the last one applied
 	steering uplink.Steering // services with quality targets: where each goes, with hysteresis
@@ -151,6 +153,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	for _, u := range e.cfg.Uplinks {
 		e.members = append(e.members, e.newMember(u, nil))
 	}
+	e.learnLAN()
 	e.prepareRouting()
 	for _, m := range e.members {
 		e.startProbing(m)

@@ -127,6 +127,7 @@ func (e *Engine) onKernelEvent(ev routing.Event) {
 		for _, m := range e.members {
 			e.learn(m)
 		}
+		e.learnLAN()
 		e.opt.Dataplane.Forget()
 	case routing.AddrChanged, routing.GatewayChanged:
 		// Learn at once (the probes' source, a renumbering), but unless the uplink became
@@ -135,6 +136,9 @@ func (e *Engine) onKernelEvent(ev routing.Event) {
 		// virtual address per segment), and at a takeover that leaves the CPU to keepalived's
 		// notify script and conntrackd's commit, which the LAN is waiting on.
 		urgent := false
+		if e.isLAN(ev.Interface) && e.learnLAN() {
+			e.log.Info("LAN prefixes changed", "interface", ev.Interface, "detail", ev.Detail)
+		}
 		for _, m := range e.members {
 			if m.cfg.Interface == ev.Interface {
 				was, _ := m.linkUsable()

@@ -53,6 +53,7 @@ func (e *Engine) reload(cause string) error {
 	}
 	_ = e.setTracker(cfg.HA.TrackFile) // checked above; before e.cfg changes: it compares paths
 	e.members, e.cfg = kept, cfg
+	e.learnLAN()
 	e.setSteering()
 	e.setLogLevel()
 	e.pinning.Store(cfg.Daemon.Pinning)

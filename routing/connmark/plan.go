@@ -33,6 +33,9 @@ type Uplink struct {
 	Weight    int    // share of new connections among the eligible uplinks; 0 takes none
 	// Live: may keep its connections (Up/Degraded, not drained --now).
 	Live bool
+	// Dead6: Live, but its IPv6 connections are not kept (its IPv6 is judged apart and
+	// died while its IPv4 works).
+	Dead6 bool
 	// Eligible: may take new connections (in the active set). Implies Live.
 	Eligible bool
 	// Eligible6: may take new IPv6 connections, when the plan is PerFamily.
@@ -41,6 +44,18 @@ type Uplink struct {
 	// are pinned to this uplink: the kernel chose (or the program bound) that source address,
 	// and any other uplink's ISP would drop it (BCP 38).
 	Addrs []netip.Addr
+	// Prefixes are the LAN prefixes this uplink's ISP delegated. While Usable6, new
+	// connections from them go through it before any balancing: its ISP is the only one
+	// that routes their replies back.
+	Prefixes []netip.Prefix
+	Usable6  bool
+}
+
+// Translation is one NPTv6 mapping (RFC 6296 style, stateful): connections from From that
+// leave by Interface take the same interface identifier in To.
+type Translation struct {
+	Interface string
+	From, To  netip.Prefix // IPv6, the same length
 }
 
 // PortRange is an inclusive range of destination ports; From == To for one port.
@@ -74,6 +89,9 @@ type Plan struct {
 	// PerFamily: new IPv6 connections go to the Eligible6 uplinks, not the Eligible ones
 	// (an uplink's IPv6 is judged apart from its IPv4, and they differ).
 	PerFamily bool
+	// Translations are the NPTv6 mappings in force: a dead uplink's prefix leaving by a live
+	// one.
+	Translations []Translation
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9_.:-]{1,64}$`)
@@ -120,6 +138,21 @@ func (p Plan) Validate() error {
 		}
 		if u.Eligible && !u.Live {
 			return fmt.Errorf("connmark: uplink %s: eligible but not live", u.Name)
+		}
+		for _, pr := range u.Prefixes {
+			if !pr.IsValid() || !pr.Addr().Is6() || pr.Addr().Is4In6() || pr.Masked() != pr {
+				return fmt.Errorf("connmark: uplink %s: %s is not an IPv6 prefix", u.Name, pr)
+			}
+		}
+	}
+	for _, t := range p.Translations {
+		switch {
+		case !validIfname(t.Interface):
+			return fmt.Errorf("connmark: translation: bad interface name %q", t.Interface)
+		case !t.From.IsValid() || !t.To.IsValid() || !t.From.Addr().Is6() || !t.To.Addr().Is6() || t.From.Addr().Is4In6() || t.To.Addr().Is4In6():
+			return fmt.Errorf("connmark: translation %s to %s: both must be IPv6 prefixes", t.From, t.To)
+		case t.From.Bits() != t.To.Bits() || t.From.Masked() != t.From || t.To.Masked() != t.To:
+			return fmt.Errorf("connmark: translation %s to %s: prefixes of one length are needed", t.From, t.To)
 		}
 	}
 	for _, l := range p.LANInterfaces {

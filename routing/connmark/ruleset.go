@@ -67,16 +67,19 @@ func build(p Plan) ruleset {
 	ups := slices.Clone(p.Uplinks)
 	slices.SortFunc(ups, func(a, b Uplink) int { return int(a.Mark) - int(b.Mark) })
 
-	var wanNames, wanVmap, restore []kv
-	var live []kv
+	var wanNames, wanVmap, restore, restore6 []kv
+	split := false // IPv6 keeps other connections than IPv4: a restore map per family
 	for _, u := range ups {
 		wanNames = append(wanNames, kv{key: u.Interface})
 		wanVmap = append(wanVmap, kv{key: u.Interface, chain: chainName("wan", u.Mark)})
 		if u.Live {
-			live = append(live, kv{mark: u.Mark, chain: chainName("restore", u.Mark)})
+			restore = append(restore, kv{mark: u.Mark, chain: chainName("restore", u.Mark)})
 		}
+		if u.Live && !u.Dead6 {
+			restore6 = append(restore6, kv{mark: u.Mark, chain: chainName("restore", u.Mark)})
+		}
+		split = split || u.Live && u.Dead6
 	}
-	restore = live
 
 	var sets []namedSet
 	if len(ups) > 0 {
@@ -95,6 +98,25 @@ func build(p Plan) ruleset {
 	if len(restore) > 0 {
 		sets = append(sets, namedSet{name: "live", keyType: "mark", isMap: true, entries: restore})
 	}
+	if split && len(restore6) > 0 {
+		sets = append(sets, namedSet{name: "live6", keyType: "mark", isMap: true, entries: restore6})
+	}
+	restoreRules := func() []rule {
+		if !split {
+			if len(restore) == 0 {
+				return nil
+			}
+			return []rule{{stmts: []stmt{vmapRef{key: "ct mark", set: "live"}}, comment: "pinned to a live uplink"}}
+		}
+		var rs []rule
+		if len(restore) > 0 {
+			rs = append(rs, rule{stmts: []stmt{nfproto{family: 4}, vmapRef{key: "ct mark", set: "live"}}, comment: "pinned to a live uplink"})
+		}
+		if len(restore6) > 0 {
+			rs = append(rs, rule{stmts: []stmt{nfproto{family: 6}, vmapRef{key: "ct mark", set: "live6"}}, comment: "pinned to an uplink whose IPv6 lives"})
+		}
+		return rs
+	}
 
 	var pre []rule
 	pre = append(pre,
@@ -106,9 +128,7 @@ func build(p Plan) ruleset {
 	if len(p.LANInterfaces) > 0 {
 		pre = append(pre, rule{stmts: []stmt{ifnameIn{meta: "iifname", set: "lan_ifaces", invert: true}, verdict{kind: "return"}}})
 	}
-	if len(restore) > 0 {
-		pre = append(pre, rule{stmts: []stmt{vmapRef{key: "ct mark", set: "live"}}, comment: "pinned to a live uplink"})
-	}
+	pre = append(pre, restoreRules()...)
 	pre = append(pre,
 		rule{stmts: []stmt{ctDirection{dir: "reply"}, verdict{kind: "return"}}},
 		rule{stmts: []stmt{fibDaddrLocal{}, verdict{kind: "return"}}},
@@ -120,9 +140,7 @@ func build(p Plan) ruleset {
 
 	var out []rule
 	out = append(out, rule{stmts: []stmt{markIsOurs{}, verdict{kind: "return"}}, comment: "already marked: probes, or routed by someone else"})
-	if len(restore) > 0 {
-		out = append(out, rule{stmts: []stmt{vmapRef{key: "ct mark", set: "live"}}, comment: "pinned to a live uplink"})
-	}
+	out = append(out, restoreRules()...)
 	out = append(out, rule{stmts: []stmt{ctDirection{dir: "reply"}, verdict{kind: "return"}}})
 	if len(ups) > 0 {
 		out = append(out, rule{stmts: []stmt{ifnameIn{meta: "oifname", set: "uplink_ifaces", invert: true}, verdict{kind: "return"}}, comment: "not bound for an uplink"})
@@ -133,7 +151,7 @@ func build(p Plan) ruleset {
 	rs := ruleset{sets: sets, chains: []chain{
 		{name: "prerouting", hook: "prerouting", ctype: "filter", prio: prioMangle, rules: pre},
 		{name: "output", hook: "output", ctype: "route", prio: prioMangle, rules: out},
-		{name: "probes", hook: "postrouting", ctype: "nat", prio: prioBeforeSNAT, rules: probeSourceRules()},
+		{name: "probes", hook: "postrouting", ctype: "nat", prio: prioBeforeSNAT, rules: append(probeSourceRules(), translationRules(p.Translations)...)},
 		{name: "pick", rules: pickRules(p, ups)},
 		{name: "block", rules: []rule{
 			{stmts: []stmt{l4proto{protos: []uint8{protoTCP}}, reject{tcp: true}}},
@@ -176,6 +194,24 @@ func probeSourceRules() []rule {
 	return rules
 }
 
+// translationRules are the NPTv6 mappings: a connection from a dead uplink's LAN prefix that
+// leaves by a live one takes that one's prefix, keeping its interface identifier, so its ISP
+// accepts it (BCP 38) and routes the replies back. Stateful: conntrack undoes it on replies,
+// and a connection keeps its mapping until it ends. Before the operator's NAT, which must not
+// masquerade it again.
+func translationRules(ts []Translation) []rule {
+	var rules []rule
+	for _, t := range ts {
+		rules = append(rules, rule{
+			stmts: []stmt{ifnameIn{meta: "oifname", name: t.Interface},
+				addrMatch{family: 6, field: "saddr", ranges: prefixRanges([]netip.Prefix{t.From})},
+				snatPrefix{to: t.To}},
+			comment: "NPTv6",
+		})
+	}
+	return rules
+}
+
 // sourceRules pin the gateway's own connections whose source address belongs to an uplink to
 // that uplink, whatever the balance says: a source address leaves only through its own ISP.
 func sourceRules(ups []Uplink) []rule {
@@ -206,6 +242,14 @@ func sourceRules(ups []Uplink) []rule {
 // policy rules (the active table).
 func pickRules(p Plan, ups []Uplink) []rule {
 	var rules []rule
+	for _, u := range ups {
+		if u.Usable6 && len(u.Prefixes) > 0 {
+			rules = append(rules, rule{
+				stmts:   []stmt{addrMatch{family: 6, field: "saddr", ranges: prefixRanges(u.Prefixes)}, verdict{kind: "goto", chain: chainName("pin", u.Mark)}},
+				comment: "from " + u.Name + "'s LAN prefix",
+			})
+		}
+	}
 	for _, s := range p.Services {
 		rules = append(rules, serviceRules(s)...)
 	}

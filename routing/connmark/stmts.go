@@ -201,6 +201,33 @@ func (s snatToSaddr) exprs(*batch) []expr.Any {
 		&expr.NAT{Type: expr.NATTypeSourceNAT, Family: fam, RegAddrMin: reg})
 }
 
+// nfproto matches one address family.
+type nfproto struct{ family int }
+
+func (m nfproto) text() string {
+	if m.family == 6 {
+		return "meta nfproto ipv6"
+	}
+	return "meta nfproto ipv4"
+}
+
+func (m nfproto) exprs(*batch) []expr.Any { return nfprotoExprs(m.family) }
+
+// snatPrefix source-NATs an IPv6 packet to the same interface identifier in another prefix
+// (nft's "snat ip6 prefix to", NF_NAT_RANGE_NETMAP: kernel 5.8 or later).
+type snatPrefix struct{ to netip.Prefix }
+
+func (s snatPrefix) text() string { return "snat ip6 prefix to " + s.to.String() }
+
+func (s snatPrefix) exprs(*batch) []expr.Any {
+	last := lastAddr(s.to)
+	return []expr.Any{
+		&expr.Immediate{Register: reg, Data: s.to.Addr().AsSlice()},
+		&expr.Immediate{Register: reg + 1, Data: last.AsSlice()},
+		&expr.NAT{Type: expr.NATTypeSourceNAT, Family: unix.NFPROTO_IPV6, RegAddrMin: reg, RegAddrMax: reg + 1, Prefix: true},
+	}
+}
+
 // ifnameIn matches an interface name (iifname, oifname or the outgoing
 // interface of a route lookup, "fib daddr oifname") against a list.
 type ifnameIn struct {

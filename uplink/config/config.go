@@ -139,6 +139,7 @@ func Parse(path string, src []byte) (*uplink.Config, error) {
 				fail(k("public6"), "%s is not a global IPv6 address", u.Public6)
 			}
 		}
+		u.Prefixes = parseLANPrefixes(ru.Prefixes, k("prefixes"), fail)
 		ru.rawProbe.apply(&u.Probe, fmt.Sprintf("uplink.%d", i), fail)
 		validateProbe(&u.Probe, u.Name, fmt.Sprintf("uplink.%d", i), ru.rawProbe, raw.Defaults, fail)
 		cfg.Uplinks = append(cfg.Uplinks, u)
@@ -146,6 +147,7 @@ func Parse(path string, src []byte) (*uplink.Config, error) {
 	cfg.Services = parseServices(raw.Services, cfg.Uplinks, fail)
 	cfg.Hooks = parseHooks(raw.Hooks, fail)
 	cfg.DNS = parseDNS(raw.DNS, cfg.Uplinks, fail)
+	cfg.IPv6 = parseIPv6(raw.IPv6, &cfg, fail)
 	for _, lan := range cfg.Daemon.LANInterfaces {
 		if why := ifnameProblem(lan); why != "" {
 			fail("daemon.lan_interfaces", "%q is not a valid interface name: %s", lan, why)

@@ -24,6 +24,7 @@ type rawConfig struct {
 	Hooks    []rawHook    `toml:"hook"`
 	HA       *rawHA       `toml:"ha"`
 	DNS      *rawDNS      `toml:"dns"`
+	IPv6     *rawIPv6     `toml:"ipv6"`
 }
 
 type rawHA struct {
@@ -81,6 +82,7 @@ type rawUplink struct {
 	Weight    *int     `toml:"weight"`
 	Public4   *address `toml:"public4"`
 	Public6   *address `toml:"public6"`
+	Prefixes  []string `toml:"prefixes"`
 	rawProbe           // per-uplink overrides of [defaults]
 }
 
