@@ -20,6 +20,7 @@ import (
 	"github.com/uplinkd/uplinkd/internal/engine"
 	"github.com/uplinkd/uplinkd/internal/ha"
 	"github.com/uplinkd/uplinkd/internal/inbound"
+	"github.com/uplinkd/uplinkd/internal/ra"
 	"github.com/uplinkd/uplinkd/internal/version"
 	"github.com/uplinkd/uplinkd/routing"
 	"github.com/uplinkd/uplinkd/routing/connmark"
@@ -136,7 +137,9 @@ func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger, level 
 	defer dnsServer.Close()
 	dnsUpdater := inbound.NewUpdater(log) // sends only while [dns.update] is configured
 	defer dnsUpdater.Close()
-	dp, err := dataplane.New(h, netns.None(), settings, log, dnsServer, dnsUpdater)
+	raSender := ra.NewSender(log) // sends only while [ipv6] advertise = "ra" has prefixes
+	defer raSender.Close()
+	dp, err := dataplane.New(h, netns.None(), settings, log, dnsServer, dnsUpdater, raSender, ra.NewLifetimes(log))
 	if err != nil {
 		return err
 	}

@@ -1,0 +1,109 @@
+// Package ra sends the LAN's IPv6 router advertisements (RFC 4861) so that hosts use the
+// prefix of a provider that works (RFC 8475): every uplink's LAN prefix is advertised, with a
+// preferred lifetime of 0 while its uplink carries no new IPv6 connections. Hosts then pick
+// source addresses from the live prefix for new connections (RFC 6724 rule 3) and keep the
+// old address for the connections they have.
+package ra
+
+import (
+	"net"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/mdlayher/ndp"
+	"github.com/uplinkd/uplinkd/internal/dataplane"
+	"github.com/uplinkd/uplinkd/uplink"
+)
+
+// RFC 4861 §6.2.1 and §10: a periodic RA every 200..600 s; after a change, the first RAs are
+// repeated (MAX_INITIAL_RTR_ADVERTISEMENTS) MIN_DELAY_BETWEEN_RAS apart.
+const (
+	minInterval   = 200 * time.Second
+	maxInterval   = 600 * time.Second
+	burst         = 3
+	burstInterval = 3 * time.Second
+	hopLimit      = 64
+	// rdnssLifetime is 3 × the longest interval (RFC 8106 §5.1).
+	rdnssLifetime = 3 * maxInterval
+)
+
+// PIO is one prefix of an advert.
+type PIO struct {
+	Prefix           netip.Prefix
+	Uplink           string
+	Preferred, Valid time.Duration
+}
+
+// Deprecated says whether hosts are told to stop using the prefix for new connections.
+func (p PIO) Deprecated() bool { return p.Preferred == 0 }
+
+// Advert is what one LAN interface's RAs say.
+type Advert struct {
+	// RouterLifetime is 0 when no uplink carries IPv6: hosts must not use the gateway as
+	// their default router then (RFC 7084 L-4), but keep the prefixes on link.
+	RouterLifetime time.Duration
+	Prefixes       []PIO
+	RDNSS          []netip.Addr
+}
+
+// Equal says whether a and b advertise the same.
+func (a Advert) Equal(b Advert) bool {
+	return a.RouterLifetime == b.RouterLifetime && slices.Equal(a.Prefixes, b.Prefixes) && slices.Equal(a.RDNSS, b.RDNSS)
+}
+
+// Adverts is what each LAN interface advertises under s; nil when uplinkd does not send RAs
+// (another advertise mode, no prefixes, or no verdict yet).
+func Adverts(s dataplane.State) map[string]Advert {
+	if s.Provisional || s.IPv6.Advertise != uplink.AdvertiseRA {
+		return nil
+	}
+	out := map[string]Advert{}
+	carried := false
+	for _, u := range s.Uplinks {
+		carried = carried || u.Active6 && u.Gateway6.IsValid()
+	}
+	for _, n := range s.IPv6.Interfaces {
+		a := Advert{RDNSS: s.IPv6.RDNSS}
+		if carried {
+			a.RouterLifetime = s.IPv6.RouterLifetime
+		}
+		for _, u := range s.Uplinks {
+			for _, p := range u.Prefixes {
+				if !slices.Contains(p.Interfaces, n) {
+					continue
+				}
+				pio := PIO{Prefix: p.Prefix, Uplink: u.Name, Preferred: p.Preferred, Valid: p.Valid}
+				if !u.Active6 {
+					// RFC 8475: deprecated, never withdrawn; the valid lifetime stays as it was
+					// (RFC 4862 §5.5.3e: a host ignores a cut below 2 h anyway).
+					pio.Preferred = 0
+				}
+				a.Prefixes = append(a.Prefixes, pio)
+			}
+		}
+		if len(a.Prefixes) > 0 {
+			out[n] = a
+		}
+	}
+	return out
+}
+
+// Message is the RA of a, from an interface with hardware address mac.
+func (a Advert) Message(mac net.HardwareAddr) *ndp.RouterAdvertisement {
+	m := &ndp.RouterAdvertisement{CurrentHopLimit: hopLimit, RouterLifetime: a.RouterLifetime,
+		RouterSelectionPreference: ndp.Medium}
+	for _, p := range a.Prefixes {
+		m.Options = append(m.Options, &ndp.PrefixInformation{
+			PrefixLength: uint8(p.Prefix.Bits()), OnLink: true, AutonomousAddressConfiguration: true,
+			PreferredLifetime: p.Preferred, ValidLifetime: p.Valid, Prefix: p.Prefix.Addr(),
+		})
+	}
+	if len(a.RDNSS) > 0 {
+		m.Options = append(m.Options, &ndp.RecursiveDNSServer{Lifetime: rdnssLifetime, Servers: a.RDNSS})
+	}
+	if len(mac) > 0 {
+		m.Options = append(m.Options, &ndp.LinkLayerAddress{Direction: ndp.Source, Addr: mac})
+	}
+	return m
+}
