@@ -53,6 +53,12 @@ var (
 		netip.MustParseAddr("2001:db8:ff::2"),
 		netip.MustParseAddr("2001:db8:ff::3"),
 	}
+	// In a lab with IPv6 prefixes (Options.IPv6Prefixes), each ISP delegates a LAN /64 of its
+	// own instead of the LAN's 2001:db8:1::/64 being NATed: the gateway holds ::1 in each and
+	// the client configures itself from the RAs.
+	LANPrefixISP1 = netip.MustParsePrefix("2001:db8:a1::/64")
+	LANPrefixISP2 = netip.MustParsePrefix("2001:db8:a2::/64")
+
 	Server4 = netip.MustParseAddr("203.0.113.100")
 	Server6 = netip.MustParseAddr("2001:db8:ff::100")
 )
@@ -96,8 +102,9 @@ type Uplink struct {
 	CoreISP6     netip.Addr
 	CoreInet4    netip.Addr // internet end of the core link
 	CoreInet6    netip.Addr
-	Mark         uint32 // the firewall mark the daemon's convention gives this uplink
-	Table        int    // the routing table the daemon's convention gives this uplink
+	LANPrefix6   netip.Prefix // the LAN /64 it delegates in a lab with IPv6 prefixes
+	Mark         uint32       // the firewall mark the daemon's convention gives this uplink
+	Table        int          // the routing table the daemon's convention gives this uplink
 }
 
 // Uplinks describes isp1 and isp2; Uplinks[0] is isp1.
@@ -105,7 +112,7 @@ var Uplinks = [2]Uplink{
 	{
 		N: 1, Role: RoleISP1, GWIf: IfWAN1, Prefix4: WAN1Prefix4, Prefix6: WAN1Prefix6,
 		ISP4: ISP1Addr4, ISP6: ISP1Addr6, GW4: GWWAN1Addr4, GW6: GWWAN1Addr6, SNAT4: GWWAN1SNAT4,
-		Core4: Core1Prefix4, Core6: Core1Prefix6,
+		Core4: Core1Prefix4, Core6: Core1Prefix6, LANPrefix6: LANPrefixISP1,
 		CoreISP4: netip.MustParseAddr("192.0.2.129"), CoreISP6: netip.MustParseAddr("2001:db8:f1::1"),
 		CoreInet4: netip.MustParseAddr("192.0.2.130"), CoreInet6: netip.MustParseAddr("2001:db8:f1::2"),
 		Mark: up.Uplink{ID: 1}.Mark(), Table: up.Uplink{ID: 1}.Table(up.DefaultConfig().Daemon),
@@ -113,7 +120,7 @@ var Uplinks = [2]Uplink{
 	{
 		N: 2, Role: RoleISP2, GWIf: IfWAN2, Prefix4: WAN2Prefix4, Prefix6: WAN2Prefix6,
 		ISP4: ISP2Addr4, ISP6: ISP2Addr6, GW4: GWWAN2Addr4, GW6: GWWAN2Addr6, SNAT4: GWWAN2SNAT4,
-		Core4: Core2Prefix4, Core6: Core2Prefix6,
+		Core4: Core2Prefix4, Core6: Core2Prefix6, LANPrefix6: LANPrefixISP2,
 		CoreISP4: netip.MustParseAddr("192.0.2.133"), CoreISP6: netip.MustParseAddr("2001:db8:f2::1"),
 		CoreInet4: netip.MustParseAddr("192.0.2.134"), CoreInet6: netip.MustParseAddr("2001:db8:f2::2"),
 		Mark: up.Uplink{ID: 2}.Mark(), Table: up.Uplink{ID: 2}.Table(up.DefaultConfig().Daemon),

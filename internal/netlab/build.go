@@ -21,7 +21,7 @@ func ifInetToISP(n int) string { return fmt.Sprintf("isp%d", n) }
 
 // sysctls returns the settings each namespace needs before any interface exists (so that
 // "default" applies to every interface created afterwards).
-func sysctls(role string) []string {
+func sysctls(role string, prefixes bool) []string {
 	s := []string{
 		// Policy routing sends replies through other interfaces than requests came in on:
 		// strict reverse-path filtering (which a new namespace may inherit) would drop them.
@@ -34,6 +34,11 @@ func sysctls(role string) []string {
 	switch role {
 	case RoleGW:
 		s = append(s, "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1")
+	case RoleLAN:
+		if prefixes { // a desktop: SLAAC from the RAs, with temporary addresses preferred
+			s = append(s, "net.ipv6.conf.default.accept_ra=1", "net.ipv6.conf.default.autoconf=1",
+				"net.ipv6.conf.default.use_tempaddr=2")
+		}
 	case RoleISP1, RoleISP2:
 		s = append(s, "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1",
 			// CarrierLoss sets the ISP's end of the wire admin-down: keep its IPv6 addresses
@@ -62,7 +67,7 @@ func linkScript(role string, ns func(string) string) string {
 }
 
 // addrScript configures addresses, links and routes of one namespace.
-func addrScript(role string, nat string) string {
+func addrScript(role string, nat string, prefixes bool) string {
 	var b strings.Builder
 	addr := func(a netip.Addr, p netip.Prefix, dev string) {
 		fmt.Fprintf(&b, "addr add %s/%d dev %s\n", a, p.Bits(), dev)
@@ -76,13 +81,22 @@ func addrScript(role string, nat string) string {
 	switch role {
 	case RoleLAN:
 		addr(Client4, LANPrefix4, ifLANClient)
-		addr(Client6, LANPrefix6, ifLANClient)
+		if !prefixes {
+			addr(Client6, LANPrefix6, ifLANClient)
+		}
 		up(ifLANClient)
 		route("default", GWLAN4, ifLANClient)
-		route("default", GWLAN6, ifLANClient)
+		if !prefixes {
+			route("default", GWLAN6, ifLANClient)
+		}
 	case RoleGW:
 		addr(GWLAN4, LANPrefix4, IfLAN)
 		addr(GWLAN6, LANPrefix6, IfLAN)
+		if prefixes { // what each ISP's DHCPv6-PD client would put on the LAN
+			for _, u := range Uplinks {
+				addr(u.LANPrefix6.Addr().Next(), u.LANPrefix6, IfLAN)
+			}
+		}
 		up(IfLAN)
 		for _, u := range Uplinks {
 			addr(u.GW4, u.Prefix4, u.GWIf)
@@ -108,6 +122,9 @@ func addrScript(role string, nat string) string {
 		up(ifISPToInet)
 		route("default", u.CoreInet4, ifISPToInet)
 		route("default", u.CoreInet6, ifISPToInet)
+		if prefixes {
+			route(u.LANPrefix6.String(), u.GW6, ifISPToGW) // the delegation
+		}
 	case RoleInet:
 		for _, a := range append(append(append([]netip.Addr{}, Targets4...), Targets6...), Server4, Server6) {
 			host(a, "lo")
@@ -120,6 +137,9 @@ func addrScript(role string, nat string) string {
 			// The internet knows each customer range lives behind its ISP.
 			route(u.Prefix4.String(), u.CoreISP4, dev)
 			route(u.Prefix6.String(), u.CoreISP6, dev)
+			if prefixes {
+				route(u.LANPrefix6.String(), u.CoreISP6, dev)
+			}
 		}
 	}
 	return b.String()
@@ -139,7 +159,7 @@ const (
 
 // nftScript is the namespace's lab table: NAT on the gateway, BCP 38, counters and an empty
 // "fault" chain in each ISP, an empty "fault" chain on the internet's input for DropICMP.
-func nftScript(role, nat string) string {
+func nftScript(role, nat string, prefixes bool) string {
 	var b strings.Builder
 	switch role {
 	case RoleGW:
@@ -152,7 +172,9 @@ func nftScript(role, nat string) string {
 			} else {
 				fmt.Fprintf(&b, "\t\toifname %q ip saddr %s masquerade\n", u.GWIf, LANPrefix4)
 			}
-			fmt.Fprintf(&b, "\t\toifname %q ip6 saddr %s masquerade\n", u.GWIf, LANPrefix6)
+			if !prefixes { // NAT66; with prefixes the LAN's addresses are the ISPs' own
+				fmt.Fprintf(&b, "\t\toifname %q ip6 saddr %s masquerade\n", u.GWIf, LANPrefix6)
+			}
 		}
 		b.WriteString("\t}\n}\n")
 	case RoleISP1, RoleISP2:
@@ -172,7 +194,11 @@ func nftScript(role, nat string) string {
 		fmt.Fprintf(&b, "\t\toifname %q counter name %q\n", ifISPToGW, counterDown)
 		// BCP 38: a customer may only send from the range it was given.
 		fmt.Fprintf(&b, "\t\tiifname %q meta nfproto ipv4 ip saddr != %s counter name %q drop\n", ifISPToGW, u.Prefix4, counterSpoofed)
-		fmt.Fprintf(&b, "\t\tiifname %q meta nfproto ipv6 ip6 saddr != %s counter name %q drop\n", ifISPToGW, u.Prefix6, counterSpoofed)
+		own6 := u.Prefix6.String()
+		if prefixes {
+			own6 = "{ " + own6 + ", " + u.LANPrefix6.String() + " }"
+		}
+		fmt.Fprintf(&b, "\t\tiifname %q meta nfproto ipv6 ip6 saddr != %s counter name %q drop\n", ifISPToGW, own6, counterSpoofed)
 		b.WriteString("\t\tjump fault\n\t}\n}\n")
 	case RoleInet:
 		fmt.Fprintf(&b, "table inet %s {\n\tchain fault {\n\t}\n", nftTable)

@@ -26,7 +26,7 @@ func TestScriptsUseDocumentationAddressesOnly(t *testing.T) {
 	ns := func(r string) string { return "x-" + r }
 	for _, nat := range []string{NATMasquerade, NATSNAT} {
 		for _, r := range roles {
-			for _, script := range []string{linkScript(r, ns), addrScript(r, nat), nftScript(r, nat)} {
+			for _, script := range []string{linkScript(r, ns), addrScript(r, nat, false), nftScript(r, nat, false)} {
 				for _, tok := range strings.Fields(script) {
 					tok = strings.Trim(tok, `";`)
 					a, err := netip.ParseAddr(tok)
@@ -67,7 +67,7 @@ func TestSNATModeAddsSecondaryAddressesAndSNATRules(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := addrScript(RoleGW, tt.nat) + nftScript(RoleGW, tt.nat)
+			got := addrScript(RoleGW, tt.nat, false) + nftScript(RoleGW, tt.nat, false)
 			if strings.Contains(got, tt.want) != tt.present {
 				t.Fatalf("want %q present=%v in:\n%s", tt.want, tt.present, got)
 			}
@@ -77,7 +77,7 @@ func TestSNATModeAddsSecondaryAddressesAndSNATRules(t *testing.T) {
 
 func TestISPsDropSourcesOutsideTheirCustomerRange(t *testing.T) {
 	for _, u := range Uplinks {
-		s := nftScript(u.Role, NATMasquerade)
+		s := nftScript(u.Role, NATMasquerade, false)
 		for _, p := range []netip.Prefix{u.Prefix4, u.Prefix6} {
 			if !strings.Contains(s, "saddr != "+p.String()) {
 				t.Errorf("%s: no BCP 38 rule for %s in:\n%s", u.Role, p, s)

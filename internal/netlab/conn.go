@@ -17,16 +17,21 @@ import (
 // connection still works and whether it kept its uplink.
 const ChatPort = 9
 
-// StartChat starts the chat server on Server4 in the internet namespace. It runs until Close.
+// StartChat starts the chat server on Server4 and Server6 in the internet namespace. It runs
+// until Close.
 func (l *Lab) StartChat() error { return l.startTCPServer("chat", ChatPort, serveChat) }
 
 // dialServer opens a TCP connection from role's namespace to Server4:port.
 func (l *Lab) dialServer(ctx context.Context, role, what string, port uint16) (net.Conn, error) {
+	return l.dialServerAt(ctx, role, what, netip.AddrPortFrom(Server4, port))
+}
+
+func (l *Lab) dialServerAt(ctx context.Context, role, what string, dst netip.AddrPort) (net.Conn, error) {
 	var c net.Conn
 	err := l.InNS(role, func() error {
 		d := net.Dialer{Control: inNSControl(l.NS(role)), Timeout: 3 * time.Second}
 		var err error
-		c, err = d.DialContext(ctx, "tcp", netip.AddrPortFrom(Server4, port).String())
+		c, err = d.DialContext(ctx, "tcp", dst.String())
 		return err
 	})
 	if err != nil {
@@ -38,33 +43,45 @@ func (l *Lab) dialServer(ctx context.Context, role, what string, port uint16) (n
 // startTCPServer listens on Server4:port in the internet namespace and runs serve for every
 // connection, until the lab closes (which closes the listener and every connection).
 func (l *Lab) startTCPServer(what string, port uint16, serve func(net.Conn)) error {
-	var ln net.Listener
+	var lns []net.Listener
 	err := l.InNS(RoleInet, func() error {
 		lc := net.ListenConfig{Control: inNSControl(l.NS(RoleInet))}
-		var err error
-		ln, err = lc.Listen(context.Background(), "tcp", netip.AddrPortFrom(Server4, port).String())
-		return err
+		for _, a := range []netip.Addr{Server4, Server6} {
+			ln, err := lc.Listen(context.Background(), "tcp", netip.AddrPortFrom(a, port).String())
+			if err != nil {
+				return err
+			}
+			lns = append(lns, ln)
+		}
+		return nil
 	})
 	if err != nil {
+		for _, ln := range lns {
+			ln.Close()
+		}
 		return fmt.Errorf("netlab: %s server: %w", what, err)
 	}
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	var conns []net.Conn
-	wg.Go(func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
+	for _, ln := range lns {
+		wg.Go(func() {
+			for {
+				c, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				conns = append(conns, c)
+				mu.Unlock()
+				wg.Go(func() { serve(c) })
 			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			wg.Go(func() { serve(c) })
-		}
-	})
+		})
+	}
 	stop := func() {
-		ln.Close()
+		for _, ln := range lns {
+			ln.Close()
+		}
 		mu.Lock()
 		for _, c := range conns {
 			c.Close()
@@ -95,9 +112,14 @@ type Chat struct {
 	r    *bufio.Reader
 }
 
-// DialChat opens a chat connection from role's namespace.
+// DialChat opens a chat connection from role's namespace to Server4.
 func (l *Lab) DialChat(ctx context.Context, role string) (*Chat, error) {
-	c, err := l.dialServer(ctx, role, "chat", ChatPort)
+	return l.DialChatTo(ctx, role, Server4)
+}
+
+// DialChatTo opens a chat connection from role's namespace to server (Server4 or Server6).
+func (l *Lab) DialChatTo(ctx context.Context, role string, server netip.Addr) (*Chat, error) {
+	c, err := l.dialServerAt(ctx, role, "chat", netip.AddrPortFrom(server, ChatPort))
 	if err != nil {
 		return nil, err
 	}

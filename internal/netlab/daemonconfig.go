@@ -19,6 +19,9 @@ type DaemonConfig struct {
 	Weights     [2]int        // default 1, 1
 	SameTier    bool          // both uplinks in tier 1 (load sharing) instead of isp2 as backup
 	DualStack   bool          // probe the IPv6 targets too: IPv6 is then judged apart
+	// IPv6Prefixes names each ISP's LAN prefix (a lab with Options.IPv6Prefixes) and turns
+	// [ipv6] on for lan0 with the shipped defaults (uplinkd sends the RAs, NPTv6 on).
+	IPv6Prefixes bool
 	Extra       string        // appended verbatim (e.g. more [defaults] keys are not possible here: use fields)
 	// DaemonKeys and DefaultsKeys are TOML lines added verbatim to [daemon] and [defaults]
 	// (e.g. `metrics_listen = "127.0.0.1:9847"`, `hold_down = "100ms"`), each ending in "\n".
@@ -65,10 +68,19 @@ func (c DaemonConfig) Render() string {
 		strings.Join(targets, ", "), or(c.Interval, def.Interval), or(c.Timeout, def.Timeout),
 		orInt(c.DownAfter, def.DownAfter), orInt(c.UpAfter, def.UpAfter))
 	b.WriteString(c.DefaultsKeys + "\n")
-	fmt.Fprintf(&b, "[[uplink]]\nname = \"isp1\"\ninterface = %q\ngateway6 = %q\npriority = 1\nweight = %d\n\n",
-		IfWAN1, ISP1Addr6, orInt(c.Weights[0], 1))
-	fmt.Fprintf(&b, "[[uplink]]\nname = \"isp2\"\ninterface = %q\ngateway = %q\ngateway6 = %q\npriority = %d\nweight = %d\n",
-		IfWAN2, ISP2Addr4, ISP2Addr6, tier2, orInt(c.Weights[1], 1))
+	prefixes := func(u Uplink) string {
+		if !c.IPv6Prefixes {
+			return ""
+		}
+		return fmt.Sprintf("prefixes = [%q]\n", u.LANPrefix6.String())
+	}
+	fmt.Fprintf(&b, "[[uplink]]\nname = \"isp1\"\ninterface = %q\ngateway6 = %q\npriority = 1\nweight = %d\n%s\n",
+		IfWAN1, ISP1Addr6, orInt(c.Weights[0], 1), prefixes(Uplinks[0]))
+	fmt.Fprintf(&b, "[[uplink]]\nname = \"isp2\"\ninterface = %q\ngateway = %q\ngateway6 = %q\npriority = %d\nweight = %d\n%s",
+		IfWAN2, ISP2Addr4, ISP2Addr6, tier2, orInt(c.Weights[1], 1), prefixes(Uplinks[1]))
+	if c.IPv6Prefixes {
+		fmt.Fprintf(&b, "\n[ipv6]\ninterfaces = [%q]\n", IfLAN)
+	}
 	b.WriteString(c.Extra)
 	return b.String()
 }

@@ -38,13 +38,18 @@ type Options struct {
 	NAT string
 	// Servers starts the UDP echo and TCP servers in the internet namespace (see StartServers).
 	Servers bool
+	// IPv6Prefixes gives the LAN a /64 from each ISP (LANPrefixISP1, LANPrefixISP2) instead of
+	// NAT66: each ISP routes its prefix to the gateway and drops other sources, and the client
+	// configures itself by SLAAC from the gateway's RAs.
+	IPv6Prefixes bool
 }
 
 // Lab is a built set of namespaces. Its methods are safe for concurrent use.
 type Lab struct {
-	prefix string
-	nat    string
-	roles  []string // the lab's namespaces; nil: the single-gateway lab's (see NewPair)
+	prefix   string
+	nat      string
+	prefixes bool     // IPv6 prefixes per ISP, no NAT66
+	roles    []string // the lab's namespaces; nil: the single-gateway lab's (see NewPair)
 
 	mu      sync.Mutex
 	closed  bool
@@ -71,7 +76,7 @@ func New(opts Options) (*Lab, error) {
 	if err := checkPrefix(prefix); err != nil {
 		return nil, err
 	}
-	l := &Lab{prefix: prefix, nat: nat}
+	l := &Lab{prefix: prefix, nat: nat, prefixes: opts.IPv6Prefixes}
 	for _, r := range roles {
 		if nsExists(l.NS(r)) {
 			return nil, fmt.Errorf("netlab: namespace %s already exists (a lab with prefix %q is up; remove it with `uplinklab down -prefix %s`)", l.NS(r), prefix, prefix)
@@ -165,7 +170,7 @@ func (l *Lab) build() error {
 		return err
 	}
 	for _, r := range roles {
-		args := append([]string{"netns", "exec", l.NS(r), "sysctl", "-q", "-w"}, sysctls(r)...)
+		args := append([]string{"netns", "exec", l.NS(r), "sysctl", "-q", "-w"}, sysctls(r, l.prefixes)...)
 		if out, err := run(nil, "ip", args...); err != nil {
 			return fmt.Errorf("netlab: sysctl in %s: %w: %s", l.NS(r), err, out)
 		}
@@ -180,12 +185,12 @@ func (l *Lab) build() error {
 	// its first neighbour solicitation a second late, which would stall the first IPv6 packet.
 	for _, r := range []string{RoleGW, RoleISP1, RoleISP2, RoleInet, RoleLAN} {
 		ns := l.NS(r)
-		if err := runIP(&ns, addrScript(r, l.nat)); err != nil {
+		if err := runIP(&ns, addrScript(r, l.nat, l.prefixes)); err != nil {
 			return err
 		}
 	}
 	for _, r := range roles {
-		script := nftScript(r, l.nat)
+		script := nftScript(r, l.nat, l.prefixes)
 		if script == "" {
 			continue
 		}

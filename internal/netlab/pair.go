@@ -160,7 +160,7 @@ func (p *Pair) build() error {
 		if r == RoleGWA || r == RoleGWB {
 			sr = RoleGW
 		}
-		args := append([]string{"netns", "exec", l.NS(r), "sysctl", "-q", "-w"}, sysctls(sr)...)
+		args := append([]string{"netns", "exec", l.NS(r), "sysctl", "-q", "-w"}, sysctls(sr, false)...)
 		if out, err := run(nil, "ip", args...); err != nil {
 			return fmt.Errorf("netlab: sysctl in %s: %w: %s", l.NS(r), err, out)
 		}
@@ -185,7 +185,7 @@ func (p *Pair) build() error {
 	nfts := []struct{ role, script string }{
 		{RoleGWA, pairNft(p.opts.NAT)}, {RoleGWB, pairNft(p.opts.NAT)},
 		{RoleISP1, pairISPNft(Uplinks[0])}, {RoleISP2, pairISPNft(Uplinks[1])},
-		{RoleInet, nftScript(RoleInet, NATMasquerade)},
+		{RoleInet, nftScript(RoleInet, NATMasquerade, false)},
 	}
 	for _, n := range nfts {
 		if err := l.nft(n.role, n.script); err != nil {

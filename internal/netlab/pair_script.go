@@ -129,7 +129,7 @@ func pairAddrScript(role string) string {
 	}
 	switch role {
 	case RoleInet:
-		return addrScript(RoleInet, NATMasquerade)
+		return addrScript(RoleInet, NATMasquerade, false)
 	case RoleLAN:
 		up("lo")
 		addr(Client4, LANPrefix4, ifBridge)

@@ -106,19 +106,30 @@ func serveTCP(ln *net.TCPListener) {
 // returns the source address the server saw ("198.51.100.2:40123"): proof that new connections
 // work, and of which uplink they took. Without a deadline on ctx it gives up after 3 s.
 func (l *Lab) CheckTCP(ctx context.Context, role string, dst netip.AddrPort) (string, error) {
+	_, seen, err := l.CheckTCPFrom(ctx, role, netip.Addr{}, dst)
+	return seen, err
+}
+
+// CheckTCPFrom is CheckTCP from source address src (invalid: the kernel picks one, as for a
+// plain connect()); it also returns the connection's own local address, which differs from
+// what the server saw when the gateway translated it.
+func (l *Lab) CheckTCPFrom(ctx context.Context, role string, src netip.Addr, dst netip.AddrPort) (local netip.AddrPort, seen string, err error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 3*time.Second)
 		defer cancel()
 	}
-	var seen string
-	err := l.InNS(role, func() error {
+	err = l.InNS(role, func() error {
 		d := net.Dialer{Control: inNSControl(l.NS(role))}
+		if src.IsValid() {
+			d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(src, 0))
+		}
 		c, err := d.DialContext(ctx, "tcp", dst.String())
 		if err != nil {
 			return err
 		}
 		defer c.Close()
+		local = c.LocalAddr().(*net.TCPAddr).AddrPort()
 		if dl, ok := ctx.Deadline(); ok {
 			_ = c.SetDeadline(dl)
 		}
@@ -138,9 +149,9 @@ func (l *Lab) CheckTCP(ctx context.Context, role string, dst netip.AddrPort) (st
 		return nil
 	})
 	if err != nil {
-		return "", fmt.Errorf("netlab: new tcp connection from %s to %s: %w", l.NS(role), dst, err)
+		return local, "", fmt.Errorf("netlab: new tcp connection from %s to %s: %w", l.NS(role), dst, err)
 	}
-	return seen, nil
+	return local, seen, nil
 }
 
 // Ping sends one echo request from role's namespace to dst and waits up to a second for the
