@@ -3,9 +3,13 @@ package main
 import (
 	"context"
 	"net/netip"
+	"os"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/uplinkd/uplinkd/internal/api"
+	"github.com/uplinkd/uplinkd/uplink"
 
 	"github.com/uplinkd/uplinkd/internal/netlab"
 	"github.com/uplinkd/uplinkd/internal/testkit"
@@ -148,4 +152,165 @@ func TestIPv6ClientsMoveToTheLivePrefixAndBack(t *testing.T) {
 	if err != nil || after != before {
 		t.Errorf("the connection opened on isp2's prefix after the heal: %q %v; want it alive as %q", after, err, before)
 	}
+}
+
+func solicit(t *testing.T, lab *netlab.Lab) netlab.Advert {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	a, took, err := lab.Solicit(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("solicitation answered in %s (rdisc6's start included)", took)
+	return a
+}
+
+// wantPIO checks one prefix of an advert.
+func wantPIO(t *testing.T, a netlab.Advert, p netip.Prefix, preferred, valid int) {
+	t.Helper()
+	got, ok := a.Prefix(p)
+	if !ok || got.Preferred != preferred || got.Valid != valid {
+		t.Errorf("advert for %s: %+v (found %v); want preferred %d s, valid %d s\nadvert: %+v", p, got, ok, preferred, valid, a)
+	}
+}
+
+// TestRouterAdvertisementsFollowTheUplinks asks the gateway with rdisc6 (package ndisc6), as a
+// host's kernel would: one PIO per uplink prefix, the backup's and then the dead one's
+// deprecated without touching its valid lifetime, the RDNSS from the config, and the router
+// kept when every uplink is judged down.
+func TestRouterAdvertisementsFollowTheUplinks(t *testing.T) {
+	needTool(t, "rdisc6")
+	lab := testkit.Lab(t, netlab.Options{IPv6Prefixes: true})
+	cfg := fastConfig()
+	cfg.IPv6Prefixes = true
+	cfg.Extra = "rdnss = [\"2001:db8:a1::53\"]\n"
+	d := startDaemon(t, lab, cfg)
+	d.waitActive(5*time.Second, "isp1")
+
+	a := solicit(t, lab)
+	if a.RouterLifetime != 1800 || len(a.Prefixes) != 2 || len(a.RDNSS) != 1 || a.RDNSS[0].String() != "2001:db8:a1::53" {
+		t.Errorf("advert %+v: want router lifetime 1800 s, two prefixes, RDNSS 2001:db8:a1::53", a)
+	}
+	wantPIO(t, a, prefix1, 2700, 7200) // RFC 9096's preferred cap; the 2 h valid floor
+	wantPIO(t, a, prefix2, 0, 7200)    // the backup: deprecated before it is needed
+
+	if err := lab.Break(1, netlab.SilentFailure); err != nil {
+		t.Fatal(err)
+	}
+	d.waitActive(5*time.Second, "isp2")
+	a = solicit(t, lab)
+	wantPIO(t, a, prefix1, 0, 7200) // deprecated, never withdrawn, valid lifetime untouched
+	wantPIO(t, a, prefix2, 2700, 7200)
+
+	if err := lab.Break(2, netlab.SilentFailure); err != nil {
+		t.Fatal(err)
+	}
+	d.waitFor("both uplinks down", 5*time.Second, func(st api.Status) bool {
+		return st.Uplinks[0].State == uplink.Down && st.Uplinks[1].State == uplink.Down
+	})
+	// Fail static, as the routes: the probes may be what failed.
+	if a = solicit(t, lab); a.RouterLifetime != 1800 {
+		t.Errorf("with both uplinks judged down the router lifetime is %d s; want 1800 (fail static)", a.RouterLifetime)
+	}
+}
+
+// TestFollowedPrefixesAndAForeignRouter: a delegation (a /48) is followed on the LAN as a PD
+// client renumbers it, the RA carrying the new /64 with the delegation's shorter lifetimes;
+// and a second router advertising on the LAN (radvd) is warned about.
+func TestFollowedPrefixesAndAForeignRouter(t *testing.T) {
+	needTool(t, "rdisc6", "radvd")
+	lab := testkit.Lab(t, netlab.Options{IPv6Prefixes: true})
+	cfg := fastConfig()
+	cfg.Extra = `
+[ipv6]
+interfaces = ["lan0"]
+`
+	cfg.DaemonKeys = ""
+	cfg.IPv6Prefixes = false // the prefixes are written here: isp1's is a delegation to follow
+	cfg.UplinkKeys = [2]string{`prefixes = ["2001:db8:a1::/48"]`, `prefixes = ["2001:db8:a2::/64"]`}
+	d := startDaemon(t, lab, cfg)
+	d.waitActive(5*time.Second, "isp1")
+	wantPIO(t, solicit(t, lab), prefix1, 2700, 7200) // the gateway's ::1 on lan0 is forever: config lifetimes
+
+	// The PD client renumbers: a new /64 with the lease's lifetimes, the old one goes.
+	renumbered := netip.MustParsePrefix("2001:db8:a1:7::/64")
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	for _, args := range [][]string{
+		{"ip", "-6", "addr", "add", "2001:db8:a1:7::1/64", "dev", "lan0", "valid_lft", "3000", "preferred_lft", "1500"},
+		{"ip", "-6", "addr", "del", "2001:db8:a1::1/64", "dev", "lan0"},
+	} {
+		if _, err := lab.Exec(ctx, netlab.RoleGW, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var a netlab.Advert
+	waitUntil(t, 5*time.Second, "the renumbered prefix advertised", func() bool {
+		time.Sleep(100 * time.Millisecond) // solicitations are rate-limited (10 a second)
+		a = solicit(t, lab)
+		_, has := a.Prefix(renumbered)
+		_, old := a.Prefix(prefix1)
+		return has && !old
+	})
+	p, _ := a.Prefix(renumbered)
+	if p.Preferred > 1500 || p.Preferred < 1400 || p.Valid > 3000 || p.Valid < 2900 {
+		t.Errorf("renumbered prefix %+v: want the lease's remaining lifetimes (≤ 1500 s, ≤ 3000 s)", p)
+	}
+
+	conf := t.TempDir() + "/radvd.conf"
+	if err := os.WriteFile(conf, []byte("interface eth0 {\n\tAdvSendAdvert on;\n\tMinRtrAdvInterval 3;\n\tMaxRtrAdvInterval 4;\n\tprefix 2001:db8:bad::/64 { };\n};\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	radvd, err := lab.Start(context.Background(), netlab.RoleLAN, "radvd", "-n", "-m", "stderr", "-C", conf, "-p", t.TempDir()+"/radvd.pid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer radvd.Stop(2 * time.Second)
+	waitUntil(t, 10*time.Second, "a warning about radvd", func() bool {
+		return strings.Contains(string(d.proc.Output()), "another router advertises on this LAN")
+	})
+}
+
+// TestDrivenLifetimesDeprecateTheGatewaysOwnLANAddress: with advertise = "lifetimes" another
+// program sends the RAs (odhcpd copies the lifetimes of the gateway's LAN addresses), and
+// uplinkd sets the preferred lifetime of the dead uplink's address to 0, then gives it back.
+func TestDrivenLifetimesDeprecateTheGatewaysOwnLANAddress(t *testing.T) {
+	lab := testkit.Lab(t, netlab.Options{IPv6Prefixes: true})
+	cfg := fastConfig()
+	cfg.IPv6Prefixes = true
+	cfg.Extra = "advertise = \"lifetimes\"\n"
+	d := startDaemon(t, lab, cfg)
+	d.waitActive(5*time.Second, "isp1")
+	gwState := func(p netip.Prefix) (has, deprecated bool) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		addrs, err := lab.Addrs6(ctx, netlab.RoleGW, netlab.IfLAN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return netlab.PrefixState(addrs, p)
+	}
+	waitUntil(t, 3*time.Second, "isp2's LAN address deprecated, isp1's preferred", func() bool {
+		_, d1 := gwState(prefix1)
+		_, d2 := gwState(prefix2)
+		return !d1 && d2
+	})
+	if err := lab.Break(1, netlab.SilentFailure); err != nil {
+		t.Fatal(err)
+	}
+	d.waitActive(5*time.Second, "isp2")
+	waitUntil(t, 3*time.Second, "isp1's LAN address deprecated, isp2's preferred", func() bool {
+		_, d1 := gwState(prefix1)
+		_, d2 := gwState(prefix2)
+		return d1 && !d2
+	})
+	if err := lab.Heal(1); err != nil {
+		t.Fatal(err)
+	}
+	d.waitActive(10*time.Second, "isp1")
+	waitUntil(t, 3*time.Second, "isp1's LAN address preferred again", func() bool {
+		h1, d1 := gwState(prefix1)
+		return h1 && !d1
+	})
 }

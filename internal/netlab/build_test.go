@@ -143,3 +143,34 @@ func TestUplinkRejectsUnknownISPs(t *testing.T) {
 		}
 	}
 }
+
+func TestParseRdisc6(t *testing.T) {
+	out := `Soliciting ff02::2 (ff02::2) on eth0...
+
+Hop limit                 :           64 (      0x40)
+Router lifetime           :         1800 (0x00000708) seconds
+ Prefix                   : 2001:db8:a1::/64
+  On-link                 :          Yes
+  Valid time              :         7200 (0x00001c20) seconds
+  Pref. time              :         2700 (0x00000a8c) seconds
+ Prefix                   : 2001:db8:a2::/64
+  Valid time              :         7200 (0x00001c20) seconds
+  Pref. time              :            0 (0x00000000) seconds
+ Recursive DNS server     : 2001:db8:a1::53
+  DNS server lifetime     :         1800 (0x00000708) seconds
+ Source link-layer address: 72:71:29:C5:48:43
+ from fe80::7071:29ff:fec5:4843
+`
+	a, err := parseRdisc6(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p2, ok := a.Prefix(LANPrefixISP2)
+	if a.RouterLifetime != 1800 || len(a.Prefixes) != 2 || !ok || p2.Valid != 7200 || p2.Preferred != 0 ||
+		a.Prefixes[0].Preferred != 2700 || len(a.RDNSS) != 1 || a.From.String() != "fe80::7071:29ff:fec5:4843" {
+		t.Fatalf("%+v", a)
+	}
+	if _, err := parseRdisc6("Soliciting ff02::2 (ff02::2) on eth0...\nTimed out.\n"); err == nil {
+		t.Fatal("no advert parsed without error")
+	}
+}

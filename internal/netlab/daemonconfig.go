@@ -22,7 +22,9 @@ type DaemonConfig struct {
 	// IPv6Prefixes names each ISP's LAN prefix (a lab with Options.IPv6Prefixes) and turns
 	// [ipv6] on for lan0 with the shipped defaults (uplinkd sends the RAs, NPTv6 on).
 	IPv6Prefixes bool
-	Extra       string        // appended verbatim (e.g. more [defaults] keys are not possible here: use fields)
+	// UplinkKeys are TOML lines added verbatim to isp1's and isp2's [[uplink]].
+	UplinkKeys [2]string
+	Extra        string // appended verbatim (e.g. more [defaults] keys are not possible here: use fields)
 	// DaemonKeys and DefaultsKeys are TOML lines added verbatim to [daemon] and [defaults]
 	// (e.g. `metrics_listen = "127.0.0.1:9847"`, `hold_down = "100ms"`), each ending in "\n".
 	DaemonKeys, DefaultsKeys string
@@ -69,10 +71,14 @@ func (c DaemonConfig) Render() string {
 		orInt(c.DownAfter, def.DownAfter), orInt(c.UpAfter, def.UpAfter))
 	b.WriteString(c.DefaultsKeys + "\n")
 	prefixes := func(u Uplink) string {
-		if !c.IPv6Prefixes {
-			return ""
+		keys := c.UplinkKeys[u.N-1]
+		if keys != "" {
+			keys += "\n"
 		}
-		return fmt.Sprintf("prefixes = [%q]\n", u.LANPrefix6.String())
+		if c.IPv6Prefixes {
+			keys += fmt.Sprintf("prefixes = [%q]\n", u.LANPrefix6.String())
+		}
+		return keys
 	}
 	fmt.Fprintf(&b, "[[uplink]]\nname = \"isp1\"\ninterface = %q\ngateway6 = %q\npriority = 1\nweight = %d\n%s\n",
 		IfWAN1, ISP1Addr6, orInt(c.Weights[0], 1), prefixes(Uplinks[0]))

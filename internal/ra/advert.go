@@ -40,8 +40,8 @@ func (p PIO) Deprecated() bool { return p.Preferred == 0 }
 
 // Advert is what one LAN interface's RAs say.
 type Advert struct {
-	// RouterLifetime is 0 when no uplink carries IPv6: hosts must not use the gateway as
-	// their default router then (RFC 7084 L-4), but keep the prefixes on link.
+	// RouterLifetime is 0 when no uplink has an IPv6 gateway: hosts must not use the gateway
+	// as their default router then (RFC 7084 L-4), but keep the prefixes on link.
 	RouterLifetime time.Duration
 	Prefixes       []PIO
 	RDNSS          []netip.Addr
@@ -59,9 +59,12 @@ func Adverts(s dataplane.State) map[string]Advert {
 		return nil
 	}
 	out := map[string]Advert{}
+	// Fail static, as the routes: with every uplink judged down the gateway stays the hosts'
+	// router (the probes may be what failed). Only a gateway without any IPv6 way out tells
+	// hosts not to route through it.
 	carried := false
 	for _, u := range s.Uplinks {
-		carried = carried || u.Active6 && u.Gateway6.IsValid()
+		carried = carried || u.Gateway6.IsValid()
 	}
 	for _, n := range s.IPv6.Interfaces {
 		a := Advert{RDNSS: s.IPv6.RDNSS}
