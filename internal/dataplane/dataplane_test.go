@@ -9,6 +9,7 @@ import (
 
 	"github.com/uplinkd/uplinkd/routing"
 	"github.com/uplinkd/uplinkd/routing/connmark"
+	"github.com/uplinkd/uplinkd/uplink"
 )
 
 // fakeRoutes and fakePins record what the Dataplane asks of the kernel.
@@ -241,5 +242,51 @@ func TestAServicesConnectionsAreEndedOncePerMove(t *testing.T) {
 	d.Set(s)
 	if !slices.Equal(r.ended, []uint32{0x100, 0x200}) {
 		t.Errorf("ended %#x, want 0x100 once and 0x200 once", r.ended)
+	}
+}
+
+func withPrefixes(s State, usable1 bool) State {
+	s.IPv6 = uplink.IPv6{NPTv6: true, Interfaces: []string{"lan0"}}
+	s.Uplinks[0].Prefixes = []Prefix{{Prefix: netip.MustParsePrefix("2001:db8:a1::/64")}}
+	s.Uplinks[1].Prefixes = []Prefix{{Prefix: netip.MustParsePrefix("2001:db8:a2::/64")}}
+	s.Uplinks[0].Usable6, s.Uplinks[1].Usable6 = usable1, true
+	s.Uplinks[0].Live, s.Uplinks[0].Active6 = usable1, usable1
+	s.Uplinks[1].Active6 = !usable1
+	return s
+}
+
+func TestAUsablePrefixIsRoutedByItsUplinkAndADeadOneTranslated(t *testing.T) {
+	s := withPrefixes(twoUplinks(), true)
+	plan := s.RoutingPlan(routing.Settings{}.WithDefaults()).String()
+	for _, want := range []string{"from 2001:db8:a1::/64 lookup 1001", "from 2001:db8:a2::/64 lookup 1002"} {
+		if !strings.Contains(plan, want) {
+			t.Errorf("plan lacks %q:\n%s", want, plan)
+		}
+	}
+	if tr := s.Translations(); len(tr) != 0 {
+		t.Errorf("both usable: translations %v, want none", tr)
+	}
+	s = withPrefixes(twoUplinks(), false)
+	if plan := s.RoutingPlan(routing.Settings{}.WithDefaults()).String(); strings.Contains(plan, "2001:db8:a1::/64") {
+		t.Errorf("isp1 dead: its prefix still routed by it:\n%s", plan)
+	}
+	tr := s.Translations()
+	if len(tr) != 1 || tr[0].Interface != "wan2" || tr[0].From.String() != "2001:db8:a1::/64" || tr[0].To.String() != "2001:db8:a2::/64" {
+		t.Errorf("isp1 dead: translations %+v; want 2001:db8:a1::/64 to 2001:db8:a2::/64 out of wan2", tr)
+	}
+	s.IPv6.NPTv6 = false
+	if tr := s.Translations(); len(tr) != 0 {
+		t.Errorf("nptv6 off: translations %v", tr)
+	}
+}
+
+func TestADeadPrefixsFlowsAreFlushedOnce(t *testing.T) {
+	d, r, _ := newTest()
+	d.Set(withPrefixes(twoUplinks(), true))
+	dead := withPrefixes(twoUplinks(), false)
+	d.Set(dead)
+	d.Set(dead)
+	if len(r.flushedPrefixes) != 1 || r.flushedPrefixes[0].String() != "2001:db8:a1::/64" {
+		t.Errorf("flushed %v; want isp1's prefix once", r.flushedPrefixes)
 	}
 }

@@ -24,7 +24,7 @@ type DaemonConfig struct {
 	IPv6Prefixes bool
 	// UplinkKeys are TOML lines added verbatim to isp1's and isp2's [[uplink]].
 	UplinkKeys [2]string
-	Extra        string // appended verbatim (e.g. more [defaults] keys are not possible here: use fields)
+	Extra      string // appended verbatim (e.g. more [defaults] keys are not possible here: use fields)
 	// DaemonKeys and DefaultsKeys are TOML lines added verbatim to [daemon] and [defaults]
 	// (e.g. `metrics_listen = "127.0.0.1:9847"`, `hold_down = "100ms"`), each ending in "\n".
 	DaemonKeys, DefaultsKeys string

@@ -33,6 +33,11 @@ func TestRenderGolden(t *testing.T) {
 	addrs := twoUplinks(1, 1)
 	addrs.Uplinks[0].Addrs = []netip.Addr{netip.MustParseAddr("198.51.100.2"), netip.MustParseAddr("198.51.100.10"), netip.MustParseAddr("2001:db8:11::2")}
 	addrs.Uplinks[1].Addrs = []netip.Addr{netip.MustParseAddr("198.51.100.66")}
+	prefixes := twoUplinks(3, 1) // isp1's IPv6 died: its prefix is translated when it leaves by isp2
+	prefixes.PerFamily = true
+	prefixes.Uplinks[0].Prefixes, prefixes.Uplinks[0].Dead6 = []netip.Prefix{pfx("2001:db8:a1::/64")}, true
+	prefixes.Uplinks[1].Prefixes, prefixes.Uplinks[1].Usable6, prefixes.Uplinks[1].Eligible6 = []netip.Prefix{pfx("2001:db8:a2::/64")}, true, true
+	prefixes.Translations = []Translation{{Interface: "wan2", From: pfx("2001:db8:a1::/64"), To: pfx("2001:db8:a2::/64")}}
 	for _, tc := range []struct {
 		name, file string
 		plan       Plan
@@ -45,6 +50,7 @@ func TestRenderGolden(t *testing.T) {
 		{"no eligible uplink leaves new connections unmarked", "none-eligible.nft", none},
 		{"services match prefixes ports and protocols, block or fall through", "services.nft", services},
 		{"dead IPv6 on an uplink moves only new IPv6 connections", "ipv6-dead.nft", v6dead},
+		{"LAN prefixes stay on a usable uplink; a dead one's is translated", "prefixes-nptv6.nft", prefixes},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			testkit.Golden(t, filepath.Join("testdata", tc.file), []byte(Render(tc.plan)))

@@ -151,13 +151,16 @@ func build(p Plan) ruleset {
 	rs := ruleset{sets: sets, chains: []chain{
 		{name: "prerouting", hook: "prerouting", ctype: "filter", prio: prioMangle, rules: pre},
 		{name: "output", hook: "output", ctype: "route", prio: prioMangle, rules: out},
-		{name: "probes", hook: "postrouting", ctype: "nat", prio: prioBeforeSNAT, rules: append(probeSourceRules(), translationRules(p.Translations)...)},
+		{name: "probes", hook: "postrouting", ctype: "nat", prio: prioBeforeSNAT, rules: probeSourceRules()},
 		{name: "pick", rules: pickRules(p, ups)},
 		{name: "block", rules: []rule{
 			{stmts: []stmt{l4proto{protos: []uint8{protoTCP}}, reject{tcp: true}}},
 			{stmts: []stmt{reject{}}},
 		}},
 	}}
+	if len(p.Translations) > 0 {
+		rs.chains = append(rs.chains, chain{name: "nptv6", hook: "postrouting", ctype: "nat", prio: prioBeforeSNAT, rules: translationRules(p.Translations)})
+	}
 	for _, u := range ups {
 		rs.counters = append(rs.counters, receivedCounter(u.Mark))
 		rs.chains = append(rs.chains, chain{name: chainName("wan", u.Mark), rules: []rule{{

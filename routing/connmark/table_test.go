@@ -285,6 +285,14 @@ func richPlans() []struct {
 	perFamily.Uplinks[1].Eligible6 = true
 	randomPerFamily := perFamily
 	randomPerFamily.Affinity = false
+	prefixes := randomPerFamily
+	prefixes.Uplinks = slices.Clone(base.Uplinks)
+	prefixes.Uplinks[0].Prefixes, prefixes.Uplinks[0].Dead6 = []netip.Prefix{pfx("2001:db8:a1::/64"), pfx("2001:db8:a1:1::/64")}, true
+	prefixes.Uplinks[1].Prefixes, prefixes.Uplinks[1].Usable6, prefixes.Uplinks[1].Eligible6 = []netip.Prefix{pfx("2001:db8:a2::/64")}, true, true
+	prefixes.Translations = []Translation{
+		{Interface: "wan2", From: pfx("2001:db8:a1::/64"), To: pfx("2001:db8:a2::/64")},
+		{Interface: "wan2", From: pfx("2001:db8:a1:1::/64"), To: pfx("2001:db8:a2::/64")},
+	}
 	return []struct {
 		name string
 		plan Plan
@@ -295,6 +303,7 @@ func richPlans() []struct {
 		{"no uplinks at all", Plan{}},
 		{"IPv6 picked apart, by source", perFamily},
 		{"IPv6 picked apart, at random", randomPerFamily},
+		{"LAN prefixes, NPTv6 and IPv6 dead on one uplink", prefixes},
 	}
 }
 

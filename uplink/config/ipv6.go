@@ -50,7 +50,11 @@ func parseIPv6(r *rawIPv6, cfg *uplink.Config, fail func(string, string, ...any)
 		RouterLifetime: uplink.DefaultRouterLifetime,
 	}
 	var owner = map[netip.Prefix]string{}
+	firstKey := ""
 	for i, u := range cfg.Uplinks {
+		if len(u.Prefixes) > 0 && firstKey == "" {
+			firstKey = fmt.Sprintf("uplink.%d.prefixes", i)
+		}
 		for _, p := range u.Prefixes {
 			for q, other := range owner {
 				if q.Overlaps(p) {
@@ -79,12 +83,12 @@ func parseIPv6(r *rawIPv6, cfg *uplink.Config, fail func(string, string, ...any)
 		}
 	}
 	if len(owner) > 0 && len(v.Interfaces) == 0 {
-		fail("ipv6.interfaces", "uplinks have LAN prefixes but no LAN interface is named: set [ipv6] interfaces = [\"lan0\"] (or [daemon] lan_interfaces)")
+		fail(firstKey, "uplinks have LAN prefixes but no LAN interface is named: set [ipv6] interfaces = [\"lan0\"] (or [daemon] lan_interfaces)")
 	}
 	if r.Advertise != nil {
 		v.Advertise = *r.Advertise
 		if !slices.Contains([]string{uplink.AdvertiseRA, uplink.AdvertiseLifetimes, uplink.AdvertiseNone}, v.Advertise) {
-			fail("ipv6.advertise", "%q is not %q (uplinkd sends RAs), %q (it sets the LAN addresses' preferred lifetime for radvd/odhcpd) or %q", v.Advertise, uplink.AdvertiseRA, uplink.AdvertiseLifetimes, uplink.AdvertiseNone)
+			fail("ipv6.advertise", "%q is not %q (uplinkd sends RAs), %q (it sets the gateway's LAN addresses' preferred lifetime, which odhcpd copies) or %q", v.Advertise, uplink.AdvertiseRA, uplink.AdvertiseLifetimes, uplink.AdvertiseNone)
 		}
 	}
 	if r.NPTv6 != nil {
