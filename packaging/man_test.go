@@ -29,6 +29,7 @@ var tables = []struct{ name, rawType string }{
 	{"[dns]", "rawDNS"},
 	{"[[dns.name]]", "rawDNSName"},
 	{"[dns.update]", "rawUpdate"},
+	{"[ipv6]", "rawIPv6"},
 }
 
 func TestManPageREADMEAndCodeNameTheSameKeys(t *testing.T) {

@@ -58,6 +58,22 @@ func formatStatus(w io.Writer, st api.Status, now time.Time) error {
 			fmt.Fprintf(&b, "DNS:    %s %s\n", n.Name, strings.Join(n.Addrs, " "))
 		}
 	}
+	if v := st.IPv6; v != nil {
+		for _, p := range v.Prefixes {
+			state := "deprecated"
+			if p.Preferred {
+				state = "preferred"
+			}
+			fmt.Fprintf(&b, "LAN6:   %s %s %s on %s\n", p.Prefix, p.Uplink, state, strings.Join(p.Interfaces, ","))
+		}
+		for _, t := range v.Translations {
+			fmt.Fprintf(&b, "NPTv6:  %s\n", t)
+		}
+		for _, r := range v.LastRA {
+			fmt.Fprintf(&b, "RA:     %s %s ago, preferred %s, deprecated %s\n", r.Interface, now.Sub(r.At).Round(time.Second),
+				orDash(strings.Join(r.Preferred, " ")), orDash(strings.Join(r.Deprecated, " ")))
+		}
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }

@@ -121,6 +121,11 @@ func TestIPv6ClientsMoveToTheLivePrefixAndBack(t *testing.T) {
 	if !prefix2.Contains(seen) || !sameIID(seen, old) {
 		t.Errorf("a connection bound to %s arrived from %s; want isp2's prefix with the same interface identifier", old, seen)
 	}
+	st := d.status()
+	if v := st.IPv6; v == nil || len(v.Prefixes) != 2 || v.Prefixes[0].Preferred || !v.Prefixes[1].Preferred ||
+		len(v.Translations) != 1 || v.Translations[0] != "2001:db8:a1::/64 -> 2001:db8:a2::/64 via wan2" || len(v.LastRA) != 1 {
+		t.Errorf("status during the outage: %+v; want isp1's prefix deprecated, isp2's preferred, one translation, the last RA", v)
+	}
 	took := waitPrefixes(t, lab, 5*time.Second, prefix2, prefix1)
 	t.Logf("isp1's prefix deprecated on the client %s after isp2 took over", took)
 	local, seen = connect6(t, lab, netip.Addr{})

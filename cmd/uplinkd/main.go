@@ -149,6 +149,7 @@ func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger, level 
 	n := newNotifier(log)
 	obs := newObserver(ctx, cfg, log)
 	obs.countDNS(dnsServer.Stats().Counts)
+	obs.countRA(raSender.Stats().Counts)
 	e, err := engine.New(engine.Options{
 		Config:       cfg,
 		Load:         config.Load,
@@ -161,6 +162,7 @@ func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger, level 
 		LogLevel:     level,
 		Version:      version.Version,
 		KernelEvents: kernelEvents,
+		LastRA:       raSender.Sent,
 		KernelDone:   kernelDone,
 		PinDamage:    pinDamage,
 		Watchdog:     n.interval,

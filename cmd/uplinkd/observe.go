@@ -67,6 +67,13 @@ func (o *observer) countDNS(read func() metrics.DNSCounts) {
 	}
 }
 
+// countRA makes the metrics read the RA sender's counters.
+func (o *observer) countRA(read func() metrics.RACounts) {
+	if o.metrics != nil {
+		o.metrics.SetRA(read)
+	}
+}
+
 // onRound is the engine's OnRound: nil when metrics are off.
 func (o *observer) onRound() func(string, uplink.Round) {
 	if o.metrics == nil {

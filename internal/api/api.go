@@ -64,8 +64,36 @@ type Status struct {
 	Route4  string         `json:"route4,omitempty"`
 	Route6  string         `json:"route6,omitempty"`
 	Uplinks []UplinkStatus `json:"uplinks"`
-	HA      *HAStatus      `json:"ha,omitempty"`  // nil when the box is not in a pair
-	DNS     *DNSStatus     `json:"dns,omitempty"` // nil without [dns]
+	HA      *HAStatus      `json:"ha,omitempty"`   // nil when the box is not in a pair
+	DNS     *DNSStatus     `json:"dns,omitempty"`  // nil without [dns]
+	IPv6    *IPv6Status    `json:"ipv6,omitempty"` // nil when no uplink has LAN prefixes
+}
+
+// IPv6Status is what the LAN is told about the uplinks' prefixes ([ipv6]).
+type IPv6Status struct {
+	Advertise string         `json:"advertise"` // ra, lifetimes or none
+	Prefixes  []PrefixStatus `json:"prefixes"`
+	// Translations are the NPTv6 mappings in force: "2001:db8:a1::/64 -> 2001:db8:a2::/64 via wan2".
+	Translations []string `json:"translations,omitempty"`
+	// LastRA is the last router advertisement sent on each interface (advertise = "ra").
+	LastRA []RASent `json:"last_ra,omitempty"`
+}
+
+// PrefixStatus is one uplink's LAN prefix.
+type PrefixStatus struct {
+	Prefix     string   `json:"prefix"`
+	Uplink     string   `json:"uplink"`
+	Preferred  bool     `json:"preferred"` // hosts may use it for new connections; false: deprecated
+	Interfaces []string `json:"interfaces"`
+}
+
+// RASent is one router advertisement sent.
+type RASent struct {
+	Interface  string        `json:"interface"`
+	At         time.Time     `json:"at"`
+	Preferred  []string      `json:"preferred"`  // the prefixes advertised preferred
+	Deprecated []string      `json:"deprecated"` // the prefixes advertised with preferred lifetime 0
+	RouterLife time.Duration `json:"router_lifetime_ns"`
 }
 
 // DNSStatus is what uplinkd publishes for its [dns] zone now: each name's addresses, as its

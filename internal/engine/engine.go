@@ -65,6 +65,9 @@ type Options struct {
 	// OnReload, if set, sees every configuration the loop accepted on reload (hooks); it runs
 	// in the loop and must not block.
 	OnReload func(*uplink.Config)
+	// LastRA, if set, returns the last router advertisement sent per LAN interface, for the
+	// status; it must be quick and safe to call from the loop.
+	LastRA func() []api.RASent
 }
 
 // Engine is the running daemon's state. Create it with New, run it with Run; Status, Drain,

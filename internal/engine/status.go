@@ -106,7 +106,29 @@ func (e *Engine) publishStatus() {
 			st.DNS.Names = append(st.DNS.Names, a)
 		}
 	}
+	st.IPv6 = e.ipv6Status()
 	e.status.Store(st)
+}
+
+// ipv6Status is what the LAN is told about the prefixes, from the desired state.
+func (e *Engine) ipv6Status() *api.IPv6Status {
+	if !e.cfg.IPv6Enabled() {
+		return nil
+	}
+	v := &api.IPv6Status{Advertise: e.state.IPv6.Advertise}
+	for _, u := range e.state.Uplinks {
+		for _, p := range u.Prefixes {
+			v.Prefixes = append(v.Prefixes, api.PrefixStatus{Prefix: p.Prefix.String(), Uplink: u.Name,
+				Preferred: u.Active6 && !e.state.Provisional, Interfaces: p.Interfaces})
+		}
+	}
+	for _, t := range e.state.Translations() {
+		v.Translations = append(v.Translations, fmt.Sprintf("%s -> %s via %s", t.From, t.To, t.Interface))
+	}
+	if e.opt.LastRA != nil {
+		v.LastRA = e.opt.LastRA()
+	}
+	return v
 }
 
 // activeRoute is the one-line summary of where new connections go: "default: wan1 via

@@ -289,6 +289,14 @@ func (m *Metrics) writeFast(e *expo, st api.Status) {
 			e.sample(UplinkState, bit(u.State == s), "uplink", u.Name, "state", s.String())
 		}
 	}
+	if v := st.IPv6; v != nil {
+		e.family(PrefixPreferred, "gauge", "1 if the LAN prefix is advertised preferred (its uplink carries new IPv6 connections), 0 if deprecated.")
+		for _, p := range v.Prefixes {
+			e.sample(PrefixPreferred, bit(p.Preferred), "uplink", p.Uplink, "prefix", p.Prefix)
+		}
+		e.family(NPTv6Translations, "gauge", "NPTv6 mappings in force: a dead uplink's LAN prefix translated where it leaves by a live one.")
+		e.sample(NPTv6Translations, float64(len(v.Translations)))
+	}
 	e.family(TargetLoss, "gauge", "Probe loss of one target through the uplink over the window, 0..1.")
 	for _, u := range st.Uplinks {
 		for _, t := range u.Targets {

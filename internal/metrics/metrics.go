@@ -62,6 +62,11 @@ const (
 	BuildInfo         = "uplinkd_build_info"
 	DNSQueries        = "uplinkd_dns_queries_total"
 	DNSResponses      = "uplinkd_dns_responses_total"
+	PrefixPreferred   = "uplinkd_ipv6_prefix_preferred"
+	NPTv6Translations = "uplinkd_nptv6_translations"
+	RASent            = "uplinkd_ra_sent_total"
+	RASolicited       = "uplinkd_ra_solicitations_answered_total"
+	RAForeign         = "uplinkd_ra_foreign_total"
 )
 
 // Names are the metric families uplinkd exports itself; histograms also have the _bucket,
@@ -70,7 +75,7 @@ var Names = []string{
 	UplinkUp, UplinkState, UplinkActive, UplinkDrained, UplinkRTT, UplinkLoss, UplinkJitter, UplinkMOS, UplinkHoldDown,
 	UplinkConnections, UplinkStateSince, TargetLoss, ProbesTotal, TargetRTT, TransitionsTotal,
 	SwitchDuration, ReloadsTotal, ErrorsTotal, HookRunsTotal, HookDroppedTotal, BuildInfo,
-	DNSQueries, DNSResponses,
+	DNSQueries, DNSResponses, PrefixPreferred, NPTv6Translations, RASent, RASolicited, RAForeign,
 }
 
 // States are the values of uplinkd_uplink_state's state label, one-hot per uplink.
@@ -88,6 +93,7 @@ type Metrics struct {
 	hookRuns    *prometheus.CounterVec
 	hookDropped *prometheus.CounterVec
 	dns         *dnsCollector
+	ra          *raCollector
 
 	mu   sync.Mutex
 	seen map[string]struct{} // uplinks with per-uplink counters, for Forget
@@ -122,6 +128,7 @@ func New(src Source, version string) *Metrics {
 			Name: HookDroppedTotal, Help: "Events a hook did not see because its queue was full.",
 		}, []string{"hook"}),
 		dns: newDNSCollector(),
+		ra:  newRACollector(),
 	}
 	buildInfo := prometheus.NewGauge(prometheus.GaugeOpts{
 		Name:        BuildInfo,
@@ -134,7 +141,7 @@ func New(src Source, version string) *Metrics {
 	}
 	m.reg.MustRegister(
 		m.transitions, m.switches, m.reloads, m.errors, m.hookRuns, m.hookDropped,
-		buildInfo, m.dns,
+		buildInfo, m.dns, m.ra,
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)

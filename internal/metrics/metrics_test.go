@@ -40,6 +40,9 @@ func twoUplinks() *fakeSource {
 			{Name: "isp2", State: uplink.Up, Since: since, Active: true, Drained: false, RTT: 12 * time.Millisecond, Loss: 5, Connections: -1,
 				Targets: []api.TargetStatus{{Address: "192.0.2.53", RTT: 12 * time.Millisecond, Loss: 5}}},
 		},
+		IPv6: &api.IPv6Status{Advertise: "ra", Prefixes: []api.PrefixStatus{
+			{Prefix: "2001:db8:a1::/64", Uplink: "isp1"}, {Prefix: "2001:db8:a2::/64", Uplink: "isp2", Preferred: true}},
+			Translations: []string{"2001:db8:a1::/64 -> 2001:db8:a2::/64 via wan2"}},
 	}}
 }
 
@@ -94,6 +97,10 @@ func TestAScrapeShowsTheSnapshotAndTheCounters(t *testing.T) {
 		`uplinkd_hook_runs_total{hook="notify",result="ok"} 1`,
 		`uplinkd_hook_dropped_total{hook="notify"} 1`,
 		`uplinkd_build_info{goversion="`,
+		`uplinkd_ipv6_prefix_preferred{uplink="isp1",prefix="2001:db8:a1::/64"} 0`,
+		`uplinkd_ipv6_prefix_preferred{uplink="isp2",prefix="2001:db8:a2::/64"} 1`,
+		`uplinkd_nptv6_translations 1`,
+		`uplinkd_ra_sent_total 0`,
 		`go_goroutines `,
 		`process_cpu_seconds_total `,
 	} {

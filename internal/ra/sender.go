@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/mdlayher/ndp"
+	"github.com/uplinkd/uplinkd/internal/api"
+	"github.com/uplinkd/uplinkd/internal/metrics"
 	"github.com/uplinkd/uplinkd/internal/dataplane"
 	"golang.org/x/net/ipv6"
 )
@@ -312,6 +314,28 @@ func cmpString(a, b string) int {
 		return 1
 	}
 	return 0
+}
+
+// Sent returns Last in the control API's form.
+func (s *Sender) Sent() []api.RASent {
+	var out []api.RASent
+	for _, l := range s.Last() {
+		r := api.RASent{Interface: l.Interface, At: l.At, RouterLife: l.Advert.RouterLifetime}
+		for _, p := range l.Advert.Prefixes {
+			if p.Deprecated() {
+				r.Deprecated = append(r.Deprecated, p.Prefix.String())
+			} else {
+				r.Preferred = append(r.Preferred, p.Prefix.String())
+			}
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// Counts returns the counters' values for the metrics.
+func (s *Stats) Counts() metrics.RACounts {
+	return metrics.RACounts{Sent: s.Sent.Load(), Solicited: s.Solicited.Load(), Foreign: s.Foreign.Load()}
 }
 
 // Stats returns the sender's counters.
