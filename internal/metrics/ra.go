@@ -25,7 +25,11 @@ func newRACollector() *raCollector {
 	}
 }
 
-func (c *raCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.sent; ch <- c.solicited; ch <- c.foreign }
+func (c *raCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.sent
+	ch <- c.solicited
+	ch <- c.foreign
+}
 
 func (c *raCollector) Collect(ch chan<- prometheus.Metric) {
 	var n RACounts

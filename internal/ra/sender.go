@@ -14,8 +14,8 @@ import (
 
 	"github.com/mdlayher/ndp"
 	"github.com/uplinkd/uplinkd/internal/api"
-	"github.com/uplinkd/uplinkd/internal/metrics"
 	"github.com/uplinkd/uplinkd/internal/dataplane"
+	"github.com/uplinkd/uplinkd/internal/metrics"
 	"golang.org/x/net/ipv6"
 )
 
