@@ -40,6 +40,9 @@ func runBench(ctx context.Context, args []string, stdout, progress io.Writer) er
 	if slices.Contains(args, "-quality") || slices.Contains(args, "--quality") {
 		return runBenchQualityFlags(ctx, args, stdout, progress) // per-service targets: benchquality.go
 	}
+	if slices.Contains(args, "-ipv6") || slices.Contains(args, "--ipv6") {
+		return runBenchIPv6Flags(ctx, args, stdout, progress) // LAN prefixes per ISP: benchipv6.go
+	}
 	if slices.Contains(args, "-inbound") || slices.Contains(args, "--inbound") {
 		return runBenchInboundFlags(ctx, args, stdout, progress) // customers resolving: benchinbound.go
 	}
