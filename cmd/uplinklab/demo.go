@@ -31,8 +31,12 @@ func runDemo(ctx context.Context, args []string, w io.Writer) (err error) {
 	bin := fs.String("uplinkd", "", "uplinkd binary to run (default: go build ./cmd/uplinkd)")
 	hold := fs.Duration("hold", 3*time.Second, "how long to stay on isp2 before healing isp1")
 	svg := fs.String("svg", "", "also draw the demo as an SVG timeline into this `file` (states, active uplinks, the LAN flow's blackouts, probe RTTs)")
+	v6 := fs.Bool("ipv6", false, "IPv6 with a prefix per ISP instead: RAs move the client between prefixes, NPTv6 carries old sources")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *v6 && *svg != "" {
+		return errors.New("-svg draws the IPv4 demo only")
 	}
 	if err := needRoot(); err != nil {
 		return err
@@ -49,6 +53,9 @@ func runDemo(ctx context.Context, args []string, w io.Writer) (err error) {
 	defer done()
 	ctx, cancel := context.WithTimeout(ctx, demoBudget)
 	defer cancel()
+	if *v6 {
+		return demoIPv6(ctx, tl, path, cfg, cfgName, *prefix, *hold)
+	}
 
 	tl.say("building the lab: lan → gw (uplinkd) → isp1 | isp2 → internet (203.0.113.0/24)")
 	lab, err := netlab.New(netlab.Options{Prefix: *prefix, Servers: true})

@@ -103,3 +103,27 @@ func TestFastDemoFailsOverFailsBackAndRemovesItsLab(t *testing.T) {
 		})
 	}
 }
+
+// demo -ipv6 narrates the client moving between the ISPs' prefixes and back, and cleans up.
+func TestIPv6DemoMovesTheClientBetweenPrefixes(t *testing.T) {
+	testkit.NeedRoot(t)
+	bin := testBinary(t)
+	prefix := uniquePrefix("uldemo6")
+	var out bytes.Buffer
+	err := runDemo(context.Background(), []string{"-ipv6", "-fast", "-hold", "500ms", "-uplinkd", bin, "-prefix", prefix}, &out)
+	t.Logf("demo output:\n%s", out.String())
+	if err != nil {
+		t.Fatalf("demo -ipv6 failed: %v", err)
+	}
+	for _, want := range []string{"isp1's prefix deprecated", "NPTv6 into isp2's prefix", "preferred again", "still answers"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the demo never said %q", want)
+		}
+	}
+	if left := labNamespaces(t, prefix); len(left) > 0 {
+		t.Errorf("the demo left namespaces behind: %v", left)
+	}
+	if err := runDemo(context.Background(), []string{"-ipv6", "-svg", "x.svg"}, &out); err == nil {
+		t.Error("demo -ipv6 -svg accepted; it draws the IPv4 demo only")
+	}
+}
