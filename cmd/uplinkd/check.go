@@ -8,6 +8,8 @@ import (
 	"sync"
 	"text/tabwriter"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/uplinkd/uplinkd/internal/control"
 	"github.com/uplinkd/uplinkd/internal/ha"
 	"github.com/uplinkd/uplinkd/probe"
@@ -54,6 +56,47 @@ func printSummary(w io.Writer, cfg *uplink.Config) {
 	if cfg.HA.TrackFile != "" {
 		fmt.Fprintf(w, "  gateway pair: keepalived's priority steered through %s\n", cfg.HA.TrackFile)
 	}
+	if cfg.IPv6Enabled() {
+		v := cfg.IPv6
+		for _, u := range cfg.Uplinks {
+			for _, p := range u.Prefixes {
+				kind := "static"
+				if p.Bits() < uplink.PrefixLen {
+					kind = "delegation, its /64s followed"
+				}
+				fmt.Fprintf(w, "  LAN prefix %s of %s (%s) on %s\n", p, u.Name, kind, strings.Join(v.Interfaces, ", "))
+			}
+		}
+		fmt.Fprintf(w, "  IPv6: advertise %s, NPTv6 %s\n", v.Advertise, map[bool]string{true: "on", false: "off"}[v.NPTv6])
+	}
+}
+
+// nptv6Kernel is the first kernel release whose nftables NAT maps a whole prefix ("snat ip6
+// prefix to", NF_NAT_RANGE_NETMAP).
+var nptv6Kernel = [2]int{5, 8}
+
+// kernelWarning says when the running kernel is too old for NPTv6; release is uname -r.
+func kernelWarning(cfg *uplink.Config, release string) string {
+	if !cfg.IPv6Enabled() || !cfg.IPv6.NPTv6 {
+		return ""
+	}
+	var major, minor int
+	if _, err := fmt.Sscanf(release, "%d.%d", &major, &minor); err != nil {
+		return fmt.Sprintf("kernel release %q unreadable: NPTv6 needs Linux %d.%d or later", release, nptv6Kernel[0], nptv6Kernel[1])
+	}
+	if major < nptv6Kernel[0] || major == nptv6Kernel[0] && minor < nptv6Kernel[1] {
+		return fmt.Sprintf("kernel %s is older than %d.%d: its nftables cannot translate prefixes, so NPTv6 fails to load; set [ipv6] nptv6 = false", release, nptv6Kernel[0], nptv6Kernel[1])
+	}
+	return ""
+}
+
+// kernelRelease is uname -r.
+func kernelRelease() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Release[:])
 }
 
 // warnings are what --check says about a valid configuration that may not do what is meant.
@@ -75,6 +118,9 @@ func warnings(cfg *uplink.Config) []string {
 		}
 	}
 	if w := metricsWarning(cfg); w != "" {
+		out = append(out, w)
+	}
+	if w := kernelWarning(cfg, kernelRelease()); w != "" {
 		out = append(out, w)
 	}
 	return out

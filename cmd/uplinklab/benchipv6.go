@@ -17,7 +17,7 @@ import (
 // BCP 38 at both), the client configures itself by SLAAC from uplinkd's RAs, and isp1 dies
 // silently and heals.
 const ipv6Method = "one fresh lab per run with a LAN /64 per ISP (no NAT66, BCP 38 at both ISPs), the client on SLAAC with temporary addresses (use_tempaddr=2); uplinkd on the shipped defaults plus prefixes = [...] per uplink ([ipv6] defaults: RAs, NPTv6). " +
-	"isp1 dies silently at a random phase of the probe round. From the client, a new TCP connection is started every 50 ms per family to the server (each times out after 800 ms): " +
+	"isp1 dies silently at a random phase of the probe round (times count from when the fault is in force). From the client, a new TCP connection is started every 50 ms per family to the server (each times out after 800 ms): " +
 	"v4_failover_s and v6_new_flows_outage_s are from the cut until the first attempt that succeeded (resolution 50 ms); v6_deprecated_after_s is when every client address in isp1's prefix shows deprecated (polled every 50 ms); " +
 	"v6_source_switch_s is when a new connect() without a bound source first used isp2's prefix; v6_long_lived_alive: a connection opened from isp2's prefix during the outage still answers after the heal; " +
 	"v6_back_after_s is from the heal until a new connect() uses isp1's prefix again; rs_answer_ms is rdisc6's solicitation answered (its process start included)."
@@ -215,11 +215,11 @@ func ipv6Once(ctx context.Context, bin string) (run ipv6Run, err error) {
 			}
 		}
 	}
-	cut := time.Now()
 	if err := lab.Break(1, netlab.SilentFailure); err != nil {
 		stopLoops()
 		return run, err
 	}
+	cut := time.Now() // the fault is in force: an attempt started before may still have got through
 	deprecated, ok := pollUntil(ctx, cut, 30*time.Second, 50*time.Millisecond, func() bool { dep1, _, _ := state(); return dep1 })
 	if !ok {
 		stopLoops()
