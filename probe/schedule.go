@@ -3,6 +3,7 @@ package probe
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/uplinkd/uplinkd/uplink"
@@ -82,6 +83,34 @@ type schedConfig struct {
 	Interval  time.Duration
 	Timeout   time.Duration
 	DownAfter int
+	// GentleInterval is the gap between the one-target rounds of ModeGentle.
+	GentleInterval time.Duration
+	Mode           Mode // the mode it starts in
+}
+
+// Mode is how many probes a healthy uplink gets. Any doubt (a late probe) makes the next
+// rounds full confirmation rounds whatever the mode, so detection does not depend on it.
+type Mode int
+
+const (
+	// ModeFull probes every target every interval.
+	ModeFull Mode = iota
+	// ModeSparse probes one target per interval, in turn: the uplink's own traffic already
+	// proves it alive (its connections keep receiving packets).
+	ModeSparse
+	// ModeGentle probes one target per gentle interval: a metered uplink that carries nothing
+	// and is not needed.
+	ModeGentle
+)
+
+func (m Mode) String() string {
+	switch m {
+	case ModeSparse:
+		return "sparse"
+	case ModeGentle:
+		return "gentle"
+	}
+	return "full"
 }
 
 // send asks the driver to probe target Targets[Target] with sequence number Seq, giving up
@@ -103,6 +132,9 @@ type sched struct {
 	started   bool
 	lastStart time.Time
 	nextStart time.Time
+
+	mode Mode
+	turn int // the next target of a one-target round
 }
 
 type targetState struct {
@@ -120,6 +152,7 @@ type sentProbe struct {
 
 type openRound struct {
 	start    time.Time
+	probed   []bool // targets probed in this round (all but in a one-target round)
 	results  []uplink.Result
 	done     []bool
 	seq      []uint16
@@ -132,7 +165,8 @@ func newSched(cfg schedConfig) *sched {
 	cfg.Interval = max(cfg.Interval, confirmFloor)
 	cfg.Timeout = max(cfg.Timeout, time.Millisecond)
 	cfg.DownAfter = max(cfg.DownAfter, 1)
-	return &sched{cfg: cfg, targets: make([]targetState, len(cfg.Targets)), probes: map[uint16]sentProbe{}}
+	cfg.GentleInterval = max(cfg.GentleInterval, cfg.Interval)
+	return &sched{cfg: cfg, targets: make([]targetState, len(cfg.Targets)), probes: map[uint16]sentProbe{}, mode: cfg.Mode}
 }
 
 // confirmRounds is how many quick rounds one doubt may trigger: enough for the machine's
@@ -242,27 +276,51 @@ func (s *sched) markLate(now time.Time, r *openRound, i int) {
 	s.nextStart = minTime(s.nextStart, maxTime(now, s.lastStart.Add(confirmFloor)))
 }
 
+// setMode changes how many probes the next rounds send. More probes start at once: a mode
+// that asks for more is asked because the uplink may be needed now.
+func (s *sched) setMode(now time.Time, m Mode) {
+	more := m < s.mode
+	s.mode = m
+	if more && s.started {
+		s.nextStart = minTime(s.nextStart, maxTime(now, s.lastStart.Add(confirmFloor)))
+	}
+}
+
 func (s *sched) startRound(now time.Time) []send {
 	n := len(s.cfg.Targets)
 	r := &openRound{
 		start: now, results: make([]uplink.Result, n), done: make([]bool, n), seq: make([]uint16, n),
-		deadline: make([]time.Time, n), close: make([]time.Time, n), late: make([]bool, n),
+		deadline: make([]time.Time, n), close: make([]time.Time, n), late: make([]bool, n), probed: make([]bool, n),
 	}
-	sends := make([]send, n)
+	doubt := false
+	for i := range s.targets {
+		doubt = doubt || s.targets[i].doubt && s.targets[i].fastLeft > 0
+	}
+	one := -1 // a one-target round: the uplink is healthy and the mode asks for few probes
+	if s.mode != ModeFull && !doubt && n > 0 {
+		one = s.turn % n
+		s.turn++
+	}
+	var sends []send
 	fast := false
 	for i, target := range s.cfg.Targets {
+		r.results[i].Target = target
+		if one >= 0 && i != one {
+			r.done[i] = true
+			continue
+		}
 		t := &s.targets[i]
 		s.seq++
 		for _, used := s.probes[s.seq]; used || s.seq == 0; _, used = s.probes[s.seq] { // bounded: len(probes)+1 steps
 			s.seq++
 		}
-		r.results[i].Target = target
+		r.probed[i] = true
 		r.seq[i] = s.seq
 		r.deadline[i] = now.Add(t.est.deadline(s.cfg.Timeout))
 		wait := t.est.wait(s.cfg.Timeout)
 		r.close[i] = now.Add(wait)
 		s.probes[s.seq] = sentProbe{target: i, sent: now, round: r}
-		sends[i] = send{Target: i, Seq: s.seq, Wait: wait}
+		sends = append(sends, send{Target: i, Seq: s.seq, Wait: wait})
 		if t.doubt && t.fastLeft > 0 {
 			t.fastLeft--
 			fast = true
@@ -270,8 +328,11 @@ func (s *sched) startRound(now time.Time) []send {
 	}
 	s.open = append(s.open, r)
 	gap := s.cfg.Interval
-	if fast {
+	switch {
+	case fast:
 		gap = s.pace()
+	case one >= 0 && s.mode == ModeGentle:
+		gap = s.cfg.GentleInterval
 	}
 	s.started, s.lastStart, s.nextStart = true, now, now.Add(gap)
 	s.forget(now)
@@ -343,14 +404,23 @@ func (s *sched) emit() []uplink.Round {
 				return out
 			}
 		}
-		for _, seq := range r.seq {
-			if p, ok := s.probes[seq]; ok && p.round == r {
+		for i, seq := range r.seq {
+			if p, ok := s.probes[seq]; ok && r.probed[i] && p.round == r {
 				p.round = nil
 				s.probes[seq] = p
 			}
 		}
 		s.open = s.open[1:]
-		out = append(out, uplink.Round{Start: r.start, Results: r.results})
+		results := r.results
+		if slices.Contains(r.probed, false) {
+			results = nil
+			for i, x := range r.results {
+				if r.probed[i] {
+					results = append(results, x)
+				}
+			}
+		}
+		out = append(out, uplink.Round{Start: r.start, Results: results})
 	}
 	return out
 }

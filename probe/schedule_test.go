@@ -285,3 +285,74 @@ func TestRoundsAreEmittedInOrderWithTargetOrder(t *testing.T) {
 		}
 	}
 }
+
+// failing counts a round as the health machine does: fewer answered than quorum, or than the
+// targets probed in a one-target round.
+func downAtPartial(out []emitted, quorum, downAfter int) time.Duration {
+	run := 0
+	for _, e := range out {
+		if answered(e.round) < min(quorum, len(e.round.Results)) {
+			run++
+			if run == downAfter {
+				return e.at
+			}
+		} else {
+			run = 0
+		}
+	}
+	return -1
+}
+
+func TestSparseAndGentleRoundsProbeOneTargetInTurn(t *testing.T) {
+	for _, tt := range []struct {
+		mode   Mode
+		rounds int // in 60 s
+	}{{ModeSparse, 120}, {ModeGentle, 4}} {
+		t.Run(tt.mode.String(), func(t *testing.T) {
+			cfg := defaults
+			cfg.Mode, cfg.GentleInterval = tt.mode, 15*time.Second
+			out := simulate(t, cfg, 60*time.Second, func(int, time.Duration) (time.Duration, bool, error) {
+				return 20 * time.Millisecond, true, nil
+			})
+			if len(out) < tt.rounds-1 || len(out) > tt.rounds+1 {
+				t.Fatalf("%d rounds in 60 s, want %d", len(out), tt.rounds)
+			}
+			for i, e := range out {
+				if len(e.round.Results) != 1 || !e.round.Results[0].OK || e.round.Results[0].Target != simTargets[i%3] {
+					t.Fatalf("round %d: %+v, want target %s alone, answered", i, e.round.Results, simTargets[i%3])
+				}
+			}
+		})
+	}
+}
+
+// One target per round must not slow detection: the first late probe brings full confirmation
+// rounds, as in full mode.
+func TestFewerProbesDetectAsFast(t *testing.T) {
+	for _, mode := range []Mode{ModeSparse, ModeGentle} {
+		for _, cut := range []time.Duration{5 * time.Second, 5*time.Second + 7*time.Millisecond, 5*time.Second + 333*time.Millisecond} {
+			run := func(m Mode) (time.Duration, int) {
+				cfg := defaults
+				cfg.Mode, cfg.GentleInterval = m, 500*time.Millisecond // gentle at the interval: compare detection alone
+				probes := 0
+				out := simulate(t, cfg, 9*time.Second, func(i int, sent time.Duration) (time.Duration, bool, error) {
+					probes++
+					if sent+time.Millisecond >= cut {
+						return 0, false, nil
+					}
+					return time.Millisecond, true, nil
+				})
+				return downAtPartial(out, 2, 3), probes
+			}
+			full, fullProbes := run(ModeFull)
+			fewer, fewerProbes := run(mode)
+			if fewer < 0 || fewer > full+defaults.Interval/5 {
+				t.Errorf("%s, cut at %s: down at %s, full mode at %s", mode, cut, fewer, full)
+			}
+			if fewerProbes >= fullProbes {
+				t.Errorf("%s sent %d probes, full mode %d", mode, fewerProbes, fullProbes)
+			}
+			t.Logf("%s, cut at %s: down after %s (full mode %s), %d probes (full %d)", mode, cut, fewer-cut, full-cut, fewerProbes, fullProbes)
+		}
+	}
+}

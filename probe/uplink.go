@@ -21,6 +21,7 @@ type Uplink struct {
 	name   string
 	cancel context.CancelFunc
 	pins   chan Pin
+	modes  chan Mode
 	done   sync.WaitGroup
 	stop   sync.Once
 }
@@ -92,8 +93,9 @@ func (b byMethod) close() {
 
 func start(ctx context.Context, name string, p uplink.Probe, pin Pin, out func(uplink.Round), t transport) *Uplink {
 	ctx, cancel := context.WithCancel(ctx)
-	u := &Uplink{name: name, cancel: cancel, pins: make(chan Pin, 1)}
-	s := newSched(schedConfig{Targets: p.Targets, Interval: p.Interval, Timeout: p.Timeout, DownAfter: p.DownAfter})
+	u := &Uplink{name: name, cancel: cancel, pins: make(chan Pin, 1), modes: make(chan Mode, 1)}
+	s := newSched(schedConfig{Targets: p.Targets, Interval: p.Interval, Timeout: p.Timeout, DownAfter: p.DownAfter,
+		GentleInterval: uplink.MeteredInterval})
 	u.done.Go(func() { u.run(ctx, s, t, p, pin, out) })
 	return u
 }
@@ -109,6 +111,21 @@ func (u *Uplink) SetPin(pin Pin) {
 		}
 		select {
 		case <-u.pins: // replace a pin not yet taken: the newest wins
+		default:
+		}
+	}
+}
+
+// SetMode changes how many probes a healthy uplink gets (see Mode); more probes start at once.
+func (u *Uplink) SetMode(m Mode) {
+	for { // bounded as SetPin
+		select {
+		case u.modes <- m:
+			return
+		default:
+		}
+		select {
+		case <-u.modes:
 		default:
 		}
 	}
@@ -178,6 +195,8 @@ func (u *Uplink) run(ctx context.Context, s *sched, t transport, p uplink.Probe,
 		case np := <-u.pins:
 			pin = np
 			t.setPin(pin, post)
+		case m := <-u.modes:
+			s.setMode(time.Now(), m)
 		case ev := <-events:
 			s.apply(ev)
 			for range len(events) { // bounded: what is queued now

@@ -27,6 +27,12 @@ type Round struct {
 	Results []Result
 }
 
+// good says whether the round had quorum: quorum targets answered, or every target probed when
+// the round probed fewer (a one-target round of a sparse or gentle schedule).
+func (r Round) good(quorum int) bool {
+	return len(r.Results) > 0 && r.answered() >= min(quorum, len(r.Results))
+}
+
 func (r Round) answered() int {
 	n := 0
 	for _, x := range r.Results {
@@ -104,7 +110,7 @@ func (m *Machine) ObserveRound(r Round) {
 	}
 	m.rounds = append(m.rounds, r)
 	m.trim()
-	if r.answered() >= m.p.Quorum {
+	if r.good(m.p.Quorum) {
 		if m.goodRun == 0 {
 			m.goodSince = r.Start
 		}
@@ -158,18 +164,18 @@ func (m *Machine) Decide(now time.Time) (Transition, bool) {
 	total := len(last.Results)
 	switch m.state {
 	case Unknown:
-		if last.answered() >= m.p.Quorum {
+		if last.good(m.p.Quorum) {
 			return m.setQuality(now, fmt.Sprintf("first round: %d/%d targets answered", last.answered(), total))
 		}
-		if alive, judged := m.alive(); judged && alive < m.p.Quorum {
+		if alive, silent := m.silent(); silent {
 			return m.set(now, Down, m.downReason(alive, total))
 		}
 	case Up, Degraded:
-		if alive, judged := m.alive(); judged && alive < m.p.Quorum {
+		if alive, silent := m.silent(); silent {
 			m.damp.Flap(now, damping)
 			return m.set(now, Down, m.downReason(alive, total))
 		}
-		if last.answered() < m.p.Quorum {
+		if !last.good(m.p.Quorum) {
 			m.cleanRun = 0
 			return Transition{}, false // a failing streak is judged by down_after, not as loss
 		}
@@ -178,7 +184,7 @@ func (m *Machine) Decide(now time.Time) (Transition, bool) {
 		if m.held {
 			// Held back by damping after it was good enough to return: failing again is
 			// another flap, and what keeps a flapping uplink out for longer.
-			if alive, judged := m.alive(); judged && alive < m.p.Quorum {
+			if alive, silent := m.silent(); silent {
 				m.held = false
 				m.damp.Flap(now, damping)
 				m.reason = m.downReason(alive, total)
@@ -210,22 +216,26 @@ func (m *Machine) HoldDown() time.Duration {
 	return m.damp.HoldDown(m.lastNow, DampingFor(m.p))
 }
 
-// alive counts the distinct targets that answered at least once in the last judgeRounds rounds;
-// judged is false until there are that many rounds.
-func (m *Machine) alive() (alive int, judged bool) {
+// silent says whether the uplink lacked quorum over the last judgeRounds rounds: fewer than
+// quorum distinct targets answered even once (fewer than were probed, when one-target rounds
+// probed fewer than quorum distinct targets). alive is how many answered; never silent until
+// there are that many rounds.
+func (m *Machine) silent() (alive int, silent bool) {
 	k := m.judgeRounds()
 	if len(m.rounds) < k {
 		return 0, false
 	}
 	seen := map[netip.Addr]bool{}
+	probed := map[netip.Addr]bool{}
 	for _, r := range m.rounds[len(m.rounds)-k:] {
 		for _, x := range r.Results {
+			probed[x.Target] = true
 			if x.OK || x.Alive {
 				seen[x.Target] = true
 			}
 		}
 	}
-	return len(seen), true
+	return len(seen), len(probed) > 0 && len(seen) < min(m.p.Quorum, len(probed))
 }
 
 // judgeRounds is down_after on a clean link; with loss l, the rounds after which a live

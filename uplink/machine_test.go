@@ -414,3 +414,55 @@ func TestASilentFailureOfALossyUplinkIsStillDetectedWithinTheWindow(t *testing.T
 		t.Errorf("down after %d silent rounds, want more than down_after and at most the window", n)
 	}
 }
+
+// one feeds a one-target round (a sparse or gentle schedule) of target, answered or not.
+func (h *harness) one(target netip.Addr, ok bool) State {
+	res := Result{Target: target, Err: "no reply within 1s"}
+	if ok {
+		res = Result{Target: target, OK: true, RTT: 10 * time.Millisecond}
+	}
+	h.m.ObserveRound(Round{Start: h.now, Results: []Result{res}})
+	h.now = h.now.Add(h.m.p.Interval)
+	if ev, ok := h.m.Decide(h.now); ok {
+		h.events = append(h.events, ev)
+	}
+	return h.m.State()
+}
+
+func TestOneTargetRoundsKeepAnUplinkUpAndBringItBack(t *testing.T) {
+	h := newHarness(t, testProbe())
+	h.rounds(1, t1, t2, t3)
+	targets := []netip.Addr{t1, t2, t3}
+	for i := range 30 {
+		if s := h.one(targets[i%3], true); s != Up {
+			t.Fatalf("answered one-target round %d: %s, want up", i, s)
+		}
+	}
+	h.rounds(3) // a full failure
+	if h.m.State() != Down {
+		t.Fatalf("after 3 silent full rounds: %s", h.m.State())
+	}
+	p := testProbe()
+	for i := range p.UpAfter {
+		if s := h.one(targets[i%3], true); (s == Up) != (i == p.UpAfter-1) {
+			t.Fatalf("one-target good round %d: %s; want up after exactly up_after", i+1, s)
+		}
+	}
+}
+
+func TestOneTargetRoundsThatFailTakeItDown(t *testing.T) {
+	h := newHarness(t, testProbe())
+	h.rounds(1, t1, t2, t3)
+	h.one(t1, false)
+	h.one(t2, false)
+	if s := h.one(t3, false); s != Down {
+		t.Fatalf("3 one-target rounds, 3 distinct targets silent: %s, want down", s)
+	}
+	h = newHarness(t, testProbe())
+	h.rounds(1, t1, t2, t3)
+	h.one(t1, false)
+	h.one(t2, true)
+	if s := h.one(t3, false); s != Down {
+		t.Errorf("one of three targets answered over down_after one-target rounds: %s; want down, as over full rounds", s)
+	}
+}

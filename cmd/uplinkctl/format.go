@@ -150,6 +150,12 @@ func note(u api.UplinkStatus) string {
 	if u.Drained {
 		parts = append(parts, "DRAINED")
 	}
+	switch {
+	case u.Metered:
+		parts = append(parts, fmt.Sprintf("metered, probes %s (%s/day)", orDash(u.ProbeMode), megabytes(u.ProbeBytesPerDay)))
+	case u.ProbeMode == "sparse":
+		parts = append(parts, "its traffic proves it alive: one target per round")
+	}
 	if u.HoldDown > 0 && u.State == uplink.Down { // only while it holds the uplink down
 		parts = append(parts, "held down "+human(u.HoldDown))
 	}
@@ -164,6 +170,13 @@ func note(u api.UplinkStatus) string {
 		parts = append(parts, v6)
 	}
 	return strings.Join(parts, "; ")
+}
+
+func megabytes(b float64) string {
+	if b < 1e6 {
+		return fmt.Sprintf("%.0f kB", b/1e3)
+	}
+	return fmt.Sprintf("%.1f MB", b/1e6)
 }
 
 func rtt(d time.Duration) string {

@@ -46,6 +46,14 @@ type UplinkStatus struct {
 	HoldDown    time.Duration  `json:"hold_down_ns,omitempty"`
 	Targets     []TargetStatus `json:"targets"`
 	Connections int            `json:"connections"` // tracked connections pinned to this uplink, -1 if unknown
+	Metered     bool           `json:"metered,omitempty"`
+	// ProbeMode is how many probes it gets now: full (every target every interval), sparse (one
+	// target per interval: its traffic proves it alive) or gentle (metered and not needed).
+	ProbeMode string `json:"probe_mode"`
+	// ProbeBytes are the bytes its probes and their replies cost since the start (IP packets);
+	// ProbeBytesPerDay is that rate over the last ten minutes or so, per day.
+	ProbeBytes       uint64  `json:"probe_bytes"`
+	ProbeBytesPerDay float64 `json:"probe_bytes_per_day"`
 }
 
 // Status is the whole daemon's state: GET /v1/status.

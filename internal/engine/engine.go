@@ -99,6 +99,8 @@ type Engine struct {
 	// when none is pending.
 	settleDue <-chan time.Time
 	repairs   repairs
+	// doubtUntil: an active uplink's probes failed lately; metered backups are probed fully.
+	doubtUntil time.Time
 
 	rounds   chan roundMsg
 	requests chan func()
@@ -186,6 +188,8 @@ func (e *Engine) loop(ctx context.Context) error {
 	defer watchdog.Stop()
 	check := time.NewTicker(checkInterval)
 	defer check.Stop()
+	modes := time.NewTicker(probeModeEvery)
+	defer modes.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -228,6 +232,8 @@ func (e *Engine) loop(ctx context.Context) error {
 			e.notify.Watchdog()
 		case <-check.C:
 			e.check("check")
+		case now := <-modes.C:
+			e.weighProbeModes(now, true)
 		case <-e.opt.PinDamage:
 			e.check("connection-mark table damaged")
 		}
@@ -253,13 +259,16 @@ func (e *Engine) onRound(m *member, r uplink.Round) {
 // take feeds a judged round to m's machines and acts on a verdict.
 func (e *Engine) take(m *member, r uplink.Round) {
 	m.observe(r)
+	m.cost.add(m.cfg.Probe, r)
 	if e.opt.OnRound != nil {
 		e.opt.OnRound(m.cfg.Name, r)
 	}
 	if !e.ready {
 		return
 	}
-	if now := time.Now(); e.decide(m, now) {
+	now := time.Now()
+	e.noteDoubt(m, r, now)
+	if e.decide(m, now) {
 		e.apply("probe round", now)
 		return
 	} else if e.steered() && e.steering.Observe(e.candidates(), e.cfg.Services, now) {

@@ -29,7 +29,7 @@ func (e *Engine) weighEvidence(m *member, r *uplink.Round) time.Duration {
 			alive++
 		}
 	}
-	if alive >= m.cfg.Probe.Quorum {
+	if alive >= min(m.cfg.Probe.Quorum, len(r.Results)) {
 		m.evidence.doubt = false
 		return 0
 	}

@@ -19,11 +19,12 @@ type fakeProbers struct {
 	targets map[string][]netip.Addr
 	started map[string]int
 	pins    map[string]probe.Pin
+	modes   map[string]probe.Mode
 }
 
 func newFakeProbers() *fakeProbers {
 	return &fakeProbers{out: map[string]func(uplink.Round){}, targets: map[string][]netip.Addr{},
-		started: map[string]int{}, pins: map[string]probe.Pin{}}
+		started: map[string]int{}, pins: map[string]probe.Pin{}, modes: map[string]probe.Mode{}}
 }
 
 type fakeProber struct {
@@ -43,6 +44,19 @@ func (p fakeProber) SetPin(pin probe.Pin) {
 	p.f.mu.Lock()
 	defer p.f.mu.Unlock()
 	p.f.pins[p.name] = pin
+}
+
+func (p fakeProber) SetMode(m probe.Mode) {
+	p.f.mu.Lock()
+	defer p.f.mu.Unlock()
+	p.f.modes[p.name] = m
+}
+
+// mode is what uplink name's prober was last told.
+func (f *fakeProbers) mode(name string) probe.Mode {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.modes[name]
 }
 
 func (p fakeProber) Stop() {}

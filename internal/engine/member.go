@@ -40,7 +40,14 @@ type member struct {
 	held []uplink.Round // rounds waiting for the evidence window, in order
 
 	prober Prober
-	gen    int                // counts probers started; rounds of an older one are ignored
+	mode   probe.Mode // what it was last told (full when it starts)
+	// rx is the last count of packets received for its connections; receiving: it grew over
+	// the last probeModeEvery.
+	rx        uint64
+	rxSeen    bool
+	receiving bool
+	cost      probeCost
+	gen       int // counts probers started; rounds of an older one are ignored
 	cancel context.CancelFunc // ends the current prober's round delivery
 }
 
@@ -70,6 +77,7 @@ func (e *Engine) startProbing(m *member) {
 	m.stopProbing()
 	ctx, cancel := context.WithCancel(e.ctx)
 	m.gen++
+	m.mode = probe.ModeFull // a new prober starts probing every target
 	m.cancel = cancel
 	gen := m.gen
 	p, err := e.opt.StartProber(ctx, m.cfg, m.pin(), func(r uplink.Round) {

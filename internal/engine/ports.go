@@ -57,6 +57,8 @@ type StartProber func(ctx context.Context, u uplink.Uplink, pin probe.Pin, out f
 type Prober interface {
 	// SetPin changes the mark and source addresses of the next probes (DHCP renumbering).
 	SetPin(probe.Pin)
+	// SetMode changes how many probes a healthy uplink gets (probe.Mode).
+	SetMode(probe.Mode)
 	// Stop ends the probing and waits for probes in flight; out is not called afterwards.
 	Stop()
 }

@@ -75,6 +75,7 @@ func (e *Engine) apply(cause string, start time.Time) int {
 		e.hub.publish(api.Event{Time: time.Now(), Kind: api.KindActive, From: from, To: to, Reason: d.Why, Active: d.Active, Took: took})
 	}
 	e.steerVRRP()
+	e.weighProbeModes(time.Now(), false) // a metered backup that now carries is probed fully at once
 	e.publishStatus()
 	if e.ready {
 		e.notify.Status(e.summary())

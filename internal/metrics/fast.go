@@ -260,6 +260,8 @@ var uplinkGauges = []gaugeFamily{
 		func(u api.UplinkStatus) (float64, bool) { return u.HoldDown.Seconds(), true }},
 	{UplinkConnections, "Tracked connections pinned to the uplink (absent when unknown).",
 		func(u api.UplinkStatus) (float64, bool) { return float64(u.Connections), u.Connections >= 0 }},
+	{ProbeBytesPerDay, "What the uplink's probes cost on the wire (IP bytes, both ways) at the rate of the last ten minutes, per day.",
+		func(u api.UplinkStatus) (float64, bool) { return u.ProbeBytesPerDay, true }},
 	{UplinkStateSince, "When the uplink entered its current state, in seconds since the epoch.",
 		func(u api.UplinkStatus) (float64, bool) {
 			return float64(u.Since.UnixNano()) / float64(time.Second), !u.Since.IsZero()
@@ -282,6 +284,10 @@ func (m *Metrics) writeFast(e *expo, st api.Status) {
 				e.sample(g.name, v, "uplink", u.Name)
 			}
 		}
+	}
+	e.family(ProbeBytes, "counter", "Bytes the uplink's probes and their replies cost on the wire since uplinkd started (IP packets; a metered uplink's bill).")
+	for _, u := range st.Uplinks {
+		e.sample(ProbeBytes, float64(u.ProbeBytes), "uplink", u.Name)
 	}
 	e.family(UplinkState, "gauge", "The uplink's health state, one-hot: 1 for the current state (unknown, up, degraded, down), 0 for the others.")
 	for _, u := range st.Uplinks {

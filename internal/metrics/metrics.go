@@ -67,6 +67,8 @@ const (
 	RASent            = "uplinkd_ra_sent_total"
 	RASolicited       = "uplinkd_ra_solicitations_answered_total"
 	RAForeign         = "uplinkd_ra_foreign_total"
+	ProbeBytes        = "uplinkd_uplink_probe_bytes_total"
+	ProbeBytesPerDay  = "uplinkd_uplink_probe_bytes_per_day"
 )
 
 // Names are the metric families uplinkd exports itself; histograms also have the _bucket,
@@ -76,6 +78,7 @@ var Names = []string{
 	UplinkConnections, UplinkStateSince, TargetLoss, ProbesTotal, TargetRTT, TransitionsTotal,
 	SwitchDuration, ReloadsTotal, ErrorsTotal, HookRunsTotal, HookDroppedTotal, BuildInfo,
 	DNSQueries, DNSResponses, PrefixPreferred, NPTv6Translations, RASent, RASolicited, RAForeign,
+	ProbeBytes, ProbeBytesPerDay,
 }
 
 // States are the values of uplinkd_uplink_state's state label, one-hot per uplink.

@@ -140,6 +140,9 @@ func Parse(path string, src []byte) (*uplink.Config, error) {
 			}
 		}
 		u.Prefixes = parseLANPrefixes(ru.Prefixes, k("prefixes"), fail)
+		if ru.Metered != nil {
+			u.Metered = *ru.Metered
+		}
 		ru.rawProbe.apply(&u.Probe, fmt.Sprintf("uplink.%d", i), fail)
 		validateProbe(&u.Probe, u.Name, fmt.Sprintf("uplink.%d", i), ru.rawProbe, raw.Defaults, fail)
 		cfg.Uplinks = append(cfg.Uplinks, u)

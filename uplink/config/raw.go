@@ -83,6 +83,7 @@ type rawUplink struct {
 	Public4   *address `toml:"public4"`
 	Public6   *address `toml:"public6"`
 	Prefixes  []string `toml:"prefixes"`
+	Metered   *bool    `toml:"metered"`
 	rawProbe           // per-uplink overrides of [defaults]
 }
 
