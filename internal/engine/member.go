@@ -47,8 +47,8 @@ type member struct {
 	rxSeen    bool
 	receiving bool
 	cost      probeCost
-	gen       int // counts probers started; rounds of an older one are ignored
-	cancel context.CancelFunc // ends the current prober's round delivery
+	gen       int                // counts probers started; rounds of an older one are ignored
+	cancel    context.CancelFunc // ends the current prober's round delivery
 }
 
 // roundMsg carries one finished probe round into the loop.
