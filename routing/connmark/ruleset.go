@@ -164,7 +164,9 @@ func build(p Plan) ruleset {
 	for _, u := range ups {
 		rs.counters = append(rs.counters, receivedCounter(u.Mark))
 		rs.chains = append(rs.chains, chain{name: chainName("wan", u.Mark), rules: []rule{{
-			stmts:   []stmt{ctEstablished{}, ctDirection{dir: "reply"}, counterRef{name: receivedCounter(u.Mark)}},
+			// Replies of connections pinned here, not of uplinkd's own probes (no connection
+			// mark): the traffic that proves the uplink alive apart from its probes.
+			stmts:   []stmt{ctEstablished{}, ctDirection{dir: "reply"}, ctMarkIs{mark: u.Mark}, counterRef{name: receivedCounter(u.Mark)}},
 			comment: u.Name + ": replies prove it works",
 		}, {
 			stmts:   []stmt{ctDirection{dir: "original"}, ctMarkUnset{}, setCtMark{mark: u.Mark}},

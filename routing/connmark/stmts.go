@@ -77,13 +77,20 @@ func (markIsOurs) exprs(*batch) []expr.Any {
 // ctMarkUnset: the connection has no uplink mark yet.
 type ctMarkUnset struct{}
 
-func (ctMarkUnset) text() string { return fmt.Sprintf("ct mark & %#08x == 0x00000000", MarkMask) }
+func (ctMarkUnset) text() string { return ctMarkIs{}.text() }
 
-func (ctMarkUnset) exprs(*batch) []expr.Any {
+func (ctMarkUnset) exprs(b *batch) []expr.Any { return ctMarkIs{}.exprs(b) }
+
+// ctMarkIs matches connections whose uplink bits are mark (0: none yet).
+type ctMarkIs struct{ mark uint32 }
+
+func (m ctMarkIs) text() string { return fmt.Sprintf("ct mark & %#08x == 0x%08x", MarkMask, m.mark) }
+
+func (m ctMarkIs) exprs(*batch) []expr.Any {
 	return []expr.Any{
 		&expr.Ct{Key: expr.CtKeyMARK, Register: reg},
 		&expr.Bitwise{SourceRegister: reg, DestRegister: reg, Len: 4, Mask: ne32(MarkMask), Xor: ne32(0)},
-		&expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: ne32(0)},
+		&expr.Cmp{Op: expr.CmpOpEq, Register: reg, Data: ne32(m.mark)},
 	}
 }
 

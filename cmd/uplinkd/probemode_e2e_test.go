@@ -1,0 +1,93 @@
+package main
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/uplinkd/uplinkd/internal/api"
+	"github.com/uplinkd/uplinkd/internal/netlab"
+	"github.com/uplinkd/uplinkd/internal/testkit"
+)
+
+func uplinkStatus(st api.Status, name string) api.UplinkStatus {
+	i := slices.IndexFunc(st.Uplinks, func(u api.UplinkStatus) bool { return u.Name == name })
+	if i < 0 {
+		return api.UplinkStatus{}
+	}
+	return st.Uplinks[i]
+}
+
+func probesThrough(t *testing.T, lab *netlab.Lab, isp int, over time.Duration) uint64 {
+	t.Helper()
+	before, err := lab.Counters(isp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(over)
+	after, err := lab.Counters(isp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return after.Sub(before).UpICMP
+}
+
+// TestAMeteredBackupIsProbedGentlyAndStillTakesOver: isp2 is a metered backup. Idle, it gets
+// one probe every 15 s (counted where it leaves, in isp2's namespace); when isp1 dies it is
+// probed at full rate and takes over as a non-metered backup would.
+func TestAMeteredBackupIsProbedGentlyAndStillTakesOver(t *testing.T) {
+	lab := testkit.Lab(t, netlab.Options{Servers: true})
+	cfg := fastConfig()
+	cfg.UplinkKeys[1] = "metered = true"
+	d := startDaemon(t, lab, cfg)
+	d.waitActive(5*time.Second, "isp1")
+	d.waitFor("isp2 probed gently", 5*time.Second, func(st api.Status) bool { return uplinkStatus(st, "isp2").ProbeMode == "gentle" })
+
+	if n := probesThrough(t, lab, 2, 3*time.Second); n > 1 {
+		t.Errorf("%d probes left through the idle metered isp2 in 3 s; want at most 1 (one every 15 s)", n)
+	}
+	if n := probesThrough(t, lab, 1, time.Second); n < 15 {
+		t.Errorf("only %d probes through isp1 in 1 s; it is not metered (3 targets every 100 ms)", n)
+	}
+
+	cut := time.Now()
+	if err := lab.Break(1, netlab.SilentFailure); err != nil {
+		t.Fatal(err)
+	}
+	d.waitActive(5*time.Second, "isp2")
+	t.Logf("the metered backup took over %s after the cut", time.Since(cut))
+	st := d.status()
+	if u := uplinkStatus(st, "isp2"); u.ProbeMode != "full" || u.ProbeBytes == 0 || !u.Metered {
+		t.Errorf("isp2 carrying: %+v; want probed fully, its probe bytes counted", u)
+	}
+}
+
+// TestTrafficThatProvesLifeThinsTheProbesAndDetectionStaysFast: a long-lived flow keeps isp1's
+// connections receiving, so isp1 gets one target per round; a silent failure is still caught
+// by the confirmation rounds.
+func TestTrafficThatProvesLifeThinsTheProbesAndDetectionStaysFast(t *testing.T) {
+	lab := testkit.Lab(t, netlab.Options{Servers: true})
+	d := startDaemon(t, lab, fastConfig())
+	d.waitActive(5*time.Second, "isp1")
+	flow, err := lab.StartFlow(netlab.FlowOptions{SrcPort: 40100, ReplyTimeout: 300 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer flow.Stop()
+	d.waitFor("isp1 probed sparsely", 5*time.Second, func(st api.Status) bool { return uplinkStatus(st, "isp1").ProbeMode == "sparse" })
+	if n := probesThrough(t, lab, 1, 2*time.Second); n > 25 {
+		t.Errorf("%d probes through isp1 in 2 s while its traffic proves it alive; want about one per round (20)", n)
+	}
+	cut := time.Now()
+	if err := lab.Break(1, netlab.SilentFailure); err != nil {
+		t.Fatal(err)
+	}
+	d.waitActive(3*time.Second, "isp2")
+	t.Logf("silent failure of a sparsely probed isp1 detected %s after the cut", time.Since(cut))
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+	defer cancel()
+	if err := flow.WaitReply(ctx, time.Now()); err != nil {
+		t.Errorf("the flow did not come back through isp2: %v", err)
+	}
+}
