@@ -38,6 +38,7 @@ type qualityReport struct {
 	BulkMovedAny bool         `json:"bulk_moved_any"`
 	PerRun       []qualityRun `json:"per_run"`
 	Method       string       `json:"method"`
+	Cost         *costReport  `json:"cost,omitempty"` // metered backups and idle CPU
 }
 
 func runBenchQualityFlags(ctx context.Context, args []string, stdout, progress io.Writer) error {
@@ -48,11 +49,14 @@ func runBenchQualityFlags(ctx context.Context, args []string, stdout, progress i
 	bin := fs.String("uplinkd", "", "uplinkd binary to run (default: go build ./cmd/uplinkd)")
 	tuned := fs.Bool("tuned", false, "100 ms rounds instead of the shipped defaults")
 	steady := fs.Duration("steady", time.Minute, "how long the bloat lasts after the first move")
+	meteredWindow := fs.Duration("metered-window", time.Minute, "how long a metered backup's probe bytes are counted (0 skips the cost part)")
+	takeovers := fs.Int("takeovers", 3, "silent failures of isp1 with isp2 metered, and as many with it not metered")
+	idle := fs.Bool("idle", true, "also measure idle CPU at 2x3@500ms, 2x3@100ms and 64x8@500ms")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *runs < 1 || *runs > 20 || *steady < 5*time.Second || *steady > 10*time.Minute {
-		return fmt.Errorf("want -runs 1..20 and -steady 5s..10m")
+	if *runs < 1 || *runs > 20 || *steady < 5*time.Second || *steady > 10*time.Minute || *takeovers < 1 || *takeovers > 20 || *meteredWindow < 0 || *meteredWindow > time.Hour {
+		return fmt.Errorf("want -runs 1..20, -steady 5s..10m, -takeovers 1..20, -metered-window 0..1h")
 	}
 	if err := needRoot(); err != nil {
 		return err
@@ -85,9 +89,20 @@ func runBenchQualityFlags(ctx context.Context, args []string, stdout, progress i
 	}
 	m, b := medianMax(moved), medianMax(back)
 	rep.MovedMedian, rep.MovedWorst, rep.BackMedian, rep.BackWorst = m.Median, m.Max, b.Median, b.Max
+	if *meteredWindow > 0 {
+		say := func(f string, a ...any) { fmt.Fprintf(progress, "  "+f+"\n", a...) }
+		if rep.Cost, err = benchCost(ctx, path, *meteredWindow, *takeovers, *idle, say); err != nil {
+			return fmt.Errorf("cost: %w", err)
+		}
+	}
 	if !*jsonOnly {
 		fmt.Fprintf(stdout, "quality (%s, %d runs): voice moved %.2f / %.2f s after the bloat began (median / worst), bulk moved: %v, %d moves in %s of steady bloat, back %.2f / %.2f s after it ended\n",
 			name, *runs, rep.MovedMedian, rep.MovedWorst, rep.BulkMovedAny, rep.SteadyMoves, *steady, rep.BackMedian, rep.BackWorst)
+		if c := rep.Cost; c != nil {
+			tm, tp := medianMax(c.TakeoverMetered), medianMax(c.TakeoverPlain)
+			fmt.Fprintf(stdout, "metered backup: %.2f MB of probes a day (%.2f MB counted at the ISP); takeover %.2f / %.2f s metered vs %.2f / %.2f s not (median / worst); idle CPU %.2f %% (2x3@500ms), %.2f %% (2x3@100ms), %.2f %% (64x8@500ms)\n",
+				c.MeteredBytesPerDay/1e6, c.MeteredCountedPerDay/1e6, tm.Median, tm.Max, tp.Median, tp.Max, c.IdleCPU2x3, c.IdleCPU2x3Fast, c.IdleCPU64x8)
+		}
 	}
 	js, err := json.Marshal(rep)
 	if err != nil {
