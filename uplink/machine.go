@@ -64,6 +64,8 @@ type Machine struct {
 	state  State
 	since  time.Time
 	reason string
+	note   qualityNote // when noted, the reason (see Since)
+	noted  bool
 
 	linkProblem string  // non-empty: why the link cannot carry traffic
 	rounds      []Round // newest last; at most max(DownAfter, Window)
@@ -94,7 +96,34 @@ func NewMachine(name string, p Probe, now time.Time) *Machine {
 func (m *Machine) State() State { return m.state }
 
 // Since returns when the current state began, and why.
-func (m *Machine) Since() (time.Time, string) { return m.since, m.reason }
+func (m *Machine) Since() (time.Time, string) {
+	if m.noted {
+		return m.since, m.note.String()
+	}
+	return m.since, m.reason
+}
+
+// qualityNote is the explanation of an Up or Degraded verdict, kept as numbers and written out
+// only when asked: the verdict is re-judged every round, the reason read far less often.
+type qualityNote struct {
+	why         string
+	loss        float64
+	rtt, jitter time.Duration
+	limits      bool // degraded: say the limits
+	maxLoss     float64
+	maxRTT      time.Duration
+}
+
+func (q qualityNote) String() string {
+	s := fmt.Sprintf("loss %.0f%%, rtt %s, jitter %s", q.loss, q.rtt.Round(time.Microsecond*100), q.jitter.Round(time.Microsecond*100))
+	if q.why != "" {
+		s = q.why + "; " + s
+	}
+	if q.limits {
+		s = fmt.Sprintf("%s (limits %.0f%%, %s)", s, q.maxLoss, q.maxRTT)
+	}
+	return s
+}
 
 // SetProbe changes the probe settings (a reload) without forgetting what was seen.
 func (m *Machine) SetProbe(p Probe) {
@@ -187,7 +216,7 @@ func (m *Machine) Decide(now time.Time) (Transition, bool) {
 			if alive, silent := m.silent(); silent {
 				m.held = false
 				m.damp.Flap(now, damping)
-				m.reason = m.downReason(alive, total)
+				m.reason, m.noted = m.downReason(alive, total), false
 				return Transition{}, false
 			}
 		}
@@ -197,6 +226,7 @@ func (m *Machine) Decide(now time.Time) (Transition, bool) {
 		if hold := m.damp.HoldDown(now, damping); hold > 0 {
 			if !m.held {
 				m.held = true
+				m.noted = false
 				m.reason = fmt.Sprintf("%d good rounds in a row, held down %s more for flapping (penalty %.0f)",
 					m.goodRun, hold.Round(time.Second), m.damp.Penalty(now, damping))
 			}
@@ -289,14 +319,16 @@ func (m *Machine) setQuality(now time.Time, why string) (Transition, bool) {
 			loss, rtt = w.loss, w.rtt
 		}
 	}
-	quality := fmt.Sprintf("loss %.0f%%, rtt %s, jitter %s", loss, rtt.Round(time.Microsecond*100), w.jitter.Round(time.Microsecond*100))
-	if why != "" {
-		quality = why + "; " + quality
-	}
+	note := qualityNote{why: why, loss: loss, rtt: rtt, jitter: w.jitter, limits: degraded, maxLoss: m.p.MaxLoss, maxRTT: m.p.MaxRTT}
+	to := Up
 	if degraded {
-		return m.set(now, Degraded, fmt.Sprintf("%s (limits %.0f%%, %s)", quality, m.p.MaxLoss, m.p.MaxRTT))
+		to = Degraded
 	}
-	return m.set(now, Up, quality)
+	if to == m.state {
+		m.note, m.noted = note, true // the newest explanation, written out when the status asks
+		return Transition{}, false
+	}
+	return m.set(now, to, note.String())
 }
 
 // cleanNeeded is how many clean rounds in a row bring a Degraded uplink back: up_after, or more
@@ -425,6 +457,7 @@ func (m *Machine) Targets() []TargetStats {
 }
 
 func (m *Machine) set(now time.Time, to State, reason string) (Transition, bool) {
+	m.noted = false
 	if to == m.state {
 		m.reason = reason // keep the newest explanation without announcing a change
 		return Transition{}, false

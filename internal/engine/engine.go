@@ -86,10 +86,12 @@ type Engine struct {
 	decision uplink.Decision // the last one applied
 	steering uplink.Steering // services with quality targets: where each goes, with hysteresis
 	state    dataplane.State // what the box should look like: the last one set
-	tracker  Tracker         // nil when the box is not in a pair
-	standby  bool            // the operator put this box in standby (uplinkctl standby)
-	ready    bool
-	retry    *time.Timer
+	// routes are state's default routes as the status shows them.
+	routes  struct{ active, route4, route6 string }
+	tracker Tracker // nil when the box is not in a pair
+	standby bool    // the operator put this box in standby (uplinkctl standby)
+	ready   bool
+	retry   *time.Timer
 	// statusDue fires when a snapshot with newer RTT and loss figures is due; nil when the
 	// published one is current.
 	statusDue <-chan time.Time

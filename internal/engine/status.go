@@ -98,8 +98,7 @@ func (e *Engine) publishStatus() {
 		st.Uplinks = append(st.Uplinks, us)
 	}
 	// The routes come from the desired state, as the kernel got them: nothing decided twice.
-	st.ActiveRoute = activeRoute(e.state)
-	st.Route4, st.Route6 = e.state.Route4(), e.state.Route6()
+	st.ActiveRoute, st.Route4, st.Route6 = e.routes.active, e.routes.route4, e.routes.route6
 	if d := e.state.DNS; d.Enabled() {
 		st.DNS = &api.DNSStatus{Zone: d.Zone}
 		for _, n := range d.Names {
