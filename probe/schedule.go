@@ -93,8 +93,11 @@ type schedConfig struct {
 type Mode int
 
 const (
+	// ModeClose probes every target twice per interval: a degraded line, whose recovery must
+	// be told from a lucky streak by clean rounds, gets them twice as fast.
+	ModeClose Mode = iota - 1
 	// ModeFull probes every target every interval.
-	ModeFull Mode = iota
+	ModeFull
 	// ModeSparse probes one target per interval, in turn: the uplink's own traffic already
 	// proves it alive (its connections keep receiving packets).
 	ModeSparse
@@ -105,6 +108,8 @@ const (
 
 func (m Mode) String() string {
 	switch m {
+	case ModeClose:
+		return "close"
 	case ModeSparse:
 		return "sparse"
 	case ModeGentle:
@@ -297,7 +302,7 @@ func (s *sched) startRound(now time.Time) []send {
 		doubt = doubt || s.targets[i].doubt && s.targets[i].fastLeft > 0
 	}
 	one := -1 // a one-target round: the uplink is healthy and the mode asks for few probes
-	if s.mode != ModeFull && !doubt && n > 0 {
+	if (s.mode == ModeSparse || s.mode == ModeGentle) && !doubt && n > 0 {
 		one = s.turn % n
 		s.turn++
 	}
@@ -333,6 +338,8 @@ func (s *sched) startRound(now time.Time) []send {
 		gap = s.pace()
 	case one >= 0 && s.mode == ModeGentle:
 		gap = s.cfg.GentleInterval
+	case s.mode == ModeClose:
+		gap = max(s.cfg.Interval/2, confirmFloor)
 	}
 	s.started, s.lastStart, s.nextStart = true, now, now.Add(gap)
 	s.forget(now)

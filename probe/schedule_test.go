@@ -356,3 +356,19 @@ func TestFewerProbesDetectAsFast(t *testing.T) {
 		}
 	}
 }
+
+func TestCloseRoundsProbeEveryTargetTwicePerInterval(t *testing.T) {
+	cfg := defaults
+	cfg.Mode = ModeClose
+	out := simulate(t, cfg, 10*time.Second, func(int, time.Duration) (time.Duration, bool, error) {
+		return time.Millisecond, true, nil
+	})
+	if len(out) < 39 || len(out) > 41 {
+		t.Errorf("%d rounds in 10 s, want 40 (every 250 ms)", len(out))
+	}
+	for _, e := range out {
+		if len(e.round.Results) != len(simTargets) {
+			t.Fatalf("a close round probed %d targets, want all %d", len(e.round.Results), len(simTargets))
+		}
+	}
+}

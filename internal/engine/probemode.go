@@ -67,6 +67,8 @@ func (e *Engine) noteDoubt(m *member, r uplink.Round, now time.Time) {
 //   - sparse: an uplink that is up and whose connections keep receiving packets (their
 //     replies prove it works; one target per round still measures it, and a late probe
 //     brings full confirmation rounds at once), unless a service steers by quality;
+//   - close: a degraded uplink, twice per interval, so that a healed line shows the clean
+//     rounds that bring it back (enough to tell it from a lucky streak) twice as fast;
 //   - full otherwise.
 //
 // readRx reads the counters of received packets per uplink (the passive evidence).
@@ -100,9 +102,12 @@ func (e *Engine) probeMode(m *member, doubt bool) probe.Mode {
 	name := m.cfg.Name
 	carrying := slices.Contains(e.decision.Active, name) || slices.Contains(e.decision.Active6, name) || m.receiving
 	up := m.machine.State() == uplink.Up && (m.machine6 == nil || m.machine6.State() == uplink.Up)
+	degraded := m.machine.State() == uplink.Degraded || m.machine6 != nil && m.machine6.State() == uplink.Degraded
 	switch {
 	case m.cfg.Metered && !carrying && !doubt:
 		return probe.ModeGentle
+	case degraded:
+		return probe.ModeClose
 	case up && m.receiving && !e.steered():
 		return probe.ModeSparse
 	}
