@@ -3,6 +3,7 @@ package uplink
 import (
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -227,6 +228,13 @@ type Service struct {
 	// MoveExisting: when it leaves an uplink for missing its targets, its connections there
 	// are ended too (their next packet starts over on the new uplink).
 	MoveExisting bool
+}
+
+// IPv6Only says whether the service matches IPv6 alone (every prefix it names is IPv6): it then
+// follows its uplinks' IPv6 judgement where that is made apart.
+func (s Service) IPv6Only() bool {
+	ps := append(slices.Clone(s.Src), s.Dst...)
+	return len(ps) > 0 && !slices.ContainsFunc(ps, func(p netip.Prefix) bool { return p.Addr().Is4() || p.Addr().Is4In6() })
 }
 
 // PortRange is an inclusive range of ports.

@@ -30,8 +30,9 @@ func Decide(cands []Candidate, services []Service, pinning bool) Decision {
 	sel, why := Select(cands)
 	d := Decision{Active: Names(sel), Why: why}
 	d.Active6 = d.Active
+	v6 := cands // the candidates as their IPv6 is judged
 	if slices.ContainsFunc(cands, func(c Candidate) bool { return c.State6 != nil }) {
-		v6 := make([]Candidate, len(cands))
+		v6 = make([]Candidate, len(cands))
 		for i, c := range cands {
 			v6[i] = c
 			if c.State6 != nil {
@@ -47,7 +48,11 @@ func Decide(cands []Candidate, services []Service, pinning bool) Decision {
 		}
 	}
 	for _, s := range services {
-		ch := ServiceChoice{Service: s.Name, Uplink: serviceUplink(s, cands)}
+		by := cands
+		if s.IPv6Only() { // an IPv6 service follows the IPv6 judgement
+			by = v6
+		}
+		ch := ServiceChoice{Service: s.Name, Uplink: serviceUplink(s, by)}
 		ch.Block = ch.Uplink == "" && !s.Fallback
 		d.Services = append(d.Services, ch)
 	}

@@ -95,3 +95,17 @@ func TestProbesOfBothFamiliesSplitWithTheQuorumClampedToEach(t *testing.T) {
 		t.Errorf("one family must not split")
 	}
 }
+
+func TestAnIPv6ServiceFollowsTheIPv6Judgement(t *testing.T) {
+	down := Down
+	cands := []Candidate{
+		{Name: "isp1", Priority: 1, Weight: 1, State: Up, State6: &down}, // IPv4 fine, IPv6 dead
+		{Name: "isp2", Priority: 2, Weight: 1, State: Up},
+	}
+	v6 := Service{Name: "v6", Dst: []netip.Prefix{netip.MustParsePrefix("2001:db8::/32")}, Uplinks: []string{"isp1", "isp2"}, Fallback: true}
+	v4 := Service{Name: "v4", Dst: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}, Uplinks: []string{"isp1", "isp2"}, Fallback: true}
+	d := Decide(cands, []Service{v6, v4}, true)
+	if d.Services[0].Uplink != "isp2" || d.Services[1].Uplink != "isp1" {
+		t.Errorf("services %+v: want the IPv6 one on isp2 (isp1's IPv6 is down), the IPv4 one on isp1", d.Services)
+	}
+}

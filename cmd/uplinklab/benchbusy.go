@@ -84,7 +84,9 @@ func cmdBenchBusy(ctx context.Context, args []string) error {
 		}
 		var scen []string
 		for _, l := range strings.Split(*loads, ",") {
-			scen = append(scen, "busy"+strings.TrimSpace(l))
+			if l = strings.TrimSpace(l); l != "" { // -loads "": the loss scenario alone
+				scen = append(scen, "busy"+l)
+			}
 		}
 		if *loss {
 			scen = append(scen, "loss10")

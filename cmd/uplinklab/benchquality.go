@@ -45,7 +45,7 @@ func runBenchQualityFlags(ctx context.Context, args []string, stdout, progress i
 	fs, _ := newFlags("bench -quality")
 	fs.Bool("quality", true, "the quality-steering benchmark")
 	jsonOnly := fs.Bool("json", false, "print only the JSON report")
-	runs := fs.Int("runs", 3, "runs (a fresh lab each)")
+	runs := fs.Int("runs", 3, "runs (a fresh lab each); 0: the cost part alone")
 	bin := fs.String("uplinkd", "", "uplinkd binary to run (default: go build ./cmd/uplinkd)")
 	tuned := fs.Bool("tuned", false, "100 ms rounds instead of the shipped defaults")
 	steady := fs.Duration("steady", time.Minute, "how long the bloat lasts after the first move")
@@ -55,8 +55,8 @@ func runBenchQualityFlags(ctx context.Context, args []string, stdout, progress i
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *runs < 1 || *runs > 20 || *steady < 5*time.Second || *steady > 10*time.Minute || *takeovers < 1 || *takeovers > 20 || *meteredWindow < 0 || *meteredWindow > time.Hour {
-		return fmt.Errorf("want -runs 1..20, -steady 5s..10m, -takeovers 1..20, -metered-window 0..1h")
+	if *runs < 0 || *runs > 20 || *runs == 0 && *meteredWindow == 0 || *steady < 5*time.Second || *steady > 10*time.Minute || *takeovers < 1 || *takeovers > 20 || *meteredWindow < 0 || *meteredWindow > time.Hour {
+		return fmt.Errorf("want -runs 0..20 (0 needs the cost part), -steady 5s..10m, -takeovers 1..20, -metered-window 0..1h")
 	}
 	if err := needRoot(); err != nil {
 		return err
@@ -87,17 +87,20 @@ func runBenchQualityFlags(ctx context.Context, args []string, stdout, progress i
 	for _, r := range rep.PerRun {
 		moved, back = append(moved, r.Moved), append(back, r.Back)
 	}
-	m, b := medianMax(moved), medianMax(back)
-	rep.MovedMedian, rep.MovedWorst, rep.BackMedian, rep.BackWorst = m.Median, m.Max, b.Median, b.Max
+	if m, b := medianMax(moved), medianMax(back); m != nil {
+		rep.MovedMedian, rep.MovedWorst, rep.BackMedian, rep.BackWorst = m.Median, m.Max, b.Median, b.Max
+	}
 	if *meteredWindow > 0 {
 		say := func(f string, a ...any) { fmt.Fprintf(progress, "  "+f+"\n", a...) }
 		if rep.Cost, err = benchCost(ctx, path, *meteredWindow, *takeovers, *idle, say); err != nil {
 			return fmt.Errorf("cost: %w", err)
 		}
 	}
-	if !*jsonOnly {
+	if !*jsonOnly && *runs > 0 {
 		fmt.Fprintf(stdout, "quality (%s, %d runs): voice moved %.2f / %.2f s after the bloat began (median / worst), bulk moved: %v, %d moves in %s of steady bloat, back %.2f / %.2f s after it ended\n",
 			name, *runs, rep.MovedMedian, rep.MovedWorst, rep.BulkMovedAny, rep.SteadyMoves, *steady, rep.BackMedian, rep.BackWorst)
+	}
+	if !*jsonOnly {
 		if c := rep.Cost; c != nil {
 			tm, tp := medianMax(c.TakeoverMetered), medianMax(c.TakeoverPlain)
 			fmt.Fprintf(stdout, "metered backup: %.2f MB of probes a day (%.2f MB counted at the ISP); takeover %.2f / %.2f s metered vs %.2f / %.2f s not (median / worst); idle CPU %.2f %% (2x3@500ms), %.2f %% (2x3@100ms), %.2f %% (64x8@500ms)\n",
