@@ -99,11 +99,12 @@ func answered(r uplink.Round) int {
 	return n
 }
 
-// downAt returns when the 3rd round in a row without quorum was emitted (-1: never).
+// downAt returns when the 3rd round in a row without quorum was emitted (-1: never), counting
+// rounds as the health machine does: a one-target round lacks quorum when its target is silent.
 func downAt(out []emitted, quorum, downAfter int) time.Duration {
 	run := 0
 	for _, e := range out {
-		if answered(e.round) < quorum {
+		if answered(e.round) < min(quorum, len(e.round.Results)) {
 			run++
 			if run == downAfter {
 				return e.at
@@ -286,23 +287,6 @@ func TestRoundsAreEmittedInOrderWithTargetOrder(t *testing.T) {
 	}
 }
 
-// failing counts a round as the health machine does: fewer answered than quorum, or than the
-// targets probed in a one-target round.
-func downAtPartial(out []emitted, quorum, downAfter int) time.Duration {
-	run := 0
-	for _, e := range out {
-		if answered(e.round) < min(quorum, len(e.round.Results)) {
-			run++
-			if run == downAfter {
-				return e.at
-			}
-		} else {
-			run = 0
-		}
-	}
-	return -1
-}
-
 func TestSparseAndGentleRoundsProbeOneTargetInTurn(t *testing.T) {
 	for _, tt := range []struct {
 		mode   Mode
@@ -342,7 +326,7 @@ func TestFewerProbesDetectAsFast(t *testing.T) {
 					}
 					return time.Millisecond, true, nil
 				})
-				return downAtPartial(out, 2, 3), probes
+				return downAt(out, 2, 3), probes
 			}
 			full, fullProbes := run(ModeFull)
 			fewer, fewerProbes := run(mode)

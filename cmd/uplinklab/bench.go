@@ -65,10 +65,7 @@ func runBench(ctx context.Context, args []string, stdout, progress io.Writer) er
 	if err != nil {
 		return err
 	}
-	if err := needRoot(); err != nil {
-		return err
-	}
-	path, done, err := uplinkdBinary(ctx, *bin, nil)
+	path, done, err := rootAndBinary(ctx, *bin)
 	if err != nil {
 		return err
 	}

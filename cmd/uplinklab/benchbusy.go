@@ -60,10 +60,7 @@ func cmdBenchBusy(ctx context.Context, args []string) error {
 	if *secs < 5 || *secs > 600 {
 		return fmt.Errorf("-busy-seconds %d: want 5 to 600", *secs)
 	}
-	if err := needRoot(); err != nil {
-		return err
-	}
-	path, done, err := uplinkdBinary(ctx, *bin, nil)
+	path, done, err := rootAndBinary(ctx, *bin)
 	if err != nil {
 		return err
 	}

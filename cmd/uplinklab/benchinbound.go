@@ -79,10 +79,7 @@ func runBenchInboundFlags(ctx context.Context, args []string, stdout, progress i
 	if *runs < 1 || *runs > 50 || *ttl < time.Second || *qps < 0 || *qps > 200000 || *floodFor < 2*time.Second || *floodFor > 5*time.Minute {
 		return fmt.Errorf("want -runs 1..50, -ttl ≥ 1s, -flood-qps 0..200000, -flood-seconds 2s..5m")
 	}
-	if err := needRoot(); err != nil {
-		return err
-	}
-	path, done, err := uplinkdBinary(ctx, *bin, nil)
+	path, done, err := rootAndBinary(ctx, *bin)
 	if err != nil {
 		return err
 	}

@@ -54,10 +54,7 @@ func runBenchIPv6Flags(ctx context.Context, args []string, stdout, progress io.W
 	if *runs < 1 || *runs > 50 {
 		return fmt.Errorf("want -runs 1..50")
 	}
-	if err := needRoot(); err != nil {
-		return err
-	}
-	path, done, err := uplinkdBinary(ctx, *bin, nil)
+	path, done, err := rootAndBinary(ctx, *bin)
 	if err != nil {
 		return err
 	}

@@ -58,10 +58,7 @@ func runBenchQualityFlags(ctx context.Context, args []string, stdout, progress i
 	if *runs < 0 || *runs > 20 || *runs == 0 && *meteredWindow == 0 || *steady < 5*time.Second || *steady > 10*time.Minute || *takeovers < 1 || *takeovers > 20 || *meteredWindow < 0 || *meteredWindow > time.Hour {
 		return fmt.Errorf("want -runs 0..20 (0 needs the cost part), -steady 5s..10m, -takeovers 1..20, -metered-window 0..1h")
 	}
-	if err := needRoot(); err != nil {
-		return err
-	}
-	path, done, err := uplinkdBinary(ctx, *bin, nil)
+	path, done, err := rootAndBinary(ctx, *bin)
 	if err != nil {
 		return err
 	}

@@ -46,10 +46,7 @@ func cmdBenchScale(ctx context.Context, args []string) error {
 	if *window < time.Second || *window > 10*time.Minute {
 		return fmt.Errorf("-window %s: want 1s to 10m", *window)
 	}
-	if err := needRoot(); err != nil {
-		return err
-	}
-	path, done, err := uplinkdBinary(ctx, *bin, nil)
+	path, done, err := rootAndBinary(ctx, *bin)
 	if err != nil {
 		return err
 	}

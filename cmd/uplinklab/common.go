@@ -48,6 +48,14 @@ func needRoot() error {
 
 // uplinkdBinary returns bin when given, else builds cmd/uplinkd into a temporary directory
 // (saying so through say, if not nil); done removes what was built.
+// rootAndBinary is every benchmark's start: root (it builds namespaces), then the binary.
+func rootAndBinary(ctx context.Context, bin string) (path string, done func(), err error) {
+	if err := needRoot(); err != nil {
+		return "", nil, err
+	}
+	return uplinkdBinary(ctx, bin, nil)
+}
+
 func uplinkdBinary(ctx context.Context, bin string, say func(format string, args ...any)) (path string, done func(), err error) {
 	tmp, err := os.MkdirTemp("", "uplinklab-")
 	if err != nil {

@@ -179,34 +179,27 @@ func (d *Dataplane) setPins(s State) error {
 
 // flushStale deletes the NAT state of every address that has just become stale.
 func (d *Dataplane) flushStale(s State) {
-	now := s.staleNAT()
-	for a, name := range now {
-		if _, was := d.stale[a]; was {
+	d.stale = flushNew(d.log, d.stale, s.staleNAT(), d.routes.FlushSNAT, "addr", "conntrack cleanup")
+	d.stalePrefixes = flushNew(d.log, d.stalePrefixes, s.stalePrefixes(), d.routes.FlushPrefix, "prefix",
+		"conntrack cleanup: connections from a dead uplink's prefix start over translated")
+}
+
+// flushNew flushes the conntrack entries of every key of now (an address or a prefix, with its
+// uplink's name) that was not in was, and returns now: each is flushed when it becomes stale.
+func flushNew[K comparable](log *slog.Logger, was, now map[K]string, flush func(K) (int, error), what, done string) map[K]string {
+	for k, name := range now {
+		if _, ok := was[k]; ok {
 			continue
 		}
-		n, err := d.routes.FlushSNAT(a)
+		n, err := flush(k)
 		switch {
 		case err != nil:
-			d.log.Warn("conntrack cleanup failed", "uplink", name, "addr", a, "err", err)
+			log.Warn("conntrack cleanup failed", "uplink", name, what, k, "err", err)
 		case n > 0:
-			d.log.Info("conntrack cleanup", "uplink", name, "addr", a, "deleted", n)
+			log.Info(done, "uplink", name, what, k, "deleted", n)
 		}
 	}
-	d.stale = now
-	prefixes := s.stalePrefixes()
-	for p, name := range prefixes {
-		if _, was := d.stalePrefixes[p]; was {
-			continue
-		}
-		n, err := d.routes.FlushPrefix(p)
-		switch {
-		case err != nil:
-			d.log.Warn("conntrack cleanup failed", "uplink", name, "prefix", p, "err", err)
-		case n > 0:
-			d.log.Info("conntrack cleanup: connections from a dead uplink's prefix start over translated", "uplink", name, "prefix", p, "deleted", n)
-		}
-	}
-	d.stalePrefixes = prefixes
+	return now
 }
 
 // endFlows ends the connections of services that moved theirs, once per move.
