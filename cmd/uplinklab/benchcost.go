@@ -132,7 +132,8 @@ func meteredLab(ctx context.Context, bin string, metered bool, window time.Durat
 		if err := lab.Heal(1); err != nil {
 			return err
 		}
-		if _, err := d.WaitEvent(ctx, 30*time.Second, healed, "the failback to isp1", netlab.ActiveIs("isp1")); err != nil {
+		// Flap damping holds isp1 longer after each cut: up to max_hold_down.
+		if _, err := d.WaitEvent(ctx, 3*time.Minute, healed, "the failback to isp1", netlab.ActiveIs("isp1")); err != nil {
 			return err
 		}
 		if metered { // back to gentle before the next cut, as in the field
