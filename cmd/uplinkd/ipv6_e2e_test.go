@@ -221,7 +221,8 @@ func TestRouterAdvertisementsFollowTheUplinks(t *testing.T) {
 }
 
 // TestFollowedPrefixesAndAForeignRouter: a delegation (a /48) is followed on the LAN as a PD
-// client renumbers it, the RA carrying the new /64 with the delegation's shorter lifetimes;
+// client renumbers it, the RA carrying the new /64 with the delegation's shorter lifetimes and
+// the old one dead;
 // and a second router advertising on the LAN (radvd) is warned about.
 func TestFollowedPrefixesAndAForeignRouter(t *testing.T) {
 	needTool(t, "rdisc6", "radvd")
@@ -255,9 +256,11 @@ interfaces = ["lan0"]
 		time.Sleep(100 * time.Millisecond) // solicitations are rate-limited (10 a second)
 		a = solicit(t, lab)
 		_, has := a.Prefix(renumbered)
-		_, old := a.Prefix(prefix1)
-		return has && !old
+		return has
 	})
+	// The old prefix is gone from the LAN: advertised with lifetimes 0, so hosts stop using it
+	// for new connections at once (RFC 9096 §3.5).
+	wantPIO(t, a, prefix1, 0, 0)
 	p, _ := a.Prefix(renumbered)
 	if p.Preferred > 1500 || p.Preferred < 1400 || p.Valid > 3000 || p.Valid < 2900 {
 		t.Errorf("renumbered prefix %+v: want the lease's remaining lifetimes (≤ 1500 s, ≤ 3000 s)", p)

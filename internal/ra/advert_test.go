@@ -106,3 +106,25 @@ func TestMessageCarriesEveryOption(t *testing.T) {
 		t.Errorf("RA %+v: want 2 PIOs, an RDNSS, the source link-layer address", ra)
 	}
 }
+
+// A prefix that leaves the LAN (a renumbered delegation) is advertised with lifetimes 0 for two
+// hours, so hosts stop using it at once instead of when its preferred lifetime runs out.
+func TestAPrefixThatLeftIsAdvertisedDeadForTwoHours(t *testing.T) {
+	now := time.Now()
+	p3 := netip.MustParsePrefix("2001:db8:a1:7::/64")
+	f := &iface{gone: map[netip.Prefix]time.Time{}}
+	f.set(f.withGone(Advert{Prefixes: []PIO{{Prefix: p1, Uplink: "isp1", Preferred: time.Hour, Valid: 2 * time.Hour}}}, now))
+	a := f.withGone(Advert{Prefixes: []PIO{{Prefix: p3, Uplink: "isp1", Preferred: time.Hour, Valid: 2 * time.Hour}}}, now)
+	f.set(a)
+	if len(a.Prefixes) != 2 || a.Prefixes[1] != (PIO{Prefix: p1}) {
+		t.Fatalf("after the renumbering: %+v; want the new prefix and the old one with lifetimes 0", a.Prefixes)
+	}
+	a = f.withGone(Advert{Prefixes: []PIO{{Prefix: p3, Uplink: "isp1", Preferred: time.Hour, Valid: 2 * time.Hour}}}, now.Add(time.Hour))
+	if len(a.Prefixes) != 2 {
+		t.Errorf("an hour later: %+v; the old prefix is still advertised dead", a.Prefixes)
+	}
+	a = f.withGone(Advert{Prefixes: []PIO{{Prefix: p3, Uplink: "isp1", Preferred: time.Hour, Valid: 2 * time.Hour}}}, now.Add(2*time.Hour))
+	if len(a.Prefixes) != 1 {
+		t.Errorf("two hours later: %+v; want the old prefix gone", a.Prefixes)
+	}
+}

@@ -25,6 +25,11 @@ const (
 	solicitPerSec = 10 // then this many answers a second per interface
 	reopenEvery   = 5 * time.Second
 	foreignQuiet  = 10 * time.Minute // a foreign router is warned about again after this
+	// goneFor is how long a prefix that left the LAN (a DHCPv6-PD renumbering) is still
+	// advertised with lifetimes 0, so hosts stop using it at once (RFC 9096 §3.5, RFC 8978):
+	// after 2 h no host holds it any more (RFC 4862 §5.5.3e).
+	goneFor = 2 * time.Hour
+	maxGone = 16
 )
 
 // Sender owns the LAN's router advertisements, a dataplane.Part: every State may change what
@@ -66,7 +71,8 @@ type iface struct {
 	last    Last
 	tokens  float64
 	refill  time.Time
-	foreign map[netip.Addr]time.Time // when each foreign router was last warned about
+	foreign map[netip.Addr]time.Time   // when each foreign router was last warned about
+	gone    map[netip.Prefix]time.Time // prefixes no longer ours, and since when
 }
 
 // NewSender returns a sender that sends nothing until a State has prefixes to advertise.
@@ -118,7 +124,7 @@ func (s *Sender) sync() {
 			s.ifaces[n] = f
 			s.log.Info("router advertisements started", "interface", n, "source", f.self)
 		}
-		f.set(a)
+		f.set(f.withGone(a, time.Now()))
 	}
 	if missing && s.reopen == nil {
 		s.reopen = time.AfterFunc(reopenEvery, func() {
@@ -154,7 +160,7 @@ func (s *Sender) open(name string) (*iface, error) {
 		return nil, err
 	}
 	f := &iface{name: name, conn: c, mac: ifi.HardwareAddr, self: self, kick: make(chan struct{}, 1),
-		stop: make(chan struct{}), tokens: solicitBurst, refill: time.Now(), foreign: map[netip.Addr]time.Time{}}
+		stop: make(chan struct{}), tokens: solicitBurst, refill: time.Now(), foreign: map[netip.Addr]time.Time{}, gone: map[netip.Prefix]time.Time{}}
 	s.wg.Go(func() { s.advertise(f) })
 	s.wg.Go(func() { s.listen(f) })
 	return f, nil
@@ -171,6 +177,34 @@ func (f *iface) set(a Advert) {
 		default:
 		}
 	}
+}
+
+// withGone adds to a the prefixes this interface advertised before and that are no longer an
+// uplink's (a renumbered delegation), with both lifetimes 0, for goneFor after they left.
+func (f *iface) withGone(a Advert, now time.Time) Advert {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	have := map[netip.Prefix]bool{}
+	for _, p := range a.Prefixes {
+		have[p.Prefix] = true
+		delete(f.gone, p.Prefix) // back (the delegation returned)
+	}
+	for _, p := range f.advert.Prefixes {
+		if _, known := f.gone[p.Prefix]; !have[p.Prefix] && p.Uplink != "" && !known && len(f.gone) < maxGone {
+			f.gone[p.Prefix] = now
+		}
+	}
+	var gone []PIO
+	for p, since := range f.gone {
+		if now.Sub(since) >= goneFor {
+			delete(f.gone, p)
+			continue
+		}
+		gone = append(gone, PIO{Prefix: p}) // no uplink, lifetimes 0
+	}
+	slices.SortFunc(gone, func(x, y PIO) int { return x.Prefix.Addr().Compare(y.Prefix.Addr()) })
+	a.Prefixes = append(slices.Clone(a.Prefixes), gone...)
+	return a
 }
 
 func (f *iface) close() {
