@@ -31,13 +31,26 @@ func sampleStatus() api.Status {
 					{Address: "203.0.113.53", Loss: 100, Samples: 20}}},
 			{Name: "cable", Interface: "eth2", State: uplink.Up, Since: ago(2*time.Hour + 5*time.Minute), Active: true, Priority: 1, Weight: 1, RTT: 21 * time.Millisecond, Loss: 2.5, Jitter: 1800 * time.Microsecond, MOS: 4.3, Connections: 97, HoldDown: 5 * time.Second,
 				Targets: []api.TargetStatus{{Address: "192.0.2.53", RTT: 21 * time.Millisecond, Loss: 2.5, Samples: 20}, {Address: "2001:db8:ff::53", RTT: 23456 * time.Microsecond, Loss: 12.5, Samples: 20}}},
-			{Name: "lte", Interface: "wwan0", State: uplink.Degraded, Since: ago(50 * time.Second), Priority: 2, Weight: 1, RTT: 612 * time.Millisecond, Loss: 15, Jitter: 38 * time.Millisecond, MOS: 1.9, Reason: "mean RTT 612ms over 500ms", Connections: 0},
+			{Name: "lte", Interface: "wwan0", State: uplink.Degraded, Since: ago(50 * time.Second), Priority: 2, Weight: 1, RTT: 612 * time.Millisecond, Loss: 15, Jitter: 38 * time.Millisecond, MOS: 1.9, Reason: "mean RTT 612ms over 500ms", Connections: 0,
+				Metered: true, ProbeMode: "gentle", ProbeBytesPerDay: 506000},
 			{Name: "dsl", Interface: "ppp0", State: uplink.Down, Since: ago(4 * time.Second), Priority: 2, Weight: 1, Loss: 100, Reason: "3 rounds without quorum (0/3 targets)", HoldDown: 20 * time.Second, Connections: -1},
 			{Name: "spare", Interface: "eth3", State: uplink.Up, Since: ago(3 * 24 * time.Hour), Drained: true, Priority: 3, Weight: 1, RTT: 30 * time.Millisecond, Connections: 2},
 			{Name: "new", Interface: "eth4", State: uplink.Unknown, Priority: 3, Weight: 1, Reason: "starting", Connections: -1,
 				Targets: []api.TargetStatus{{Address: "192.0.2.53"}}},
 		},
 	}
+}
+
+func withIPv6() api.Status {
+	st := sampleStatus()
+	st.IPv6 = &api.IPv6Status{Advertise: "ra",
+		Prefixes: []api.PrefixStatus{
+			{Prefix: "2001:db8:a1::/64", Uplink: "fiber", Interfaces: []string{"lan0"}},
+			{Prefix: "2001:db8:a2::/64", Uplink: "cable", Preferred: true, Interfaces: []string{"lan0"}}},
+		Translations: []string{"2001:db8:a1::/64 -> 2001:db8:a2::/64 via eth2"},
+		LastRA: []api.RASent{{Interface: "lan0", At: fetched.Add(-3 * time.Second), Preferred: []string{"2001:db8:a2::/64"},
+			Deprecated: []string{"2001:db8:a1::/64"}, RouterLife: 30 * time.Minute}}}
+	return st
 }
 
 func TestStatusTableMatchesGolden(t *testing.T) {
@@ -53,6 +66,7 @@ func TestStatusTableMatchesGolden(t *testing.T) {
 	}{
 		{"a mixed gateway shows every kind of uplink", "status.golden", sampleStatus()},
 		{"a gateway with nothing up says so loudly", "status-down.golden", allDown},
+		{"LAN prefixes per provider: preferred, deprecated, translated, the last RA", "status-ipv6.golden", withIPv6()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
