@@ -27,9 +27,9 @@ type Round struct {
 	Results []Result
 }
 
-// good says whether the round had quorum: quorum targets answered, or every target probed when
-// the round probed fewer (a one-target round of a sparse or gentle schedule).
-func (r Round) good(quorum int) bool {
+// HasQuorum says whether the round had quorum: quorum targets answered, or every target probed
+// when the round probed fewer (a one-target round of a sparse or gentle schedule).
+func (r Round) HasQuorum(quorum int) bool {
 	return len(r.Results) > 0 && r.answered() >= min(quorum, len(r.Results))
 }
 
@@ -139,7 +139,7 @@ func (m *Machine) ObserveRound(r Round) {
 	}
 	m.rounds = append(m.rounds, r)
 	m.trim()
-	if r.good(m.p.Quorum) {
+	if r.HasQuorum(m.p.Quorum) {
 		if m.goodRun == 0 {
 			m.goodSince = r.Start
 		}
@@ -193,7 +193,7 @@ func (m *Machine) Decide(now time.Time) (Transition, bool) {
 	total := len(last.Results)
 	switch m.state {
 	case Unknown:
-		if last.good(m.p.Quorum) {
+		if last.HasQuorum(m.p.Quorum) {
 			return m.setQuality(now, fmt.Sprintf("first round: %d/%d targets answered", last.answered(), total))
 		}
 		if alive, silent := m.silent(); silent {
@@ -204,7 +204,7 @@ func (m *Machine) Decide(now time.Time) (Transition, bool) {
 			m.damp.Flap(now, damping)
 			return m.set(now, Down, m.downReason(alive, total))
 		}
-		if !last.good(m.p.Quorum) {
+		if !last.HasQuorum(m.p.Quorum) {
 			m.cleanRun = 0
 			return Transition{}, false // a failing streak is judged by down_after, not as loss
 		}

@@ -81,6 +81,18 @@ func (f *fakeProbers) roundAt(name string, ok4, ok6 bool, start time.Time) {
 	out(r)
 }
 
+// roundLosing delivers a round of uplink name in which its first target alone did not answer.
+func (f *fakeProbers) roundLosing(name string) {
+	f.mu.Lock()
+	out, targets := f.out[name], f.targets[name]
+	f.mu.Unlock()
+	r := uplink.Round{Start: timeNow()}
+	for i, t := range targets {
+		r.Results = append(r.Results, uplink.Result{Target: t, OK: i > 0, RTT: 1e6})
+	}
+	out(r)
+}
+
 func (f *fakeProbers) startedCount(name string) int {
 	f.mu.Lock()
 	defer f.mu.Unlock()

@@ -44,13 +44,14 @@ func (c *probeCost) update(now time.Time) {
 	c.at, c.last = now, c.bytes
 }
 
-// noteDoubt records that an active uplink's round had a target fail: metered backups are
-// probed at full rate until the doubt has had time to become a verdict.
+// noteDoubt records that an active uplink's round lacked quorum: metered backups are probed at
+// full rate until the doubt has had time to become a verdict. One lost probe is no doubt: a
+// line with 1 % loss would keep the backup at full rate.
 func (e *Engine) noteDoubt(m *member, r uplink.Round, now time.Time) {
 	if !slices.Contains(e.decision.Active, m.cfg.Name) && !slices.Contains(e.decision.Active6, m.cfg.Name) {
 		return
 	}
-	if !slices.ContainsFunc(r.Results, func(x uplink.Result) bool { return !x.OK }) {
+	if r.HasQuorum(m.cfg.Probe.Quorum) {
 		return
 	}
 	p := m.cfg.Probe

@@ -22,7 +22,13 @@ func TestAMeteredBackupIsProbedGentlyUntilItMayBeNeeded(t *testing.T) {
 		if m := r.probes.mode("isp1"); m != probe.ModeFull {
 			t.Errorf("the primary: %s, want full (nothing proves it alive but its probes)", m)
 		}
-		r.rounds("isp1", false, 1) // the primary in doubt
+		r.probes.roundLosing("isp1") // one lost probe (a line with a little loss) is no doubt
+		time.Sleep(100 * time.Millisecond)
+		synctest.Wait()
+		if m := r.probes.mode("isp2"); m != probe.ModeGentle {
+			t.Fatalf("one probe of the primary lost: backup %s, want still gentle", m)
+		}
+		r.rounds("isp1", false, 1) // the primary in doubt: a round without quorum
 		if m := r.probes.mode("isp2"); m != probe.ModeFull {
 			t.Fatalf("primary in doubt: backup %s, want full at once", m)
 		}
