@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -32,32 +34,35 @@ func clientAddrs(t *testing.T, lab *netlab.Lab) []netlab.HostAddr {
 	return a
 }
 
+// ipv6Lab is a lab in which each ISP delegates its own LAN /64, with uplinkd on fastConfig
+// naming them and ipv6Extra added to its [ipv6]; it returns once isp1 carries the traffic.
+func ipv6Lab(t *testing.T, servers bool, ipv6Extra string) (*netlab.Lab, *labDaemon) {
+	t.Helper()
+	lab := testkit.Lab(t, netlab.Options{Servers: servers, IPv6Prefixes: true})
+	cfg := fastConfig()
+	cfg.IPv6Prefixes = true
+	cfg.Extra = ipv6Extra
+	d := startDaemon(t, lab, cfg)
+	d.waitActive(5*time.Second, "isp1")
+	return lab, d
+}
+
 // waitPrefixes waits until the client holds an address in each prefix, those in deprecated
 // deprecated and the others preferred.
 func waitPrefixes(t *testing.T, lab *netlab.Lab, limit time.Duration, preferred, deprecated netip.Prefix) time.Duration {
 	t.Helper()
 	var last []netlab.HostAddr
-	took := waitUntilOr(limit, func() bool {
+	defer func() {
+		if t.Failed() {
+			t.Logf("the client held %+v", last)
+		}
+	}()
+	return waitUntil(t, limit, fmt.Sprintf("the client to hold %s preferred and %s deprecated", preferred, deprecated), func() bool {
 		last = clientAddrs(t, lab)
 		h1, d1 := netlab.PrefixState(last, preferred)
 		h2, d2 := netlab.PrefixState(last, deprecated)
 		return h1 && !d1 && h2 && d2
 	})
-	if took < 0 {
-		t.Fatalf("after %s the client holds %+v; want %s preferred and %s deprecated", limit, last, preferred, deprecated)
-	}
-	return took
-}
-
-func waitUntilOr(limit time.Duration, ok func() bool) time.Duration {
-	start := time.Now()
-	for time.Since(start) < limit {
-		if ok() {
-			return time.Since(start)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return -1
 }
 
 // connect6 opens a new IPv6 connection from the client (from src when valid) and returns its
@@ -93,14 +98,10 @@ func sameIID(a, b netip.Addr) bool {
 // address is translated (NPTv6); after the heal everything is back on isp1's prefix and a
 // connection opened on isp2's prefix meanwhile survives.
 func TestIPv6ClientsMoveToTheLivePrefixAndBack(t *testing.T) {
-	lab := testkit.Lab(t, netlab.Options{Servers: true, IPv6Prefixes: true})
+	lab, d := ipv6Lab(t, true, "")
 	if err := lab.StartChat(); err != nil {
 		t.Fatal(err)
 	}
-	cfg := fastConfig()
-	cfg.IPv6Prefixes = true
-	d := startDaemon(t, lab, cfg)
-	d.waitActive(5*time.Second, "isp1")
 
 	// The backup's prefix is advertised deprecated from the start: hosts hold an address in it
 	// before they need it.
@@ -186,12 +187,7 @@ func wantPIO(t *testing.T, a netlab.Advert, p netip.Prefix, preferred, valid int
 // kept when every uplink is judged down.
 func TestRouterAdvertisementsFollowTheUplinks(t *testing.T) {
 	needTool(t, "rdisc6")
-	lab := testkit.Lab(t, netlab.Options{IPv6Prefixes: true})
-	cfg := fastConfig()
-	cfg.IPv6Prefixes = true
-	cfg.Extra = "rdnss = [\"2001:db8:a1::53\"]\n"
-	d := startDaemon(t, lab, cfg)
-	d.waitActive(5*time.Second, "isp1")
+	lab, d := ipv6Lab(t, false, "rdnss = [\"2001:db8:a1::53\"]\n")
 
 	a := solicit(t, lab)
 	if a.RouterLifetime != 1800 || len(a.Prefixes) != 2 || len(a.RDNSS) != 1 || a.RDNSS[0].String() != "2001:db8:a1::53" {
@@ -251,13 +247,14 @@ interfaces = ["lan0"]
 			t.Fatal(err)
 		}
 	}
-	var a netlab.Advert
-	waitUntil(t, 5*time.Second, "the renumbered prefix advertised", func() bool {
-		time.Sleep(100 * time.Millisecond) // solicitations are rate-limited (10 a second)
-		a = solicit(t, lab)
-		_, has := a.Prefix(renumbered)
-		return has
+	// The RAs change in the same Set as the desired state the status shows.
+	d.waitFor("the renumbered prefix followed", 5*time.Second, func(st api.Status) bool {
+		return st.IPv6 != nil && slices.ContainsFunc(st.IPv6.Prefixes, func(p api.PrefixStatus) bool { return p.Prefix == renumbered.String() })
 	})
+	a := solicit(t, lab)
+	if _, has := a.Prefix(renumbered); !has {
+		t.Fatalf("advert %+v: want the renumbered prefix %s", a, renumbered)
+	}
 	// The old prefix is gone from the LAN: advertised with lifetimes 0, so hosts stop using it
 	// for new connections at once (RFC 9096 §3.5).
 	wantPIO(t, a, prefix1, 0, 0)
@@ -284,12 +281,7 @@ interfaces = ["lan0"]
 // program sends the RAs (odhcpd copies the lifetimes of the gateway's LAN addresses), and
 // uplinkd sets the preferred lifetime of the dead uplink's address to 0, then gives it back.
 func TestDrivenLifetimesDeprecateTheGatewaysOwnLANAddress(t *testing.T) {
-	lab := testkit.Lab(t, netlab.Options{IPv6Prefixes: true})
-	cfg := fastConfig()
-	cfg.IPv6Prefixes = true
-	cfg.Extra = "advertise = \"lifetimes\"\n"
-	d := startDaemon(t, lab, cfg)
-	d.waitActive(5*time.Second, "isp1")
+	lab, d := ipv6Lab(t, false, "advertise = \"lifetimes\"\n")
 	gwState := func(p netip.Prefix) (has, deprecated bool) {
 		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 		defer cancel()
