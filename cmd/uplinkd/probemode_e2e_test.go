@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"slices"
 	"testing"
 	"time"
 
@@ -10,14 +9,6 @@ import (
 	"github.com/uplinkd/uplinkd/internal/netlab"
 	"github.com/uplinkd/uplinkd/internal/testkit"
 )
-
-func uplinkStatus(st api.Status, name string) api.UplinkStatus {
-	i := slices.IndexFunc(st.Uplinks, func(u api.UplinkStatus) bool { return u.Name == name })
-	if i < 0 {
-		return api.UplinkStatus{}
-	}
-	return st.Uplinks[i]
-}
 
 func probesThrough(t *testing.T, lab *netlab.Lab, isp int, over time.Duration) uint64 {
 	t.Helper()
@@ -42,7 +33,7 @@ func TestAMeteredBackupIsProbedGentlyAndStillTakesOver(t *testing.T) {
 	cfg.UplinkKeys[1] = "metered = true"
 	d := startDaemon(t, lab, cfg)
 	d.waitActive(5*time.Second, "isp1")
-	d.waitFor("isp2 probed gently", 5*time.Second, func(st api.Status) bool { return uplinkStatus(st, "isp2").ProbeMode == "gentle" })
+	d.waitFor("isp2 probed gently", 5*time.Second, func(st api.Status) bool { return st.Uplink("isp2").ProbeMode == "gentle" })
 
 	if n := probesThrough(t, lab, 2, 3*time.Second); n > 1 {
 		t.Errorf("%d probes left through the idle metered isp2 in 3 s; want at most 1 (one every 15 s)", n)
@@ -58,7 +49,7 @@ func TestAMeteredBackupIsProbedGentlyAndStillTakesOver(t *testing.T) {
 	d.waitActive(5*time.Second, "isp2")
 	t.Logf("the metered backup took over %s after the cut", time.Since(cut))
 	st := d.status()
-	if u := uplinkStatus(st, "isp2"); u.ProbeMode != "full" || u.ProbeBytes == 0 || !u.Metered {
+	if u := st.Uplink("isp2"); u.ProbeMode != "full" || u.ProbeBytes == 0 || !u.Metered {
 		t.Errorf("isp2 carrying: %+v; want probed fully, its probe bytes counted", u)
 	}
 }
@@ -75,7 +66,7 @@ func TestTrafficThatProvesLifeThinsTheProbesAndDetectionStaysFast(t *testing.T) 
 		t.Fatal(err)
 	}
 	defer flow.Stop()
-	d.waitFor("isp1 probed sparsely", 5*time.Second, func(st api.Status) bool { return uplinkStatus(st, "isp1").ProbeMode == "sparse" })
+	d.waitFor("isp1 probed sparsely", 5*time.Second, func(st api.Status) bool { return st.Uplink("isp1").ProbeMode == "sparse" })
 	if n := probesThrough(t, lab, 1, 2*time.Second); n > 25 {
 		t.Errorf("%d probes through isp1 in 2 s while its traffic proves it alive; want about one per round (20)", n)
 	}

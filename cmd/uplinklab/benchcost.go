@@ -75,39 +75,32 @@ func meteredLab(ctx context.Context, bin string, metered bool, window time.Durat
 		return err
 	}
 	defer d.Stop()
-	isp2 := func(st api.Status) api.UplinkStatus {
-		for _, u := range st.Uplinks {
-			if u.Name == "isp2" {
-				return u
-			}
-		}
-		return api.UplinkStatus{}
-	}
 	if metered {
-		if _, err := d.WaitStatus(ctx, 10*time.Second, "isp2 probed gently", func(st api.Status) bool { return isp2(st).ProbeMode == "gentle" }); err != nil {
+		if _, err := d.WaitStatus(ctx, 10*time.Second, "isp2 probed gently", func(st api.Status) bool { return st.Uplink("isp2").ProbeMode == "gentle" }); err != nil {
 			return err
 		}
-		st0, err := d.Status(ctx)
-		if err != nil {
-			return err
+		// isp2's probe bytes by uplinkd's count, and the echo requests counted where they leave.
+		count := func() (bytes, echoes uint64, err error) {
+			st, err := d.Status(ctx)
+			if err != nil {
+				return 0, 0, err
+			}
+			c, err := lab.Counters(2)
+			return st.Uplink("isp2").ProbeBytes, c.UpICMP, err
 		}
-		c0, err := lab.Counters(2)
+		b0, e0, err := count()
 		if err != nil {
 			return err
 		}
 		start := time.Now()
 		sleepCtx(ctx, window)
-		st1, err := d.Status(ctx)
-		if err != nil {
-			return err
-		}
-		c1, err := lab.Counters(2)
+		b1, e1, err := count()
 		if err != nil {
 			return err
 		}
 		perDay := 86400 / time.Since(start).Seconds()
-		rep.MeteredBytesPerDay = float64(isp2(st1).ProbeBytes-isp2(st0).ProbeBytes) * perDay
-		rep.MeteredCountedPerDay = float64(c1.Sub(c0).UpICMP*88) * perDay
+		rep.MeteredBytesPerDay = float64(b1-b0) * perDay
+		rep.MeteredCountedPerDay = float64((e1-e0)*88) * perDay
 		progress("metered isp2: %.0f B/day by uplinkd's count, %.0f B/day counted at isp2", rep.MeteredBytesPerDay, rep.MeteredCountedPerDay)
 	}
 	interval := shipped().Interval
@@ -137,7 +130,7 @@ func meteredLab(ctx context.Context, bin string, metered bool, window time.Durat
 			return err
 		}
 		if metered { // back to gentle before the next cut, as in the field
-			if _, err := d.WaitStatus(ctx, 30*time.Second, "isp2 probed gently again", func(st api.Status) bool { return isp2(st).ProbeMode == "gentle" }); err != nil {
+			if _, err := d.WaitStatus(ctx, 30*time.Second, "isp2 probed gently again", func(st api.Status) bool { return st.Uplink("isp2").ProbeMode == "gentle" }); err != nil {
 				return err
 			}
 		}

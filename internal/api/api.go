@@ -123,6 +123,16 @@ type HAStatus struct {
 	Standby   bool   `json:"standby"` // the operator put the box in standby
 }
 
+// Uplink is the status of the uplink called name; the zero UplinkStatus when there is none.
+func (s Status) Uplink(name string) UplinkStatus {
+	for _, u := range s.Uplinks {
+		if u.Name == name {
+			return u
+		}
+	}
+	return UplinkStatus{}
+}
+
 // Carrying reports whether any uplink carries traffic.
 func (s Status) Carrying() bool {
 	for _, u := range s.Uplinks {
