@@ -133,3 +133,28 @@ func check(method string, pin Pin, target netip.Addr, timeout time.Duration) err
 func noReply(method string, target netip.Addr, pin Pin, timeout time.Duration) error {
 	return fmt.Errorf("probe: %s %s %s: no reply within %v", method, target, pin.describe(target), timeout)
 }
+
+// WireBytes estimates what one probe of method m costs on the wire (IP packets, both ways): an
+// ICMP echo is exact (the payload sent here); a connection's handshake, request and close are
+// typical sizes. answered: the reply came (a lost probe costs only what was sent).
+func WireBytes(m uplink.Method, v6, answered bool) int {
+	ip := 20
+	if v6 {
+		ip = 40
+	}
+	var out, in int
+	switch m.Name {
+	case uplink.MethodICMP:
+		out, in = ip+8+payloadLen, ip+8+payloadLen
+	case uplink.MethodTCP:
+		out, in = 3*(ip+32), 2*(ip+32) // SYN, ACK, FIN; SYN-ACK, FIN-ACK
+	case uplink.MethodDNS:
+		out, in = ip+8+45, ip+8+120
+	default: // http, https: a connection, a request, a short response
+		out, in = 4*(ip+32)+300, 3*(ip+32)+1200
+	}
+	if !answered {
+		return out
+	}
+	return out + in
+}

@@ -35,8 +35,9 @@ type AddrPrefix struct {
 	Forever          bool
 }
 
-// lifetimeForever is the kernel's "infinite" address lifetime.
-const lifetimeForever = 0xffffffff
+// LifetimeForever is the kernel's "infinite" address lifetime (netlink.Addr's PreferedLft and
+// ValidLft).
+const LifetimeForever = 0xffffffff
 
 // Link learns an interface's state, global addresses and the gateways the kernel holds for it
 // (the default route via it that DHCP, SLAAC or NetworkManager put in main or another table
@@ -68,7 +69,7 @@ func (r *Router) Link(ifname string) (LinkInfo, error) {
 					ones, _ := ad.Mask.Size()
 					info.Prefixes6 = append(info.Prefixes6, AddrPrefix{Addr: ip, Prefix: netip.PrefixFrom(ip, ones).Masked(),
 						Preferred: time.Duration(ad.PreferedLft) * time.Second, Valid: time.Duration(ad.ValidLft) * time.Second,
-						Forever: ad.ValidLft == lifetimeForever})
+						Forever: ad.ValidLft == LifetimeForever})
 				}
 			}
 		}

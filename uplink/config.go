@@ -318,28 +318,3 @@ func ParseTarget(s string) (addr netip.Addr, m *Method, err error) {
 	}
 	return a.Unmap(), &method, nil
 }
-
-// Bytes estimates what one probe of this method costs on the wire (IP packets, both ways): an
-// ICMP echo is exact (a 16-byte payload); a connection's handshake, request and close are
-// typical sizes. answered: the reply came (a lost probe costs only what was sent).
-func (m Method) Bytes(v6, answered bool) int {
-	ip := 20
-	if v6 {
-		ip = 40
-	}
-	var out, in int
-	switch m.Name {
-	case MethodICMP:
-		out, in = ip+8+16, ip+8+16
-	case MethodTCP:
-		out, in = 3*(ip+32), 2*(ip+32) // SYN, ACK, FIN; SYN-ACK, FIN-ACK
-	case MethodDNS:
-		out, in = ip+8+45, ip+8+120
-	default: // http, https: a connection, a request, a short response
-		out, in = 4*(ip+32)+300, 3*(ip+32)+1200
-	}
-	if !answered {
-		return out
-	}
-	return out + in
-}

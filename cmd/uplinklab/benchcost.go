@@ -9,12 +9,14 @@ import (
 
 	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/internal/netlab"
+	"github.com/uplinkd/uplinkd/probe"
+	"github.com/uplinkd/uplinkd/uplink"
 )
 
 // The cost part of `uplinklab bench -quality`: what a metered backup's probes cost and how fast
 // it still takes over, and what idle probing costs in CPU.
 const costMethod = "metered: one fresh lab, shipped defaults, isp2 metered = true; after isp2 is probed gently, its probe bytes (uplinkd's count, IP bytes both ways; " +
-	"cross-checked with the echo requests counted in isp2's namespace × 88 B) over -metered-window, per day. takeover: isp1 dies silently at a random phase of the probe round, " +
+	"cross-checked with the echo requests counted in isp2's namespace × an echo's and its reply's bytes) over -metered-window, per day. takeover: isp1 dies silently at a random phase of the probe round, " +
 	"time until isp2 carries the traffic (uplinkd's event), with isp2 metered and, in the same number of runs, not metered. " +
 	"idle_cpu_pct: bench-scale's measure (N uplinks × M targets, icmp, pin_connections off, utime+stime over 30 s after every uplink is up)."
 
@@ -100,7 +102,8 @@ func meteredLab(ctx context.Context, bin string, metered bool, window time.Durat
 		}
 		perDay := 86400 / time.Since(start).Seconds()
 		rep.MeteredBytesPerDay = float64(b1-b0) * perDay
-		rep.MeteredCountedPerDay = float64((e1-e0)*88) * perDay
+		echo := probe.WireBytes(uplink.Method{Name: uplink.MethodICMP}, false, true) // request and reply
+		rep.MeteredCountedPerDay = float64((e1-e0)*uint64(echo)) * perDay
 		progress("metered isp2: %.0f B/day by uplinkd's count, %.0f B/day counted at isp2", rep.MeteredBytesPerDay, rep.MeteredCountedPerDay)
 	}
 	interval := shipped().Interval

@@ -26,7 +26,7 @@ type probeCost struct {
 
 func (c *probeCost) add(p uplink.Probe, r uplink.Round) {
 	for _, x := range r.Results {
-		c.bytes += uint64(p.MethodOf(x.Target).Bytes(x.Target.Is6(), x.OK))
+		c.bytes += uint64(probe.WireBytes(p.MethodOf(x.Target), x.Target.Is6(), x.OK))
 	}
 }
 

@@ -87,7 +87,7 @@ func (e *Engine) apply(cause string, start time.Time) int {
 // failure is retried every retryApply, the dataplane checking everything again.
 func (e *Engine) set(s dataplane.State, cause string, start time.Time) int {
 	e.state = s
-	// Rendered once per state, not per status: the status is published four times a second.
+	// Rendered once per state, not per status: statuses are published far more often than states change.
 	e.routes.active, e.routes.route4, e.routes.route6 = activeRoute(s), s.Route4(), s.Route6()
 	res, err := e.opt.Dataplane.Set(s)
 	e.repairs.note(e.log, "plan", strings.Join(res.Problems, "; "), "routing plan: inputs ignored")

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/uplinkd/uplinkd/internal/dataplane"
+	"github.com/uplinkd/uplinkd/routing"
 	"github.com/uplinkd/uplinkd/uplink"
 	"github.com/vishvananda/netlink"
 )
@@ -76,12 +77,12 @@ func (l *Lifetimes) setIface(name string, p dataplane.Prefix, deprecate bool) er
 		switch {
 		case deprecate && !done:
 			before = time.Duration(a.PreferedLft) * time.Second
-			if a.PreferedLft == lifetimeForever {
+			if a.PreferedLft == routing.LifetimeForever {
 				before = -1
 			}
 			a.PreferedLft = 0
 		case !deprecate && done:
-			a.PreferedLft = lifetimeForever
+			a.PreferedLft = routing.LifetimeForever
 			if before >= 0 {
 				a.PreferedLft = int(min(before, p.Preferred) / time.Second)
 			}
@@ -101,5 +102,3 @@ func (l *Lifetimes) setIface(name string, p dataplane.Prefix, deprecate bool) er
 	}
 	return nil
 }
-
-const lifetimeForever = 0xffffffff
