@@ -89,6 +89,10 @@ type Uplink struct {
 	Prefixes []Prefix
 }
 
+// PrefixesPreferred says whether hosts may use u's LAN prefixes for new connections: u carries
+// new IPv6 connections (RFC 8475: otherwise they are advertised deprecated).
+func (s State) PrefixesPreferred(u Uplink) bool { return u.Active6 && !s.Provisional }
+
 // PrefixList is u's LAN prefixes without their details.
 func (u Uplink) PrefixList() []netip.Prefix {
 	out := make([]netip.Prefix, len(u.Prefixes))

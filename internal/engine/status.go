@@ -122,7 +122,7 @@ func (e *Engine) ipv6Status() *api.IPv6Status {
 	for _, u := range e.state.Uplinks {
 		for _, p := range u.Prefixes {
 			v.Prefixes = append(v.Prefixes, api.PrefixStatus{Prefix: p.Prefix.String(), Uplink: u.Name,
-				Preferred: u.Active6 && !e.state.Provisional, Interfaces: p.Interfaces})
+				Preferred: e.state.PrefixesPreferred(u), Interfaces: p.Interfaces})
 		}
 	}
 	for _, t := range e.state.Translations() {

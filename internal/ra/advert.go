@@ -77,7 +77,7 @@ func Adverts(s dataplane.State) map[string]Advert {
 					continue
 				}
 				pio := PIO{Prefix: p.Prefix, Uplink: u.Name, Preferred: p.Preferred, Valid: p.Valid}
-				if !u.Active6 {
+				if !s.PrefixesPreferred(u) {
 					// RFC 8475: deprecated, never withdrawn; the valid lifetime stays as it was
 					// (RFC 4862 §5.5.3e: a host ignores a cut below 2 h anyway).
 					pio.Preferred = 0

@@ -46,7 +46,7 @@ func (l *Lifetimes) Set(st dataplane.State) error {
 	for _, u := range st.Uplinks {
 		for _, p := range u.Prefixes {
 			for _, n := range p.Interfaces {
-				if err := l.setIface(n, p, driven && !u.Active6); err != nil {
+				if err := l.setIface(n, p, driven && !st.PrefixesPreferred(u)); err != nil {
 					errs = append(errs, err)
 				}
 			}
