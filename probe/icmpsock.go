@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/net/bpf"
@@ -25,6 +26,7 @@ type icmpSocket struct {
 	v6   bool
 	id   uint16
 	conn *net.IPConn
+	rc   syscall.RawConn
 	quit chan struct{} // closed by close: the reader stops waiting to deliver
 	done sync.WaitGroup
 }
@@ -63,7 +65,12 @@ func openICMP(v6 bool, id uint16, nonce uint64, pin Pin, deliver func(r icmpRepl
 		conn.Close()
 		return nil, fmt.Errorf("filter echo replies: %w", err)
 	}
-	s := &icmpSocket{v6: v6, id: id, conn: conn, quit: make(chan struct{})}
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		conn.Close()
+		return nil, err
+	}
+	s := &icmpSocket{v6: v6, id: id, conn: conn, rc: rc, quit: make(chan struct{})}
 	s.done.Go(func() { s.read(nonce, deliver) })
 	return s, nil
 }
@@ -114,7 +121,7 @@ func (s *icmpSocket) read(nonce uint64, deliver func(r icmpReply, quit <-chan st
 	}
 	buf := make([]byte, 1500)
 	for {
-		n, from, err := s.conn.ReadFrom(buf)
+		n, addr, err := rawReadFrom(s.rc, buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -122,7 +129,14 @@ func (s *icmpSocket) read(nonce uint64, deliver func(r icmpReply, quit <-chan st
 			continue // a transient error on a raw socket (e.g. an ICMP error queued for it)
 		}
 		now := time.Since(epoch)
-		m, err := icmp.ParseMessage(proto, buf[:n])
+		msg := buf[:n]
+		if !s.v6 { // an IPv4 raw socket reads the IP header too
+			if n < 1 || n < int(msg[0]&0x0f)*4 {
+				continue
+			}
+			msg = msg[int(msg[0]&0x0f)*4:]
+		}
+		m, err := icmp.ParseMessage(proto, msg)
 		if err != nil {
 			continue
 		}
@@ -130,12 +144,7 @@ func (s *icmpSocket) read(nonce uint64, deliver func(r icmpReply, quit <-chan st
 		if !ok || echo.ID != int(s.id) || len(echo.Data) < payloadLen || binary.BigEndian.Uint64(echo.Data[8:]) != nonce {
 			continue
 		}
-		ip, ok := from.(*net.IPAddr)
-		if !ok {
-			continue
-		}
-		addr, ok := netip.AddrFromSlice(ip.IP)
-		if !ok {
+		if !addr.IsValid() {
 			continue
 		}
 		sent := time.Duration(binary.BigEndian.Uint64(echo.Data))
@@ -157,8 +166,7 @@ func (s *icmpSocket) send(target netip.Addr, seq uint16, nonce uint64) error {
 	if err != nil {
 		return err
 	}
-	_, err = s.conn.WriteTo(b, &net.IPAddr{IP: target.AsSlice(), Zone: target.Zone()})
-	return err
+	return rawSendTo(s.conn, s.rc, b, target)
 }
 
 // close closes the socket and waits for its reader.

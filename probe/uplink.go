@@ -44,7 +44,7 @@ func Start(ctx context.Context, name string, p uplink.Probe, pin Pin, out func(u
 	if err != nil {
 		return nil, fmt.Errorf("probe: uplink %s: %w", name, err)
 	}
-	return start(ctx, name, p, pin, out, t), nil
+	return start(ctx, name, p, pin, out, t, newAlarm), nil
 }
 
 // transportsFor makes the transport of every method p's targets use: one, or one per method
@@ -91,12 +91,13 @@ func (b byMethod) close() {
 	}
 }
 
-func start(ctx context.Context, name string, p uplink.Probe, pin Pin, out func(uplink.Round), t transport) *Uplink {
+// wake makes the alarm that wakes the run loop (a fake clock needs a runtime timer).
+func start(ctx context.Context, name string, p uplink.Probe, pin Pin, out func(uplink.Round), t transport, wake func() *alarm) *Uplink {
 	ctx, cancel := context.WithCancel(ctx)
 	u := &Uplink{name: name, cancel: cancel, pins: make(chan Pin, 1), modes: make(chan Mode, 1)}
 	s := newSched(schedConfig{Targets: p.Targets, Interval: p.Interval, Timeout: p.Timeout, DownAfter: p.DownAfter,
 		GentleInterval: uplink.MeteredInterval})
-	u.done.Go(func() { u.run(ctx, s, t, p, pin, out) })
+	u.done.Go(func() { u.run(ctx, s, t, p, pin, out, wake()) })
 	return u
 }
 
@@ -140,7 +141,7 @@ func (u *Uplink) Stop() {
 	})
 }
 
-func (u *Uplink) run(ctx context.Context, s *sched, t transport, p uplink.Probe, pin Pin, out func(uplink.Round)) {
+func (u *Uplink) run(ctx context.Context, s *sched, t transport, p uplink.Probe, pin Pin, out func(uplink.Round), wake *alarm) {
 	events := make(chan event, 64)
 	post := func(ev event, quit <-chan struct{}) {
 		select {
@@ -155,8 +156,7 @@ func (u *Uplink) run(ctx context.Context, s *sched, t transport, p uplink.Probe,
 		probes.Wait()
 	}()
 	t.setPin(pin, post)
-	timer := time.NewTimer(0)
-	defer timer.Stop()
+	defer wake.close()
 	describe := func(r uplink.Round) uplink.Round {
 		for i := range r.Results {
 			if x := &r.Results[i]; x.Err != "" && !strings.HasPrefix(x.Err, "probe: ") {
@@ -188,7 +188,7 @@ func (u *Uplink) run(ctx context.Context, s *sched, t transport, p uplink.Probe,
 			}
 			out(describe(r))
 		}
-		timer.Reset(max(0, time.Until(s.next())))
+		wake.set(time.Until(s.next()))
 		select {
 		case <-ctx.Done():
 			return
@@ -202,7 +202,7 @@ func (u *Uplink) run(ctx context.Context, s *sched, t transport, p uplink.Probe,
 			for range len(events) { // bounded: what is queued now
 				s.apply(<-events)
 			}
-		case <-timer.C:
+		case <-wake.C:
 		}
 	}
 }

@@ -55,7 +55,7 @@ func TestUplinkRoundsFollowTheIntervalTakeNewPinsAndStopForGood(t *testing.T) {
 			mu.Lock()
 			defer mu.Unlock()
 			rounds = append(rounds, r)
-		}, f)
+		}, f, newTimerAlarm)
 		time.Sleep(2*time.Second + 100*time.Millisecond) // fake time: rounds at 0, 0.5, 1, 1.5, 2 s
 		synctest.Wait()
 		mu.Lock()
