@@ -422,38 +422,58 @@ func (m *Machine) window() windowQuality {
 	return w
 }
 
-// Targets returns per-target loss and mean RTT over the window, in configuration order.
+// Targets returns per-target loss and mean RTT over the window, in configuration order. It is
+// called for every round (the quality verdict): one pass over the window, not one per target.
 func (m *Machine) Targets() []TargetStats {
-	window := m.rounds[max(0, len(m.rounds)-m.p.Window):]
-	out := make([]TargetStats, 0, len(m.p.Targets))
-	for _, t := range m.p.Targets {
-		st := TargetStats{Address: t}
-		var sum time.Duration
-		var jit jitter
-		answered := 0
-		for _, r := range window {
-			for _, x := range r.Results {
-				if x.Target != t {
-					continue
-				}
-				st.Samples++
-				if x.OK {
-					jit.add(x.RTT)
-					answered++
-					sum += x.RTT
-				}
+	targets := m.p.Targets
+	out := make([]TargetStats, len(targets))
+	type sums struct {
+		rtt      time.Duration
+		answered int
+		jit      jitter
+	}
+	var onStack [8]sums
+	acc := onStack[:]
+	if len(targets) > len(onStack) {
+		acc = make([]sums, len(targets))
+	}
+	for _, r := range m.rounds[max(0, len(m.rounds)-m.p.Window):] {
+		next := 0
+		for _, x := range r.Results {
+			i := indexFrom(targets, next, x.Target)
+			if i < 0 {
+				continue
+			}
+			next = i + 1
+			out[i].Samples++
+			if x.OK {
+				acc[i].jit.add(x.RTT)
+				acc[i].answered++
+				acc[i].rtt += x.RTT
 			}
 		}
-		st.Jitter = jit.value()
+	}
+	for i, t := range targets {
+		st, a := &out[i], acc[i]
+		st.Address, st.Jitter = t, a.jit.value()
 		if st.Samples > 0 {
-			st.Loss = 100 * float64(st.Samples-answered) / float64(st.Samples)
+			st.Loss = 100 * float64(st.Samples-a.answered) / float64(st.Samples)
 		}
-		if answered > 0 {
-			st.RTT = sum / time.Duration(answered)
+		if a.answered > 0 {
+			st.RTT = a.rtt / time.Duration(a.answered)
 		}
-		out = append(out, st)
 	}
 	return out
+}
+
+// indexFrom is t's index in targets, looked for from `from` on first: a round's results come
+// in configuration order (a one-target round's one among them), so it is usually right there.
+func indexFrom(targets []netip.Addr, from int, t netip.Addr) int {
+	from = min(from, len(targets))
+	if k := slices.Index(targets[from:], t); k >= 0 {
+		return from + k
+	}
+	return slices.Index(targets[:from], t)
 }
 
 func (m *Machine) set(now time.Time, to State, reason string) (Transition, bool) {

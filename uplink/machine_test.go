@@ -466,3 +466,55 @@ func TestOneTargetRoundsThatFailTakeItDown(t *testing.T) {
 		t.Errorf("one of three targets answered over down_after one-target rounds: %s; want down, as over full rounds", s)
 	}
 }
+
+// TestTargetsCountsEachResultOfTheWindowOnce compares the one-pass Targets with the obvious
+// per-target count, over full rounds, one-target rounds and results out of order.
+func TestTargetsCountsEachResultOfTheWindowOnce(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	p := testProbe()
+	m := NewMachine("isp1", p, time.Unix(0, 0))
+	var all []Round
+	for i := range 3 * p.Window {
+		var r Round
+		for _, tg := range p.Targets {
+			if rng.IntN(3) > 0 {
+				r.Results = append(r.Results, Result{Target: tg, OK: rng.IntN(4) > 0, RTT: time.Duration(1+rng.IntN(90)) * time.Millisecond})
+			}
+		}
+		if i%5 == 0 && len(r.Results) > 1 {
+			r.Results[0], r.Results[1] = r.Results[1], r.Results[0]
+		}
+		r.Start = time.Unix(int64(i), 0)
+		m.ObserveRound(r)
+		all = append(all, r)
+		window := all[max(0, len(all)-p.Window):]
+		for k, got := range m.Targets() {
+			want := TargetStats{Address: p.Targets[k]}
+			var sum time.Duration
+			var jit jitter
+			answered := 0
+			for _, w := range window {
+				for _, x := range w.Results {
+					if x.Target == want.Address {
+						want.Samples++
+						if x.OK {
+							answered++
+							sum += x.RTT
+							jit.add(x.RTT)
+						}
+					}
+				}
+			}
+			if want.Samples > 0 {
+				want.Loss = 100 * float64(want.Samples-answered) / float64(want.Samples)
+			}
+			if answered > 0 {
+				want.RTT = sum / time.Duration(answered)
+			}
+			want.Jitter = jit.value()
+			if got != want {
+				t.Fatalf("round %d, target %s: got %+v, want %+v", i, want.Address, got, want)
+			}
+		}
+	}
+}
