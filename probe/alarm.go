@@ -21,7 +21,9 @@ type alarm struct {
 
 	f    *os.File
 	rc   syscall.RawConn
-	t    *time.Timer // the fallback
+	spec unix.ItimerSpec
+	arm  func(fd uintptr) // sets the timerfd to spec; made once, so set allocates nothing
+	t    *time.Timer      // the fallback
 	done sync.WaitGroup
 }
 
@@ -34,6 +36,10 @@ func newAlarm() *alarm {
 	if a.rc, err = a.f.SyscallConn(); err != nil {
 		a.f.Close()
 		return newTimerAlarm()
+	}
+	a.arm = func(fd uintptr) {
+		// timerfd_settime fails only on a bad descriptor or value: neither can happen here.
+		unix.RawSyscall6(unix.SYS_TIMERFD_SETTIME, fd, 0, uintptr(unsafe.Pointer(&a.spec)), 0, 0, 0)
 	}
 	a.done.Go(a.wait)
 	return a
@@ -56,13 +62,13 @@ func (a *alarm) ring() {
 // wait reads the timerfd's expiries until the alarm is closed.
 func (a *alarm) wait() {
 	var ticks uint64
+	var errno syscall.Errno
+	read := func(fd uintptr) bool {
+		_, _, errno = unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&ticks)), 8)
+		return errno != unix.EAGAIN
+	}
 	for {
-		var errno syscall.Errno
-		err := a.rc.Read(func(fd uintptr) bool {
-			_, _, errno = unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&ticks)), 8)
-			return errno != unix.EAGAIN
-		})
-		if err != nil {
+		if err := a.rc.Read(read); err != nil {
 			return // closed
 		}
 		if errno == 0 {
@@ -78,11 +84,8 @@ func (a *alarm) set(d time.Duration) {
 		a.t.Reset(d)
 		return
 	}
-	// timerfd_settime fails only on a bad descriptor or value: neither can happen here.
-	spec := unix.ItimerSpec{Value: unix.NsecToTimespec(int64(d))}
-	_ = a.rc.Control(func(fd uintptr) {
-		unix.RawSyscall6(unix.SYS_TIMERFD_SETTIME, fd, 0, uintptr(unsafe.Pointer(&spec)), 0, 0, 0)
-	})
+	a.spec.Value = unix.NsecToTimespec(int64(d))
+	_ = a.rc.Control(a.arm)
 }
 
 func (a *alarm) close() {

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/net/bpf"
@@ -26,7 +25,7 @@ type icmpSocket struct {
 	v6   bool
 	id   uint16
 	conn *net.IPConn
-	rc   syscall.RawConn
+	io   *rawIO
 	quit chan struct{} // closed by close: the reader stops waiting to deliver
 	done sync.WaitGroup
 }
@@ -65,12 +64,12 @@ func openICMP(v6 bool, id uint16, nonce uint64, pin Pin, deliver func(r icmpRepl
 		conn.Close()
 		return nil, fmt.Errorf("filter echo replies: %w", err)
 	}
-	rc, err := conn.SyscallConn()
+	rio, err := newRawIO(conn)
 	if err != nil {
 		conn.Close()
 		return nil, err
 	}
-	s := &icmpSocket{v6: v6, id: id, conn: conn, rc: rc, quit: make(chan struct{})}
+	s := &icmpSocket{v6: v6, id: id, conn: conn, io: rio, quit: make(chan struct{})}
 	s.done.Go(func() { s.read(nonce, deliver) })
 	return s, nil
 }
@@ -121,7 +120,7 @@ func (s *icmpSocket) read(nonce uint64, deliver func(r icmpReply, quit <-chan st
 	}
 	buf := make([]byte, 1500)
 	for {
-		n, addr, err := rawReadFrom(s.rc, buf)
+		n, addr, err := s.io.readFrom(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -166,7 +165,7 @@ func (s *icmpSocket) send(target netip.Addr, seq uint16, nonce uint64) error {
 	if err != nil {
 		return err
 	}
-	return rawSendTo(s.conn, s.rc, b, target)
+	return s.io.sendTo(b, target)
 }
 
 // close closes the socket and waits for its reader.

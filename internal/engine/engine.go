@@ -29,11 +29,13 @@ const (
 	// addrSettle is how long a burst of address or gateway changes may last before it is
 	// applied in one go.
 	addrSettle = 50 * time.Millisecond
-	// statusEvery bounds how stale the published RTT and loss figures may get: they are
-	// window averages, and a second is fresher than any reader needs (a scrape every 15 s,
-	// a person). Decisions are published at once. At 250 ms this timer was most of the idle
-	// daemon's wakeups (2 × 3 at 500 ms: 0.23–0.27 % of a core; at 1 s 0.10–0.17 %).
-	statusEvery = time.Second
+	// tickEvery is the loop's periodic wake-up. It weighs each uplink's probe mode (one read
+	// of the connection-mark counters) and publishes the RTT and loss figures if they aged:
+	// window averages, for which a second is fresher than any reader needs (a scrape every
+	// 15 s, a person); decisions are published at once. One timer, not one for each: every
+	// runtime timer wakes the idle daemon's threads (see probe/alarm.go), and at 250 ms the
+	// status refresh alone was most of its wake-ups.
+	tickEvery = time.Second
 	// requestTimeout bounds how long an API request waits for the loop to take it.
 	requestTimeout = 10 * time.Second
 )
@@ -95,9 +97,8 @@ type Engine struct {
 	standby bool    // the operator put this box in standby (uplinkctl standby)
 	ready   bool
 	retry   *time.Timer
-	// statusDue fires when a snapshot with newer RTT and loss figures is due; nil when the
-	// published one is current.
-	statusDue <-chan time.Time
+	// statusAged: rounds came in since the last snapshot; the next tick publishes one.
+	statusAged bool
 	// evidenceDue fires when rounds held for passive evidence may be judged; nil: none held.
 	evidenceDue <-chan time.Time
 	// settleDue fires when a burst of address changes has settled and is to be applied; nil
@@ -193,8 +194,8 @@ func (e *Engine) loop(ctx context.Context) error {
 	defer watchdog.Stop()
 	check := time.NewTicker(checkInterval)
 	defer check.Stop()
-	modes := time.NewTicker(probeModeEvery)
-	defer modes.Stop()
+	tick := time.NewTicker(tickEvery)
+	defer tick.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -231,14 +232,15 @@ func (e *Engine) loop(ctx context.Context) error {
 			}
 		case <-e.evidenceDue:
 			e.releaseHeld()
-		case <-e.statusDue:
-			e.publishStatus()
 		case <-watchdog.C:
 			e.notify.Watchdog()
 		case <-check.C:
 			e.check("check")
-		case now := <-modes.C:
+		case now := <-tick.C:
 			e.weighProbeModes(now, true)
+			if e.statusAged {
+				e.publishStatus()
+			}
 		case <-e.opt.PinDamage:
 			e.check("connection-mark table damaged")
 		}
@@ -247,7 +249,7 @@ func (e *Engine) loop(ctx context.Context) error {
 
 // onRound takes in one probe round and asks that uplink's machine (only it: a machine counts
 // its own rounds) for a verdict. Most rounds change none: then only the published figures
-// (RTT, loss) age, and they are refreshed at most every statusEvery, not per round — with 64
+// (RTT, loss) age, and they are refreshed at the next tick (tickEvery), not per round — with 64
 // uplinks a whole reconcile per round would cost more than the probing.
 func (e *Engine) onRound(m *member, r uplink.Round) {
 	if len(m.held) > 0 {
@@ -280,9 +282,7 @@ func (e *Engine) take(m *member, r uplink.Round) {
 		e.apply("service quality", now)
 		return
 	}
-	if e.statusDue == nil {
-		e.statusDue = time.After(statusEvery)
-	}
+	e.statusAged = true
 }
 
 func (e *Engine) firstVerdictDelay() time.Duration {

@@ -48,7 +48,7 @@ func TestTheTableIsReadOnlyForRoundsWithoutQuorumAndOnceASecond(t *testing.T) {
 		r := startRig(t, twoISPs)
 		start := time.Now()
 		r.rounds("isp1", true, 20)
-		if n, most := r.dp.Reads(), int(time.Since(start)/probeModeEvery)+1; n > most {
+		if n, most := r.dp.Reads(), int(time.Since(start)/tickEvery)+1; n > most {
 			t.Errorf("%d reads of the counters in 20 good rounds over %s, want at most %d", n, time.Since(start), most)
 		}
 		r.close()

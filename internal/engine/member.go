@@ -42,7 +42,7 @@ type member struct {
 	prober Prober
 	mode   probe.Mode // what it was last told (full when it starts)
 	// rx is the last count of packets received for its connections; receiving: it grew over
-	// the last probeModeEvery.
+	// the last tick (tickEvery).
 	rx        uint64
 	rxSeen    bool
 	receiving bool

@@ -9,10 +9,6 @@ import (
 	"github.com/uplinkd/uplinkd/uplink"
 )
 
-// probeModeEvery is how often the loop weighs how many probes each uplink needs: one read of
-// the connection-mark table's counters.
-const probeModeEvery = time.Second
-
 // bytesTau is the time constant of the probe bytes rate in the status.
 const bytesTau = 10 * time.Minute
 

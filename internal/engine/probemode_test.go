@@ -14,7 +14,7 @@ import (
 func TestAMeteredBackupIsProbedGentlyUntilItMayBeNeeded(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		r := startRig(t, twoISPs+"metered = true\n")
-		time.Sleep(probeModeEvery)
+		time.Sleep(tickEvery)
 		synctest.Wait()
 		if m := r.probes.mode("isp2"); m != probe.ModeGentle {
 			t.Fatalf("idle metered backup: %s, want gentle", m)

@@ -40,7 +40,7 @@ func (e *Engine) Status() api.Status {
 
 // publishStatus stores the snapshot that Status serves.
 func (e *Engine) publishStatus() {
-	e.statusDue = nil
+	e.statusAged = false
 	st := &api.Status{
 		Version: e.opt.Version,
 		Started: e.started,
