@@ -172,6 +172,18 @@ func (k *fakeKernel) AddrList(l netlink.Link, family int) ([]netlink.Addr, error
 	return out, nil
 }
 
+func (k *fakeKernel) AddrReplace(l netlink.Link, a *netlink.Addr) error {
+	addrs := k.addrs[l.Attrs().Index]
+	for i := range addrs {
+		if addrs[i].IP.Equal(a.IP) {
+			addrs[i] = *a
+			return nil
+		}
+	}
+	k.addrs[l.Attrs().Index] = append(addrs, *a)
+	return nil
+}
+
 func (k *fakeKernel) ConntrackDeleteFilters(_ netlink.ConntrackTableType, _ netlink.InetFamily, filters ...netlink.CustomConntrackFilter) (uint, error) {
 	var n uint
 	k.flows = slices.DeleteFunc(k.flows, func(f *netlink.ConntrackFlow) bool {

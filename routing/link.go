@@ -30,9 +30,10 @@ type LinkInfo struct {
 type AddrPrefix struct {
 	Addr   netip.Addr
 	Prefix netip.Prefix // masked
-	// Preferred and Valid are the remaining lifetimes; Forever: the address does not expire.
-	Preferred, Valid time.Duration
-	Forever          bool
+	// Preferred and Valid are the remaining lifetimes; Forever: the address does not expire;
+	// PreferredForever: nor does its preference.
+	Preferred, Valid          time.Duration
+	Forever, PreferredForever bool
 }
 
 // LifetimeForever is the kernel's "infinite" address lifetime (netlink.Addr's PreferedLft and
@@ -69,7 +70,7 @@ func (r *Router) Link(ifname string) (LinkInfo, error) {
 					ones, _ := ad.Mask.Size()
 					info.Prefixes6 = append(info.Prefixes6, AddrPrefix{Addr: ip, Prefix: netip.PrefixFrom(ip, ones).Masked(),
 						Preferred: time.Duration(ad.PreferedLft) * time.Second, Valid: time.Duration(ad.ValidLft) * time.Second,
-						Forever: ad.ValidLft == LifetimeForever})
+						Forever: ad.ValidLft == LifetimeForever, PreferredForever: ad.PreferedLft == LifetimeForever})
 				}
 			}
 		}
@@ -87,6 +88,38 @@ func (r *Router) Link(ifname string) (LinkInfo, error) {
 		}
 	}
 	return info, nil
+}
+
+// SetPreferred sets the preferred lifetime of ifname's address addr, keeping its valid lifetime
+// and flags: whole seconds, forever when forever is set, and 0 deprecates it (the kernel keeps
+// it but no longer picks it as a source; a program copying it into RAs tells the hosts).
+func (r *Router) SetPreferred(ifname string, addr netip.Addr, preferred time.Duration, forever bool) error {
+	l, err := r.k.LinkByName(ifname)
+	if err != nil {
+		return fmt.Errorf("routing: link %s: %w", ifname, err)
+	}
+	f := netlink.FAMILY_V4
+	if addr.Is6() {
+		f = netlink.FAMILY_V6
+	}
+	addrs, err := retryDump("addresses of "+ifname, func() ([]netlink.Addr, error) { return r.k.AddrList(l, f) })
+	if err != nil {
+		return err
+	}
+	for _, a := range addrs {
+		if addrOf(a.IP) != addr {
+			continue
+		}
+		a.PreferedLft = int(max(preferred, 0) / time.Second)
+		if forever {
+			a.PreferedLft = LifetimeForever
+		}
+		if err := r.k.AddrReplace(l, &a); err != nil {
+			return fmt.Errorf("routing: %s on %s: %w", addr, ifname, err)
+		}
+		return nil
+	}
+	return fmt.Errorf("routing: %s has no address %s", ifname, addr)
 }
 
 // gatewayFor picks the gateway of the best foreign default route through link index idx.

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vishvananda/netlink"
 )
@@ -320,5 +321,37 @@ func TestLinkLearnsTheForeignGateway(t *testing.T) {
 	}
 	if _, err := r.Link("nope"); err == nil || !strings.Contains(err.Error(), "link nope") {
 		t.Errorf("err = %v, want it to name the link", err)
+	}
+}
+
+func TestSetPreferredChangesOnlyThatAddressesPreferredLifetime(t *testing.T) {
+	k := newFakeKernel("lan0")
+	k.addrs[2] = []netlink.Addr{
+		{IPNet: &net.IPNet{IP: net.ParseIP("2001:db8:a1::1"), Mask: net.CIDRMask(64, 128)}, PreferedLft: 1800, ValidLft: 7200, Flags: 0x200},
+		{IPNet: &net.IPNet{IP: net.ParseIP("2001:db8:a2::1"), Mask: net.CIDRMask(64, 128)}, PreferedLft: LifetimeForever, ValidLft: LifetimeForever},
+	}
+	r := newRouter(k, Settings{}, nil)
+	if err := r.SetPreferred("lan0", mustAddr("2001:db8:a1::1"), 0, false); err != nil {
+		t.Fatal(err)
+	}
+	info, err := r.Link("lan0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	a1, a2 := info.Prefixes6[0], info.Prefixes6[1]
+	if a1.Preferred != 0 || a1.Valid != 7200*time.Second || k.addrs[2][0].Flags != 0x200 {
+		t.Errorf("a1 %+v (flags %#x): want preferred 0, valid and flags kept", a1, k.addrs[2][0].Flags)
+	}
+	if !a2.PreferredForever || !a2.Forever {
+		t.Errorf("a2 %+v: want it untouched, forever", a2)
+	}
+	if err := r.SetPreferred("lan0", mustAddr("2001:db8:a1::1"), 0, true); err != nil {
+		t.Fatal(err)
+	}
+	if info, _ = r.Link("lan0"); !info.Prefixes6[0].PreferredForever {
+		t.Errorf("a1 %+v: want preferred forever again", info.Prefixes6[0])
+	}
+	if err := r.SetPreferred("lan0", mustAddr("2001:db8:a3::1"), 0, false); err == nil || !strings.Contains(err.Error(), "no address 2001:db8:a3::1") {
+		t.Errorf("err = %v, want it to name the missing address", err)
 	}
 }

@@ -146,7 +146,7 @@ func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger, level 
 	defer dnsUpdater.Close()
 	raSender := ra.NewSender(log) // sends only while [ipv6] advertise = "ra" has prefixes
 	defer raSender.Close()
-	dp, err := dataplane.New(h, netns.None(), settings, log, dnsServer, dnsUpdater, raSender, ra.NewLifetimes(log))
+	dp, err := dataplane.New(h, netns.None(), settings, log, dnsServer, dnsUpdater, raSender, ra.NewLifetimes(routing.NewRouter(h, settings, log), log))
 	if err != nil {
 		return err
 	}

@@ -9,7 +9,6 @@ import (
 	"github.com/uplinkd/uplinkd/internal/dataplane"
 	"github.com/uplinkd/uplinkd/routing"
 	"github.com/uplinkd/uplinkd/uplink"
-	"github.com/vishvananda/netlink"
 )
 
 // Lifetimes is the driven mode ([ipv6] advertise = "lifetimes"), a dataplane.Part: another
@@ -17,17 +16,25 @@ import (
 // from the gateway's own LAN address in it. uplinkd sets that address's preferred lifetime to
 // 0 while the prefix's uplink carries no new IPv6 connections, and gives it back after.
 type Lifetimes struct {
-	log *slog.Logger
+	addrs Addresses
+	log   *slog.Logger
 	// deprecated are the addresses set to preferred 0, with what they had before.
 	deprecated map[netip.Addr]time.Duration // -1: preferred forever
 }
 
-// NewLifetimes returns the driven mode's part; it changes nothing until a State asks for it.
-func NewLifetimes(log *slog.Logger) *Lifetimes {
+// Addresses is what the driven mode needs from the kernel: routing.Router.
+type Addresses interface {
+	Link(ifname string) (routing.LinkInfo, error)
+	SetPreferred(ifname string, addr netip.Addr, preferred time.Duration, forever bool) error
+}
+
+// NewLifetimes returns the driven mode's part, acting through addrs; it changes nothing until a
+// State asks for it.
+func NewLifetimes(addrs Addresses, log *slog.Logger) *Lifetimes {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Lifetimes{log: log, deprecated: map[netip.Addr]time.Duration{}}
+	return &Lifetimes{addrs: addrs, log: log, deprecated: map[netip.Addr]time.Duration{}}
 }
 
 var _ dataplane.Part = (*Lifetimes)(nil)
@@ -59,45 +66,38 @@ func (l *Lifetimes) Set(st dataplane.State) error {
 }
 
 func (l *Lifetimes) setIface(name string, p dataplane.Prefix, deprecate bool) error {
-	link, err := netlink.LinkByName(name)
+	info, err := l.addrs.Link(name)
 	if err != nil {
 		return err
 	}
-	addrs, err := netlink.AddrList(link, netlink.FAMILY_V6)
-	if err != nil {
-		return err
-	}
-	for _, a := range addrs {
-		ip, ok := netip.AddrFromSlice(a.IP)
-		if !ok || !p.Prefix.Contains(ip.Unmap()) {
+	for _, a := range info.Prefixes6 {
+		if !p.Prefix.Contains(a.Addr) {
 			continue
 		}
-		ip = ip.Unmap()
-		before, done := l.deprecated[ip]
+		before, done := l.deprecated[a.Addr]
+		var preferred time.Duration // deprecate
+		forever := false
 		switch {
 		case deprecate && !done:
-			before = time.Duration(a.PreferedLft) * time.Second
-			if a.PreferedLft == routing.LifetimeForever {
+			before = a.Preferred
+			if a.PreferredForever {
 				before = -1
 			}
-			a.PreferedLft = 0
 		case !deprecate && done:
-			a.PreferedLft = routing.LifetimeForever
-			if before >= 0 {
-				a.PreferedLft = int(min(before, p.Preferred) / time.Second)
-			}
+			forever = before < 0
+			preferred = min(before, p.Preferred)
 		default:
 			continue
 		}
-		if err := netlink.AddrReplace(link, &a); err != nil {
-			return fmt.Errorf("%s on %s: %w", ip, name, err)
+		if err := l.addrs.SetPreferred(name, a.Addr, preferred, forever); err != nil {
+			return err
 		}
 		if deprecate {
-			l.deprecated[ip] = before
-			l.log.Info("LAN address deprecated: the program advertising it tells hosts", "interface", name, "addr", ip)
+			l.deprecated[a.Addr] = before
+			l.log.Info("LAN address deprecated: the program advertising it tells hosts", "interface", name, "addr", a.Addr)
 		} else {
-			delete(l.deprecated, ip)
-			l.log.Info("LAN address preferred again", "interface", name, "addr", ip)
+			delete(l.deprecated, a.Addr)
+			l.log.Info("LAN address preferred again", "interface", name, "addr", a.Addr)
 		}
 	}
 	return nil
