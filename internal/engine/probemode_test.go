@@ -23,8 +23,7 @@ func TestAMeteredBackupIsProbedGentlyUntilItMayBeNeeded(t *testing.T) {
 			t.Errorf("the primary: %s, want full (nothing proves it alive but its probes)", m)
 		}
 		r.probes.roundLosing("isp1") // one lost probe (a line with a little loss) is no doubt
-		time.Sleep(100 * time.Millisecond)
-		synctest.Wait()
+		synctest.Wait()              // the engine has taken the round: a doubt would act at once
 		if m := r.probes.mode("isp2"); m != probe.ModeGentle {
 			t.Fatalf("one probe of the primary lost: backup %s, want still gentle", m)
 		}
