@@ -24,8 +24,7 @@ import (
 type icmpSocket struct {
 	v6   bool
 	id   uint16
-	conn *net.IPConn
-	io   *rawIO
+	io   *rawIO        // the socket (io.conn), sent to and read from by raw system calls
 	quit chan struct{} // closed by close: the reader stops waiting to deliver
 	done sync.WaitGroup
 }
@@ -69,7 +68,7 @@ func openICMP(v6 bool, id uint16, nonce uint64, pin Pin, deliver func(r icmpRepl
 		conn.Close()
 		return nil, err
 	}
-	s := &icmpSocket{v6: v6, id: id, conn: conn, io: rio, quit: make(chan struct{})}
+	s := &icmpSocket{v6: v6, id: id, io: rio, quit: make(chan struct{})}
 	s.done.Go(func() { s.read(nonce, deliver) })
 	return s, nil
 }
@@ -171,6 +170,6 @@ func (s *icmpSocket) send(target netip.Addr, seq uint16, nonce uint64) error {
 // close closes the socket and waits for its reader.
 func (s *icmpSocket) close() {
 	close(s.quit)
-	s.conn.Close()
+	s.io.conn.Close()
 	s.done.Wait()
 }
