@@ -58,22 +58,12 @@ func (r *Router) Link(ifname string) (LinkInfo, error) {
 		PointToPoint: a.Flags&net.FlagPointToPoint != 0,
 	}
 	for _, f := range families {
-		addrs, err := retryDump("addresses of "+ifname, func() ([]netlink.Addr, error) { return r.k.AddrList(l, f) })
+		addrs, prefixes, err := r.globalAddrs(l, f)
 		if err != nil {
 			return info, err
 		}
-		for _, ad := range addrs {
-			ip := addrOf(ad.IP)
-			if ip.IsValid() && ip.IsGlobalUnicast() && ad.Scope == int(netlink.SCOPE_UNIVERSE) && ad.Flags&unix.IFA_F_TENTATIVE == 0 {
-				info.Addrs = append(info.Addrs, ip)
-				if ip.Is6() && ad.IPNet != nil {
-					ones, _ := ad.Mask.Size()
-					info.Prefixes6 = append(info.Prefixes6, AddrPrefix{Addr: ip, Prefix: netip.PrefixFrom(ip, ones).Masked(),
-						Preferred: time.Duration(ad.PreferedLft) * time.Second, Valid: time.Duration(ad.ValidLft) * time.Second,
-						Forever: ad.ValidLft == LifetimeForever, PreferredForever: ad.PreferedLft == LifetimeForever})
-				}
-			}
-		}
+		info.Addrs = append(info.Addrs, addrs...)
+		info.Prefixes6 = append(info.Prefixes6, prefixes...)
 		routes, err := retryDump("routes", func() ([]netlink.Route, error) {
 			return r.k.RouteListFiltered(f, &netlink.Route{Table: tableUnspec}, netlink.RT_FILTER_TABLE)
 		})
@@ -88,6 +78,42 @@ func (r *Router) Link(ifname string) (LinkInfo, error) {
 		}
 	}
 	return info, nil
+}
+
+// globalAddrs reads l's global unicast addresses of family f that are not tentative, and for
+// IPv6 each with its prefix and remaining lifetimes.
+func (r *Router) globalAddrs(l netlink.Link, f int) ([]netip.Addr, []AddrPrefix, error) {
+	addrs, err := retryDump("addresses of "+l.Attrs().Name, func() ([]netlink.Addr, error) { return r.k.AddrList(l, f) })
+	if err != nil {
+		return nil, nil, err
+	}
+	var ips []netip.Addr
+	var prefixes []AddrPrefix
+	for _, ad := range addrs {
+		ip := addrOf(ad.IP)
+		if !ip.IsValid() || !ip.IsGlobalUnicast() || ad.Scope != int(netlink.SCOPE_UNIVERSE) || ad.Flags&unix.IFA_F_TENTATIVE != 0 {
+			continue
+		}
+		ips = append(ips, ip)
+		if ip.Is6() && ad.IPNet != nil {
+			ones, _ := ad.Mask.Size()
+			prefixes = append(prefixes, AddrPrefix{Addr: ip, Prefix: netip.PrefixFrom(ip, ones).Masked(),
+				Preferred: time.Duration(ad.PreferedLft) * time.Second, Valid: time.Duration(ad.ValidLft) * time.Second,
+				Forever: ad.ValidLft == LifetimeForever, PreferredForever: ad.PreferedLft == LifetimeForever})
+		}
+	}
+	return ips, prefixes, nil
+}
+
+// Prefixes6 reads ifname's global IPv6 addresses with their prefixes and lifetimes: Link's
+// Prefixes6 without the rest of Link (its route dumps).
+func (r *Router) Prefixes6(ifname string) ([]AddrPrefix, error) {
+	l, err := r.k.LinkByName(ifname)
+	if err != nil {
+		return nil, fmt.Errorf("routing: link %s: %w", ifname, err)
+	}
+	_, prefixes, err := r.globalAddrs(l, netlink.FAMILY_V6)
+	return prefixes, err
 }
 
 // SetPreferred sets the preferred lifetime of ifname's address addr, keeping its valid lifetime

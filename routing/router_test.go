@@ -334,11 +334,11 @@ func TestSetPreferredChangesOnlyThatAddressesPreferredLifetime(t *testing.T) {
 	if err := r.SetPreferred("lan0", mustAddr("2001:db8:a1::1"), 0, false); err != nil {
 		t.Fatal(err)
 	}
-	info, err := r.Link("lan0")
+	prefixes, err := r.Prefixes6("lan0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	a1, a2 := info.Prefixes6[0], info.Prefixes6[1]
+	a1, a2 := prefixes[0], prefixes[1]
 	if a1.Preferred != 0 || a1.Valid != 7200*time.Second || k.addrs[2][0].Flags != 0x200 {
 		t.Errorf("a1 %+v (flags %#x): want preferred 0, valid and flags kept", a1, k.addrs[2][0].Flags)
 	}
@@ -348,8 +348,8 @@ func TestSetPreferredChangesOnlyThatAddressesPreferredLifetime(t *testing.T) {
 	if err := r.SetPreferred("lan0", mustAddr("2001:db8:a1::1"), 0, true); err != nil {
 		t.Fatal(err)
 	}
-	if info, _ = r.Link("lan0"); !info.Prefixes6[0].PreferredForever {
-		t.Errorf("a1 %+v: want preferred forever again", info.Prefixes6[0])
+	if prefixes, _ = r.Prefixes6("lan0"); !prefixes[0].PreferredForever {
+		t.Errorf("a1 %+v: want preferred forever again", prefixes[0])
 	}
 	if err := r.SetPreferred("lan0", mustAddr("2001:db8:a3::1"), 0, false); err == nil || !strings.Contains(err.Error(), "no address 2001:db8:a3::1") {
 		t.Errorf("err = %v, want it to name the missing address", err)

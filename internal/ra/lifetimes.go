@@ -24,7 +24,7 @@ type Lifetimes struct {
 
 // Addresses is what the driven mode needs from the kernel: routing.Router.
 type Addresses interface {
-	Link(ifname string) (routing.LinkInfo, error)
+	Prefixes6(ifname string) ([]routing.AddrPrefix, error)
 	SetPreferred(ifname string, addr netip.Addr, preferred time.Duration, forever bool) error
 }
 
@@ -66,11 +66,11 @@ func (l *Lifetimes) Set(st dataplane.State) error {
 }
 
 func (l *Lifetimes) setIface(name string, p dataplane.Prefix, deprecate bool) error {
-	info, err := l.addrs.Link(name)
+	prefixes, err := l.addrs.Prefixes6(name)
 	if err != nil {
 		return err
 	}
-	for _, a := range info.Prefixes6 {
+	for _, a := range prefixes {
 		if !p.Prefix.Contains(a.Addr) {
 			continue
 		}

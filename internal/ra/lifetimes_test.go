@@ -12,8 +12,8 @@ import (
 // fakeAddrs is lan0 with one address in each uplink's prefix.
 type fakeAddrs struct{ addrs []routing.AddrPrefix }
 
-func (f *fakeAddrs) Link(string) (routing.LinkInfo, error) {
-	return routing.LinkInfo{Prefixes6: append([]routing.AddrPrefix(nil), f.addrs...)}, nil
+func (f *fakeAddrs) Prefixes6(string) ([]routing.AddrPrefix, error) {
+	return append([]routing.AddrPrefix(nil), f.addrs...), nil
 }
 
 func (f *fakeAddrs) SetPreferred(_ string, addr netip.Addr, preferred time.Duration, forever bool) error {
