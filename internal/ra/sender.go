@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -336,18 +337,8 @@ func (s *Sender) Last() []Last {
 		}
 		f.mu.Unlock()
 	}
-	slices.SortFunc(out, func(a, b Last) int { return cmpString(a.Interface, b.Interface) })
+	slices.SortFunc(out, func(a, b Last) int { return strings.Compare(a.Interface, b.Interface) })
 	return out
-}
-
-func cmpString(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // Sent returns Last in the control API's form.
