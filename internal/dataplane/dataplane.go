@@ -34,6 +34,7 @@ type Part interface {
 type routes interface {
 	Apply(routing.Plan) (routing.Changes, error)
 	Link(ifname string) (routing.LinkInfo, error)
+	Prefixes6(ifname string) ([]routing.AddrPrefix, error)
 	FlushSNAT(netip.Addr) (int, error)
 	FlushPrefix(netip.Prefix) (int, error)
 	EndFlows(m routing.FlowMatch, mark, mask uint32) (int, error)
@@ -231,6 +232,11 @@ func (d *Dataplane) Cleanup() (routing.Changes, error) {
 
 // Link learns an interface's state, addresses and gateways.
 func (d *Dataplane) Link(ifname string) (routing.LinkInfo, error) { return d.routes.Link(ifname) }
+
+// Prefixes6 reads an interface's global IPv6 addresses with their prefixes and lifetimes.
+func (d *Dataplane) Prefixes6(ifname string) ([]routing.AddrPrefix, error) {
+	return d.routes.Prefixes6(ifname)
+}
 
 // Counts returns the live connections per uplink mark (a conntrack walk: slow). Unlike the
 // rest, it may be called from any goroutine.

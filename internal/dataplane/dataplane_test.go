@@ -31,7 +31,8 @@ func (f *fakeRoutes) Apply(p routing.Plan) (routing.Changes, error) {
 	f.applies = append(f.applies, p)
 	return routing.Changes{Messages: 1}, f.fail
 }
-func (f *fakeRoutes) Link(string) (routing.LinkInfo, error) { return routing.LinkInfo{}, nil }
+func (f *fakeRoutes) Link(string) (routing.LinkInfo, error)          { return routing.LinkInfo{}, nil }
+func (f *fakeRoutes) Prefixes6(string) ([]routing.AddrPrefix, error) { return nil, nil }
 func (f *fakeRoutes) FlushSNAT(a netip.Addr) (int, error) {
 	f.flushed = append(f.flushed, a)
 	return 1, nil

@@ -200,6 +200,12 @@ func (f *Fake) Link(ifname string) (routing.LinkInfo, error) {
 	return l, nil
 }
 
+// Prefixes6 is the Prefixes6 of what Link says about the interface.
+func (f *Fake) Prefixes6(ifname string) ([]routing.AddrPrefix, error) {
+	l, err := f.Link(ifname)
+	return l.Prefixes6, err
+}
+
 // SetCounts sets the live connections per uplink mark.
 func (f *Fake) SetCounts(c map[uint32]int) {
 	f.mu.Lock()

@@ -27,6 +27,9 @@ type Dataplane interface {
 type Kernel interface {
 	// Link learns an interface's state, addresses and gateways.
 	Link(ifname string) (routing.LinkInfo, error)
+	// Prefixes6 reads a LAN interface's global IPv6 addresses with their prefixes and
+	// lifetimes (Link's Prefixes6, without its route dumps).
+	Prefixes6(ifname string) ([]routing.AddrPrefix, error)
 	// Counts returns live connections per uplink mark. It walks the conntrack table: slow; it
 	// is called from the status's own goroutine.
 	Counts() (map[uint32]int, error)

@@ -19,12 +19,12 @@ func (e *Engine) learnLAN() bool {
 	}
 	lan := map[string][]routing.AddrPrefix{}
 	for _, n := range e.cfg.IPv6.Interfaces {
-		info, err := e.opt.Kernel.Link(n)
+		prefixes, err := e.opt.Kernel.Prefixes6(n)
 		if err != nil {
 			e.log.Debug("LAN interface unreadable; its followed prefixes are gone until it returns", "interface", n, "err", err)
 			continue
 		}
-		lan[n] = info.Prefixes6
+		lan[n] = prefixes
 	}
 	changed := !samePrefixes(e.lan, lan)
 	e.lan = lan
