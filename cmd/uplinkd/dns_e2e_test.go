@@ -236,8 +236,14 @@ func TestUpdatesFollowTheLiveUplinkAndSurviveABadKey(t *testing.T) {
 	if got := held(); len(got) != 0 {
 		t.Fatalf("the primary took an update with a wrong key: %v", got)
 	}
-	writeKey(secret, 0o644) // right, but readable by all: refused by uplinkd itself
+	writeKey(secret, 0o644) // right, but readable by all: uplinkd refuses it
 	waitLog("chmod 600", 10*time.Second)
+	// A reload judges the key file as the config is judged: refused, naming file, line and
+	// key, and the running configuration stays.
+	if err := d.client.Reload(ctx); err == nil || !strings.Contains(err.Error(), d.config+":") ||
+		!strings.Contains(err.Error(), "dns.update.key_file: tsig key: "+keyFile+": mode 0644") {
+		t.Errorf("reload with a key others can read: %v, want a refusal naming the file, line and key", err)
+	}
 	writeKey(secret, 0o600)
 	var got []string
 	defer func() {

@@ -66,7 +66,7 @@ func answer(z *Zone, req *dns.Msg, tcp bool) (*dns.Msg, int) {
 		}
 	}
 	if opt := req.IsEdns0(); opt != nil {
-		resp.SetEdns0(maxUDPSize, false)
+		resp.SetEdns0(maxUDPSize, opt.Do()) // RFC 3225 3: DO is copied into the response
 		if !tcp {
 			size = min(max(int(opt.UDPSize()), minUDPSize), maxUDPSize)
 		}

@@ -176,13 +176,20 @@ func TestRFC8906Behaviour(t *testing.T) {
 	}
 }
 
-func TestEDNSIsAnsweredWithOurBufferAndNoDNSSEC(t *testing.T) {
+func TestEDNSIsAnsweredWithOurBufferAndTheQuerysDOBit(t *testing.T) {
 	z := Build(state(uplink.DNSPolicyBest), nil, t0)
+	for _, do := range []bool{true, false} {
+		r := ask(t, z, "www.lb.example.com.", dns.TypeA, func(m *dns.Msg) { m.SetEdns0(4096, do) }, false)
+		opt := r.IsEdns0()
+		if opt == nil || opt.UDPSize() != 1232 || opt.Do() != do || r.Rcode != dns.RcodeSuccess {
+			t.Fatalf("query DO %v: OPT %v rcode %d: want one with 1232 bytes and DO copied (RFC 3225 3)", do, opt, r.Rcode)
+		}
+		if nx := ask(t, z, "nope.lb.example.com.", dns.TypeA, func(m *dns.Msg) { m.SetEdns0(1232, do) }, false); nx.IsEdns0() == nil || nx.IsEdns0().Do() != do {
+			t.Errorf("query DO %v: NXDOMAIN's OPT %v: want DO copied", do, nx.IsEdns0())
+		}
+	}
 	r := ask(t, z, "www.lb.example.com.", dns.TypeA, func(m *dns.Msg) { m.SetEdns0(4096, true) }, false)
 	opt := r.IsEdns0()
-	if opt == nil || opt.UDPSize() != 1232 || opt.Do() || r.Rcode != dns.RcodeSuccess {
-		t.Fatalf("OPT %v rcode %d: want one with 1232 bytes and DO clear", opt, r.Rcode)
-	}
 	if r.Extra[len(r.Extra)-1] != dns.RR(opt) {
 		t.Errorf("OPT is not the last additional record")
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/uplinkd/uplinkd/internal/dataplane"
 	"github.com/uplinkd/uplinkd/probe"
 	"github.com/uplinkd/uplinkd/uplink"
+	"github.com/uplinkd/uplinkd/uplink/config"
 )
 
 // Bounds of the updater.
@@ -178,9 +179,9 @@ func (u *Updater) run() {
 // send tries each path in turn until one reaches the server; a server's refusal is final for
 // this attempt. It returns the uplink that carried the confirmed update.
 func (u *Updater) send(job *updateJob) (string, error) {
-	key, err := loadKey(job.cfg.KeyFile)
+	key, err := config.LoadTSIGKey(job.cfg.KeyFile)
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("tsig key: %w", err)
 	}
 	if len(job.paths) == 0 {
 		return "", errors.New("no uplink has an address of the server's family")
@@ -210,7 +211,7 @@ func (e serverError) Error() string {
 	return fmt.Sprintf("the server answered %s", dns.RcodeToString[e.rcode])
 }
 
-func (u *Updater) sendVia(job *updateJob, key tsigKey, p updatePath) error {
+func (u *Updater) sendVia(job *updateJob, key config.TSIGKey, p updatePath) error {
 	c := &dns.Client{Net: "tcp", Timeout: updateTimeout, TsigSecret: map[string]string{key.Name: key.Secret},
 		Dialer: &net.Dialer{Timeout: updateTimeout, LocalAddr: &net.TCPAddr{IP: p.src.AsSlice()}, Control: probe.MarkControl(p.mark)}}
 	m := new(dns.Msg)

@@ -2,37 +2,10 @@ package inbound
 
 import (
 	"net/netip"
-	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/uplinkd/uplinkd/internal/dataplane"
 )
-
-func TestTSIGKeysAreReadInBINDsFormatFromPrivateFilesOnly(t *testing.T) {
-	good := "key \"UplinkD.\" {\n\talgorithm hmac-sha256;\n\tsecret \"c2VjcmV0c2VjcmV0c2VjcmV0\";\n};\n"
-	k, err := parseKey("k", good)
-	if err != nil || k.Name != "uplinkd." || k.Secret != "c2VjcmV0c2VjcmV0c2VjcmV0" {
-		t.Fatalf("%+v %v", k, err)
-	}
-	for _, bad := range []string{strings.Replace(good, "hmac-sha256", "hmac-md5", 1), "secret \"x\";", ""} {
-		if _, err := parseKey("k", bad); err == nil {
-			t.Errorf("accepted %q", bad)
-		}
-	}
-	path := filepath.Join(t.TempDir(), "tsig.key")
-	if err := os.WriteFile(path, []byte(good), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := loadKey(path); err == nil || !strings.Contains(err.Error(), "chmod 600") {
-		t.Errorf("a group-readable key: %v, want a refusal that says chmod 600", err)
-	}
-	os.Chmod(path, 0o600)
-	if _, err := loadKey(path); err != nil {
-		t.Errorf("a private key: %v", err)
-	}
-}
 
 func TestUpdatesLeaveByALiveUplinkWithItsOwnAddress(t *testing.T) {
 	st := dataplane.State{Uplinks: []dataplane.Uplink{

@@ -15,13 +15,20 @@ import (
 	"github.com/uplinkd/uplinkd/uplink"
 )
 
-// Load reads and validates the file at path.
+// Load reads and validates the file at path and the key files it names.
 func Load(path string) (*uplink.Config, error) {
 	src, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("config: %w", err)
 	}
-	return Parse(path, src)
+	cfg, err := Parse(path, src)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkSecrets(cfg, path, src); err != nil {
+		return nil, err
+	}
+	return cfg, nil
 }
 
 // Parse validates src, read from the file called path. Every error names the file, the
