@@ -262,6 +262,29 @@ interfaces = ["lan0"]
 	if p.Preferred > 1500 || p.Preferred < 1400 || p.Valid > 3000 || p.Valid < 2900 {
 		t.Errorf("renumbered prefix %+v: want the lease's remaining lifetimes (≤ 1500 s, ≤ 3000 s)", p)
 	}
+	// The lease counts down and so do the RAs: each carries no more than the lease has left
+	// when it is sent (RFC 9096), read from the kernel just before soliciting it.
+	lease := func() (pref, valid int) {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		defer cancel()
+		addrs, err := lab.Addrs6(ctx, netlab.RoleGW, netlab.IfLAN)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, a := range addrs {
+			if renumbered.Contains(a.Addr) {
+				return a.Preferred, a.Valid
+			}
+		}
+		t.Fatalf("the gateway holds no address in %s: %+v", renumbered, addrs)
+		return 0, 0
+	}
+	waitUntil(t, 15*time.Second, "the lease to count down 3 s", func() bool { pref, _ := lease(); return pref <= 1497 })
+	leftPref, leftValid := lease()
+	p, _ = solicit(t, lab).Prefix(renumbered)
+	if p.Preferred > leftPref || p.Valid > leftValid || p.Preferred < leftPref-60 {
+		t.Errorf("renumbered prefix %+v with the lease at %d / %d s: want what the lease has left", p, leftPref, leftValid)
+	}
 
 	conf := t.TempDir() + "/radvd.conf"
 	if err := os.WriteFile(conf, []byte("interface eth0 {\n\tAdvSendAdvert on;\n\tMinRtrAdvInterval 3;\n\tMaxRtrAdvInterval 4;\n\tprefix 2001:db8:bad::/64 { };\n};\n"), 0o644); err != nil {

@@ -43,9 +43,22 @@ type State struct {
 type Prefix struct {
 	Prefix     netip.Prefix
 	Interfaces []string // the LAN interfaces it is advertised on
-	// Preferred and Valid are its lifetimes while the uplink carries new connections, already
-	// capped by [ipv6] and by the delegation's own remaining lifetimes.
+	// Preferred and Valid are its lifetimes while the uplink carries new connections, capped
+	// by [ipv6].
 	Preferred, Valid time.Duration
+	// PreferredUntil and ValidUntil are when a followed delegation's lifetimes end (zero: they
+	// do not count down, as a static prefix's): what is advertised is never more than what
+	// the lease has left at the moment it is sent (RFC 9096), Left.
+	PreferredUntil, ValidUntil time.Time
+}
+
+// Left is what is left at now of a lifetime of at most limit that ends at until (zero: never),
+// in whole seconds, rounded down (what a PIO carries), and never below 0.
+func Left(limit time.Duration, until, now time.Time) time.Duration {
+	if until.IsZero() {
+		return limit
+	}
+	return max(0, min(limit, until.Sub(now).Truncate(time.Second)))
 }
 
 // EndFlows ends one service's connections pinned to the uplink of Mark.

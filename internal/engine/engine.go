@@ -87,6 +87,8 @@ type Engine struct {
 	started time.Time
 	// lan is what the [ipv6] LAN interfaces hold: the prefixes followed for the uplinks.
 	lan map[string][]routing.AddrPrefix
+	// lanRead is when lan was read: a followed delegation's lifetimes end that long after it.
+	lanRead time.Time
 
 	decision uplink.Decision // the last one applied
 	steering uplink.Steering // services with quality targets: where each goes, with hysteresis

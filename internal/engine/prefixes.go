@@ -18,6 +18,7 @@ func (e *Engine) learnLAN() bool {
 		return false
 	}
 	lan := map[string][]routing.AddrPrefix{}
+	e.lanRead = time.Now() // the kernel's lifetimes count from here
 	for _, n := range e.cfg.IPv6.Interfaces {
 		prefixes, err := e.opt.Kernel.Prefixes6(n)
 		if err != nil {
@@ -60,7 +61,8 @@ func (e *Engine) isLAN(ifname string) bool {
 func (e *Engine) prefixes(u uplink.Uplink) []dataplane.Prefix {
 	v := e.cfg.IPv6
 	var out []dataplane.Prefix
-	add := func(p netip.Prefix, ifname string, pref, valid time.Duration) {
+	// add adds p with lifetimes pref and valid, counting down from until when it is not zero.
+	add := func(p netip.Prefix, ifname string, pref, valid time.Duration, until time.Time) {
 		for i := range out {
 			if out[i].Prefix == p {
 				if ifname != "" && !slices.Contains(out[i].Interfaces, ifname) {
@@ -70,6 +72,9 @@ func (e *Engine) prefixes(u uplink.Uplink) []dataplane.Prefix {
 			}
 		}
 		d := dataplane.Prefix{Prefix: p, Preferred: min(pref, v.PreferredLifetime), Valid: min(valid, v.ValidLifetime)}
+		if !until.IsZero() {
+			d.PreferredUntil, d.ValidUntil = until.Add(pref), until.Add(valid)
+		}
 		if ifname != "" {
 			d.Interfaces = []string{ifname}
 		}
@@ -82,15 +87,15 @@ func (e *Engine) prefixes(u uplink.Uplink) []dataplane.Prefix {
 				if a.Prefix.Bits() != uplink.PrefixLen || !cfgp.Contains(a.Addr) {
 					continue
 				}
-				pref, valid := v.PreferredLifetime, v.ValidLifetime
+				pref, valid, until := v.PreferredLifetime, v.ValidLifetime, time.Time{}
 				if !a.Forever && !static {
-					pref, valid = a.Preferred, a.Valid
+					pref, valid, until = a.Preferred, a.Valid, e.lanRead
 				}
-				add(a.Prefix, n, pref, valid)
+				add(a.Prefix, n, pref, valid, until)
 			}
 		}
 		if static && !slices.ContainsFunc(out, func(p dataplane.Prefix) bool { return p.Prefix == cfgp }) {
-			add(cfgp, "", v.PreferredLifetime, v.ValidLifetime)
+			add(cfgp, "", v.PreferredLifetime, v.ValidLifetime, time.Time{})
 			out[len(out)-1].Interfaces = slices.Clone(v.Interfaces)
 		}
 	}

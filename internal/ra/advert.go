@@ -33,6 +33,9 @@ type PIO struct {
 	Prefix           netip.Prefix
 	Uplink           string
 	Preferred, Valid time.Duration
+	// PreferredUntil and ValidUntil end a followed delegation's lifetimes (zero: never); At
+	// counts them down when an RA is sent.
+	PreferredUntil, ValidUntil time.Time
 }
 
 // Deprecated says whether hosts are told to stop using the prefix for new connections.
@@ -47,9 +50,24 @@ type Advert struct {
 	RDNSS          []netip.Addr
 }
 
-// Equal says whether a and b advertise the same.
+// Equal says whether a and b advertise the same, but for when a followed delegation's
+// lifetimes end: a renewed lease needs no burst of RAs, the next one carries it.
 func (a Advert) Equal(b Advert) bool {
-	return a.RouterLifetime == b.RouterLifetime && slices.Equal(a.Prefixes, b.Prefixes) && slices.Equal(a.RDNSS, b.RDNSS)
+	same := func(x, y PIO) bool {
+		return x.Prefix == y.Prefix && x.Uplink == y.Uplink && x.Preferred == y.Preferred && x.Valid == y.Valid
+	}
+	return a.RouterLifetime == b.RouterLifetime && slices.EqualFunc(a.Prefixes, b.Prefixes, same) && slices.Equal(a.RDNSS, b.RDNSS)
+}
+
+// At is a as sent at now: each prefix's lifetimes are what is left of them then, so a host
+// never holds a prefix longer than the gateway's lease (RFC 9096 §3.3).
+func (a Advert) At(now time.Time) Advert {
+	a.Prefixes = slices.Clone(a.Prefixes)
+	for i, p := range a.Prefixes {
+		a.Prefixes[i] = PIO{Prefix: p.Prefix, Uplink: p.Uplink,
+			Preferred: dataplane.Left(p.Preferred, p.PreferredUntil, now), Valid: dataplane.Left(p.Valid, p.ValidUntil, now)}
+	}
+	return a
 }
 
 // Adverts is what each LAN interface advertises under s; nil when uplinkd does not send RAs
@@ -76,7 +94,8 @@ func Adverts(s dataplane.State) map[string]Advert {
 				if !slices.Contains(p.Interfaces, n) {
 					continue
 				}
-				pio := PIO{Prefix: p.Prefix, Uplink: u.Name, Preferred: p.Preferred, Valid: p.Valid}
+				pio := PIO{Prefix: p.Prefix, Uplink: u.Name, Preferred: p.Preferred, Valid: p.Valid,
+					PreferredUntil: p.PreferredUntil, ValidUntil: p.ValidUntil}
 				if !s.PrefixesPreferred(u) {
 					// RFC 8475: deprecated, never withdrawn; the valid lifetime stays as it was
 					// (RFC 4862 §5.5.3e: a host ignores a cut below 2 h anyway).

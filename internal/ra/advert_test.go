@@ -128,3 +128,38 @@ func TestAPrefixThatLeftIsAdvertisedDeadForTwoHours(t *testing.T) {
 		t.Errorf("two hours later: %+v; want the old prefix gone", a.Prefixes)
 	}
 }
+
+// A followed delegation's lifetimes count down: each RA carries what the lease has left when
+// it is sent, never more, and the [ipv6] caps still apply (RFC 9096).
+func TestAFollowedDelegationsLifetimesCountDownAtEachSend(t *testing.T) {
+	read := time.Date(2026, 12, 6, 8, 0, 0, 0, time.UTC)
+	st := state(true, false)
+	st.Uplinks[0].Prefixes[0].PreferredUntil = read.Add(1792 * time.Second)
+	st.Uplinks[0].Prefixes[0].ValidUntil = read.Add(3592 * time.Second)
+	st.Uplinks[0].Prefixes[0].Preferred, st.Uplinks[0].Prefixes[0].Valid = 45*time.Minute, 2*time.Hour // the caps
+	a := Adverts(st)["lan0"]
+	for _, tc := range []struct {
+		after       time.Duration
+		pref, valid time.Duration
+	}{
+		{0, 1792 * time.Second, 3592 * time.Second},
+		{20*time.Second + 300*time.Millisecond, 1771 * time.Second, 3571 * time.Second}, // rounded down
+		{120 * time.Second, 1672 * time.Second, 3472 * time.Second},
+		{1800 * time.Second, 0, 1792 * time.Second}, // deprecated by the lease itself
+		{4000 * time.Second, 0, 0},
+	} {
+		got := a.At(read.Add(tc.after))
+		p := got.Prefixes[0]
+		if p.Preferred != tc.pref || p.Valid != tc.valid {
+			t.Errorf("%s after the read: %s / %s, want %s / %s", tc.after, p.Preferred, p.Valid, tc.pref, tc.valid)
+		}
+		if q := got.Prefixes[1]; q.Preferred != 0 || q.Valid != 2*time.Hour {
+			t.Errorf("%s after the read: the static prefix %s / %s, want 0 / 2h (it does not count down)", tc.after, q.Preferred, q.Valid)
+		}
+	}
+	renewed := Adverts(st)["lan0"]
+	renewed.Prefixes[0].ValidUntil = read.Add(time.Hour) // a renewal: no burst, the next RA carries it
+	if !a.Equal(renewed) {
+		t.Errorf("a renewed lease makes a change: %+v", renewed)
+	}
+}

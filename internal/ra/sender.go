@@ -240,8 +240,9 @@ func (s *Sender) advertise(f *iface) {
 
 // send sends the interface's advert to dst.
 func (s *Sender) send(f *iface, dst netip.Addr) {
+	now := time.Now()
 	f.mu.Lock()
-	a := f.advert
+	a := f.advert.At(now) // periodic, solicited and after a change alike
 	f.mu.Unlock()
 	if err := f.conn.WriteTo(a.Message(f.mac), nil, dst.WithZone(f.name)); err != nil {
 		select {
@@ -253,7 +254,7 @@ func (s *Sender) send(f *iface, dst netip.Addr) {
 	}
 	s.stats.Sent.Add(1)
 	f.mu.Lock()
-	f.last = Last{Interface: f.name, At: time.Now(), Advert: a}
+	f.last = Last{Interface: f.name, At: now, Advert: a}
 	f.mu.Unlock()
 }
 
