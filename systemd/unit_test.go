@@ -144,6 +144,8 @@ func TestUnitKeepsItsPromises(t *testing.T) {
 		{"a crash restarts it after a second", "Service.Restart", "on-failure"},
 		{"restart delay", "Service.RestartSec", "1"},
 		{"the daemon may write its socket directory, nothing else", "Service.ReadWritePaths", "-/run/uplinkd"},
+		{"what outlives a restart is in /var/lib/uplinkd (the default state_file)", "Service.StateDirectory", "uplinkd"},
+		{"the state is root's alone", "Service.StateDirectoryMode", "0700"},
 		{"only the three network capabilities are kept", "Service.CapabilityBoundingSet", "CAP_NET_ADMIN CAP_NET_RAW CAP_NET_BIND_SERVICE"},
 		{"netlink is allowed", "Service.RestrictAddressFamilies", "AF_UNIX AF_INET AF_INET6 AF_NETLINK"},
 		{"the file system is read-only", "Service.ProtectSystem", "strict"},

@@ -44,6 +44,9 @@ type Daemon struct {
 	// MetricsListen is the address ("127.0.0.1:9847") of the Prometheus metrics listener;
 	// empty: no listener.
 	MetricsListen string
+	// StateFile keeps what must outlive a restart (drains, prefixes that left the LAN);
+	// empty: nothing is remembered.
+	StateFile string
 }
 
 // Probe is how one uplink is probed and judged.
@@ -123,6 +126,7 @@ func DefaultConfig() Config {
 	return Config{
 		Daemon: Daemon{
 			Socket:       DefaultSocket,
+			StateFile:    DefaultStateFile,
 			SocketGroup:  "uplinkd",
 			LogLevel:     "info",
 			TableBase:    DefaultTableBase,
@@ -143,6 +147,10 @@ func DefaultConfig() Config {
 		},
 	}
 }
+
+// DefaultStateFile is in the unit's StateDirectory=uplinkd, the one place under /var that
+// ProtectSystem=strict leaves writable.
+const DefaultStateFile = "/var/lib/uplinkd/state.json"
 
 // DefaultSocket is where the daemon listens unless told otherwise, and where uplinkctl looks.
 const DefaultSocket = "/run/uplinkd/uplinkd.sock"

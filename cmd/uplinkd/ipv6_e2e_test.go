@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -231,6 +232,7 @@ interfaces = ["lan0"]
 	cfg.DaemonKeys = ""
 	cfg.IPv6Prefixes = false // the prefixes are written here: isp1's is a delegation to follow
 	cfg.UplinkKeys = [2]string{`prefixes = ["2001:db8:a1::/48"]`, `prefixes = ["2001:db8:a2::/64"]`}
+	cfg.StateFile = filepath.Join(t.TempDir(), "state.json")
 	d := startDaemon(t, lab, cfg)
 	d.waitActive(5*time.Second, "isp1")
 	wantPIO(t, solicit(t, lab), prefix1, 2700, 7200) // the gateway's ::1 on lan0 is forever: config lifetimes
@@ -284,6 +286,17 @@ interfaces = ["lan0"]
 	p, _ = solicit(t, lab).Prefix(renumbered)
 	if p.Preferred > leftPref || p.Valid > leftValid || p.Preferred < leftPref-60 {
 		t.Errorf("renumbered prefix %+v with the lease at %d / %d s: want what the lease has left", p, leftPref, leftValid)
+	}
+	// A restart (an upgrade) within the two hours still advertises the old prefix dead: a
+	// laptop that slept through the first RAs must not keep using it.
+	if err := d.d.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	d = startDaemon(t, lab, cfg)
+	a = solicit(t, lab)
+	wantPIO(t, a, prefix1, 0, 0)
+	if _, has := a.Prefix(renumbered); !has {
+		t.Errorf("after the restart: advert %+v lacks the renumbered prefix %s", a, renumbered)
 	}
 
 	conf := t.TempDir() + "/radvd.conf"

@@ -22,6 +22,7 @@ import (
 	"github.com/uplinkd/uplinkd/internal/ha"
 	"github.com/uplinkd/uplinkd/internal/inbound"
 	"github.com/uplinkd/uplinkd/internal/ra"
+	"github.com/uplinkd/uplinkd/internal/statefile"
 	"github.com/uplinkd/uplinkd/internal/version"
 	"github.com/uplinkd/uplinkd/routing"
 	"github.com/uplinkd/uplinkd/routing/connmark"
@@ -144,7 +145,11 @@ func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger, level 
 	defer dnsServer.Close()
 	dnsUpdater := inbound.NewUpdater(log) // sends only while [dns.update] is configured
 	defer dnsUpdater.Close()
-	raSender := ra.NewSender(log) // sends only while [ipv6] advertise = "ra" has prefixes
+	var state *statefile.Store // nil: nothing remembered across a restart
+	if cfg.Daemon.StateFile != "" {
+		state = statefile.Open(cfg.Daemon.StateFile, log)
+	}
+	raSender := ra.NewSender(log, state) // sends only while [ipv6] advertise = "ra" has prefixes
 	defer raSender.Close()
 	dp, err := dataplane.New(h, netns.None(), settings, log, dnsServer, dnsUpdater, raSender, ra.NewLifetimes(routing.NewRouter(h, settings, log), log))
 	if err != nil {
@@ -175,6 +180,7 @@ func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger, level 
 		Watchdog:     n.interval,
 		OnRound:      obs.onRound(),
 		OnReload:     obs.onReload,
+		State:        state,
 	})
 	if err != nil {
 		return err

@@ -18,15 +18,17 @@ import (
 	"github.com/uplinkd/uplinkd/uplink"
 )
 
-func TestADrainedUplinkCarriesNoLANTrafficAndTheDrainSurvivesAReload(t *testing.T) {
+func TestADrainedUplinkCarriesNoLANTrafficAndTheDrainSurvivesAReloadAndARestart(t *testing.T) {
 	lab := testkit.Lab(t, netlab.Options{Servers: true})
-	d := startDaemon(t, lab, fastConfig())
+	cfg := fastConfig()
+	cfg.StateFile = filepath.Join(t.TempDir(), "state.json")
+	d := startDaemon(t, lab, cfg)
 	d.waitActive(5*time.Second, "isp1")
 	ctx := context.Background()
 	if err := d.client.Drain(ctx, "isp1", false); err != nil {
 		t.Fatal(err)
 	}
-	st := d.waitActive(time.Second, "isp2")
+	st := d.waitActive(5*time.Second, "isp2")
 	if !st.Uplinks[0].Drained || st.Uplinks[0].State != uplink.Up {
 		t.Errorf("isp1 drained=%v state=%s: want drained and still probed up", st.Uplinks[0].Drained, st.Uplinks[0].State)
 	}
@@ -40,10 +42,22 @@ func TestADrainedUplinkCarriesNoLANTrafficAndTheDrainSurvivesAReload(t *testing.
 	if st := d.status(); !st.Uplinks[0].Drained || !slices.Equal(st.Active, []string{"isp2"}) {
 		t.Errorf("after reloads: drained=%v active=%v", st.Uplinks[0].Drained, st.Active)
 	}
+	// A restart (an upgrade) inside the maintenance window keeps the drain: the first verdict
+	// of the new run already routes around isp1.
+	if err := d.d.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	d = startDaemon(t, lab, cfg)
+	if st := d.status(); !st.Uplinks[0].Drained || !slices.Equal(st.Active, []string{"isp2"}) {
+		t.Errorf("after a restart: drained=%v active=%v, want isp1 still drained", st.Uplinks[0].Drained, st.Active)
+	}
+	if !strings.Contains(string(d.proc.Output()), "drain remembered from the last run") {
+		t.Errorf("the restart does not say it remembered the drain")
+	}
 	if err := d.client.Undrain(ctx, "isp1"); err != nil {
 		t.Fatal(err)
 	}
-	d.waitActive(time.Second, "isp1")
+	d.waitActive(5*time.Second, "isp1")
 	if via := viaTCP(t, lab); via != netlab.GWWAN1Addr4.String() {
 		t.Errorf("after undrain new connections leave via %s, want isp1", via)
 	}

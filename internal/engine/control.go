@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/uplinkd/uplinkd/internal/api"
+	"github.com/uplinkd/uplinkd/internal/statefile"
 )
 
 // The engine is the control API's backend (cmd/uplinkd wires it): reads come from the
@@ -61,10 +62,33 @@ func (e *Engine) setDrained(name string, drained, now bool) error {
 	if drained {
 		kind = api.KindDrain
 	}
+	e.rememberDrains()
 	e.log.Info("operator "+string(kind), "uplink", name, "now", now)
 	e.hub.publish(api.Event{Time: time.Now(), Kind: kind, Uplink: name, Reason: "operator request"})
 	e.reconcile(string(kind))
 	return nil
+}
+
+// rememberDrains writes the drains to the state file: a maintenance window outlives a restart
+// (an upgrade) of uplinkd.
+func (e *Engine) rememberDrains() {
+	drained := map[string]bool{}
+	for _, m := range e.members {
+		if m.drained {
+			drained[m.cfg.Name] = m.drainNow
+		}
+	}
+	e.opt.State.Update(func(st *statefile.State) { st.Drained = drained })
+}
+
+// restoreDrains drains the uplinks that were drained when uplinkd last stopped.
+func (e *Engine) restoreDrains() {
+	for name, now := range e.opt.State.State().Drained {
+		if m := e.member(name); m != nil {
+			m.drained, m.drainNow = true, now
+			e.log.Info("drain remembered from the last run", "uplink", name, "now", now)
+		}
+	}
 }
 
 // hub fans events out to subscribers. A subscriber that cannot keep up is dropped (its stream

@@ -16,6 +16,7 @@ import (
 
 	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/internal/dataplane"
+	"github.com/uplinkd/uplinkd/internal/statefile"
 	"github.com/uplinkd/uplinkd/routing"
 	"github.com/uplinkd/uplinkd/uplink"
 )
@@ -73,6 +74,8 @@ type Options struct {
 	// LastRA, if set, returns the last router advertisement sent per LAN interface, for the
 	// status; it must be quick and safe to call from the loop.
 	LastRA func() []api.RASent
+	// State, if set, keeps the drains across a restart.
+	State *statefile.Store
 }
 
 // Engine is the running daemon's state. Create it with New, run it with Run; Status, Drain,
@@ -166,6 +169,7 @@ func (e *Engine) Run(ctx context.Context) error {
 	for _, u := range e.cfg.Uplinks {
 		e.members = append(e.members, e.newMember(u, nil))
 	}
+	e.restoreDrains()
 	e.learnLAN()
 	e.prepareRouting()
 	for _, m := range e.members {

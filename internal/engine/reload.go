@@ -53,6 +53,7 @@ func (e *Engine) reload(cause string) error {
 	}
 	_ = e.setTracker(cfg.HA.TrackFile) // checked above; before e.cfg changes: it compares paths
 	e.members, e.cfg = kept, cfg
+	e.rememberDrains() // a removed uplink's drain is forgotten
 	e.learnLAN()
 	e.setSteering()
 	e.setLogLevel()
@@ -77,6 +78,7 @@ func restartOnly(old, new *uplink.Config) error {
 		{"daemon.socket", o.Socket, n.Socket, "the control socket is opened once, at start"},
 		{"daemon.socket_group", o.SocketGroup, n.SocketGroup, "the control socket is opened once, at start"},
 		{"daemon.metrics_listen", o.MetricsListen, n.MetricsListen, "the metrics listener is opened once, at start"},
+		{"daemon.state_file", o.StateFile, n.StateFile, "what it remembers is read once, at start"},
 		{"daemon.table_base", o.TableBase, n.TableBase, "run uplinkd --cleanup first, so that no table is left behind"},
 		{"daemon.rule_priority", o.RulePriority, n.RulePriority, "run uplinkd --cleanup first, so that no rule is left behind"},
 	} {

@@ -2,6 +2,7 @@ package netlab
 
 import (
 	"fmt"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 // DaemonConfig shapes the uplinkd configuration for a lab.
 type DaemonConfig struct {
 	Socket      string
+	StateFile   string        // empty: state.json beside the socket, a new one each start
 	SocketGroup string        // empty: the daemon's default ("uplinkd", which a lab machine may lack)
 	Interval    time.Duration // zero: the shipped default (uplink.DefaultConfig)
 	Timeout     time.Duration // zero: the shipped default
@@ -60,7 +62,13 @@ func (c DaemonConfig) Render() string {
 		tier2 = 1
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "[daemon]\nsocket = %q\nlog_level = \"debug\"\n", c.Socket)
+	// The state file lives beside the socket, in the run's own directory, unless a test keeps
+	// one across restarts: never the host's.
+	state := c.StateFile
+	if state == "" {
+		state = filepath.Join(filepath.Dir(c.Socket), "state.json")
+	}
+	fmt.Fprintf(&b, "[daemon]\nsocket = %q\nstate_file = %q\nlog_level = \"debug\"\n", c.Socket, state)
 	if c.SocketGroup != "" {
 		fmt.Fprintf(&b, "socket_group = %q\n", c.SocketGroup)
 	}

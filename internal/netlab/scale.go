@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"path/filepath"
 	"strings"
 )
 
@@ -133,7 +134,8 @@ type ScaleConfig struct {
 func (s *ScaleLab) Config(c ScaleConfig) string {
 	socket, interval, timeout := c.Socket, c.Interval, c.Timeout
 	var b strings.Builder
-	fmt.Fprintf(&b, "[daemon]\nsocket = %q\nlog_level = \"info\"\npin_connections = %t\ntable_base = 1000\n\n", socket, c.Pinning)
+	fmt.Fprintf(&b, "[daemon]\nsocket = %q\nstate_file = %q\nlog_level = \"info\"\npin_connections = %t\ntable_base = 1000\n\n",
+		socket, filepath.Join(filepath.Dir(socket), "state.json"), c.Pinning)
 	targets := make([]string, len(s.Targets))
 	for i, t := range s.Targets {
 		targets[i] = fmt.Sprintf("%q", t.String())

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -17,6 +18,7 @@ import (
 	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/internal/dataplane"
 	"github.com/uplinkd/uplinkd/internal/metrics"
+	"github.com/uplinkd/uplinkd/internal/statefile"
 	"golang.org/x/net/ipv6"
 )
 
@@ -38,6 +40,7 @@ const (
 type Sender struct {
 	log   *slog.Logger
 	stats Stats
+	store *statefile.Store // the prefixes that left, remembered across a restart
 
 	mu      sync.Mutex
 	closed  bool
@@ -74,14 +77,18 @@ type iface struct {
 	refill  time.Time
 	foreign map[netip.Addr]time.Time   // when each foreign router was last warned about
 	gone    map[netip.Prefix]time.Time // prefixes no longer ours, and since when
+	// goneChanged: withGone changed gone, which the state file must learn.
+	goneChanged bool
 }
 
-// NewSender returns a sender that sends nothing until a State has prefixes to advertise.
-func NewSender(log *slog.Logger) *Sender {
+// NewSender returns a sender that sends nothing until a State has prefixes to advertise. The
+// prefixes that left the LAN are kept in store (nil: not across a restart), so a restart
+// within their two hours still advertises them dead.
+func NewSender(log *slog.Logger, store *statefile.Store) *Sender {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Sender{log: log, ifaces: map[string]*iface{}, openErr: map[string]string{}}
+	return &Sender{log: log, store: store, ifaces: map[string]*iface{}, openErr: map[string]string{}}
 }
 
 var _ dataplane.Part = (*Sender)(nil)
@@ -125,7 +132,22 @@ func (s *Sender) sync() {
 			s.ifaces[n] = f
 			s.log.Info("router advertisements started", "interface", n, "source", f.self)
 		}
-		f.set(f.withGone(a, time.Now()))
+		now := time.Now()
+		a = f.withGone(a, now)
+		if f.goneChanged {
+			f.goneChanged = false
+			gone := maps.Clone(f.gone)
+			s.store.Update(func(st *statefile.State) {
+				if st.GonePrefixes == nil {
+					st.GonePrefixes = map[string]map[netip.Prefix]time.Time{}
+				}
+				st.GonePrefixes[n] = gone
+				if len(gone) == 0 {
+					delete(st.GonePrefixes, n)
+				}
+			})
+		}
+		f.set(a)
 	}
 	if missing && s.reopen == nil {
 		s.reopen = time.AfterFunc(reopenEvery, func() {
@@ -162,6 +184,11 @@ func (s *Sender) open(name string) (*iface, error) {
 	}
 	f := &iface{name: name, conn: c, mac: ifi.HardwareAddr, self: self, kick: make(chan struct{}, 1),
 		stop: make(chan struct{}), tokens: solicitBurst, refill: time.Now(), foreign: map[netip.Addr]time.Time{}, gone: map[netip.Prefix]time.Time{}}
+	for p, since := range s.store.State().GonePrefixes[name] { // left before a restart
+		if len(f.gone) < maxGone && p.IsValid() {
+			f.gone[p] = since
+		}
+	}
 	s.wg.Go(func() { s.advertise(f) })
 	s.wg.Go(func() { s.listen(f) })
 	return f, nil
@@ -188,17 +215,22 @@ func (f *iface) withGone(a Advert, now time.Time) Advert {
 	have := map[netip.Prefix]bool{}
 	for _, p := range a.Prefixes {
 		have[p.Prefix] = true
-		delete(f.gone, p.Prefix) // back (the delegation returned)
+		if _, known := f.gone[p.Prefix]; known {
+			delete(f.gone, p.Prefix) // back (the delegation returned)
+			f.goneChanged = true
+		}
 	}
 	for _, p := range f.advert.Prefixes {
 		if _, known := f.gone[p.Prefix]; !have[p.Prefix] && p.Uplink != "" && !known && len(f.gone) < maxGone {
 			f.gone[p.Prefix] = now
+			f.goneChanged = true
 		}
 	}
 	var gone []PIO
 	for p, since := range f.gone {
 		if now.Sub(since) >= goneFor {
 			delete(f.gone, p)
+			f.goneChanged = true
 			continue
 		}
 		gone = append(gone, PIO{Prefix: p}) // no uplink, lifetimes 0

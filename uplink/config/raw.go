@@ -55,6 +55,7 @@ type rawDaemon struct {
 	Affinity      *bool    `toml:"source_affinity"`
 	LANInterfaces []string `toml:"lan_interfaces"`
 	MetricsListen *string  `toml:"metrics_listen"`
+	StateFile     *string  `toml:"state_file"`
 }
 
 type rawProbe struct {
@@ -98,6 +99,12 @@ func (r rawDaemon) apply(d *uplink.Daemon, fail func(string, string, ...any)) {
 	}
 	if r.SocketGroup != nil {
 		d.SocketGroup = *r.SocketGroup
+	}
+	if r.StateFile != nil {
+		d.StateFile = *r.StateFile
+		if d.StateFile != "" && !strings.HasPrefix(d.StateFile, "/") {
+			fail("daemon.state_file", "%q is not an absolute path (empty: remember nothing across restarts)", d.StateFile)
+		}
 	}
 	if r.LogLevel != nil {
 		d.LogLevel = *r.LogLevel
