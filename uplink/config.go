@@ -258,7 +258,7 @@ type Hook struct {
 }
 
 // HookEvents are the events a hook may ask for. "drain" covers undrain too.
-var HookEvents = []string{"state", "active", "drain", "reload"}
+var HookEvents = []string{"state", "active", "drain", "reload", "hold"}
 
 // The bounds of a hook's timeout.
 const (

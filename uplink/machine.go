@@ -72,10 +72,11 @@ type Machine struct {
 	goodRun     int     // rounds in a row with quorum
 	goodSince   time.Time
 
-	damp       Damping   // flap penalty
-	held       bool      // Down, good enough to return, but suppressed by damping
-	renumbered time.Time // rounds that started before this are about the old addresses
-	lastNow    time.Time // of the last Decide
+	damp       Damping     // flap penalty
+	held       bool        // Down, good enough to return, but suppressed by damping
+	hold       *HoldChange // a hold-down that began or ended, not yet taken (TakeHoldChange)
+	renumbered time.Time   // rounds that started before this are about the old addresses
+	lastNow    time.Time   // of the last Decide
 
 	// baseLoss is the loss (percent) measured while the uplink last had quorum: on a lossy
 	// link a live target can stay silent for a few rounds by chance, so silence is judged
@@ -183,7 +184,7 @@ func (m *Machine) Decide(now time.Time) (Transition, bool) {
 	m.lastNow = now
 	damping := DampingFor(m.p)
 	if m.linkProblem != "" {
-		m.held = false
+		m.release(now, "the link failed: "+m.linkProblem, damping)
 		return m.set(now, Down, m.linkProblem)
 	}
 	if len(m.rounds) == 0 {
@@ -214,8 +215,8 @@ func (m *Machine) Decide(now time.Time) (Transition, bool) {
 			// Held back by damping after it was good enough to return: failing again is
 			// another flap, and what keeps a flapping uplink out for longer.
 			if alive, silent := m.silent(); silent {
-				m.held = false
 				m.damp.Flap(now, damping)
+				m.release(now, "failed again, a flap: "+m.downReason(alive, total), damping)
 				m.reason, m.noted = m.downReason(alive, total), false
 				return Transition{}, false
 			}
@@ -229,15 +230,47 @@ func (m *Machine) Decide(now time.Time) (Transition, bool) {
 				m.noted = false
 				m.reason = fmt.Sprintf("%d good rounds in a row, held down %s more for flapping (penalty %.0f)",
 					m.goodRun, hold.Round(time.Second), m.damp.Penalty(now, damping))
+				m.hold = &HoldChange{Time: now, Uplink: m.name, Held: true, Penalty: m.damp.Penalty(now, damping), For: hold,
+					Reason: fmt.Sprintf("%d good rounds in a row, but flapping", m.goodRun)}
 			}
 			return Transition{}, false
 		}
-		m.held = false
+		m.release(now, "the penalty decayed", damping)
 		// Judge quality on the rounds since it recovered, not on the outage.
 		m.rounds = slices.Delete(m.rounds, 0, len(m.rounds)-min(m.goodRun, len(m.rounds)))
 		return m.setQuality(now, fmt.Sprintf("%d good rounds in a row", m.goodRun))
 	}
 	return Transition{}, false
+}
+
+// HoldChange is flap damping beginning or ending the hold-down of an uplink that was good
+// enough to return: the status shows the hold, the log, events and hooks its edges.
+type HoldChange struct {
+	Time    time.Time
+	Uplink  string
+	Held    bool          // true: the hold began; false: it ended
+	Penalty float64       // the flap penalty then
+	For     time.Duration // when it began: how long it lasts unless the uplink fails again
+	Reason  string
+}
+
+// release ends a hold-down, if one is in force, for reason.
+func (m *Machine) release(now time.Time, reason string, damping DampingParams) {
+	if !m.held {
+		return
+	}
+	m.held = false
+	m.hold = &HoldChange{Time: now, Uplink: m.name, Penalty: m.damp.Penalty(now, damping), Reason: reason}
+}
+
+// TakeHoldChange returns the hold-down's last edge since it was last taken, if any.
+func (m *Machine) TakeHoldChange() (HoldChange, bool) {
+	if m.hold == nil {
+		return HoldChange{}, false
+	}
+	h := *m.hold
+	m.hold = nil
+	return h, true
 }
 
 // HoldDown is how much longer flap damping keeps the uplink down, as of the last Decide: 0 unless

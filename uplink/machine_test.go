@@ -27,6 +27,7 @@ type harness struct {
 	m      *Machine
 	now    time.Time
 	events []Transition
+	holds  []HoldChange
 }
 
 func newHarness(t *testing.T, p Probe) *harness {
@@ -50,6 +51,9 @@ func (h *harness) round(answering ...netip.Addr) State {
 	h.now = h.now.Add(h.m.p.Interval)
 	if ev, ok := h.m.Decide(h.now); ok {
 		h.events = append(h.events, ev)
+	}
+	if hc, ok := h.m.TakeHoldChange(); ok {
+		h.holds = append(h.holds, hc)
 	}
 	return h.m.State()
 }
@@ -221,6 +225,48 @@ func TestAHeldUplinkFailingAgainIsHeldLonger(t *testing.T) {
 	h.rounds(p.UpAfter, t1, t2, t3)
 	if after := h.m.HoldDown(); after <= before {
 		t.Errorf("hold-down %s after failing while held, want more than %s", after, before)
+	}
+}
+
+// A hold-down is announced when it begins, with its penalty and length, and when it ends:
+// by decay (the uplink comes up at once), by failing again, or by a link failure.
+func TestAHoldDownSaysWhenItBeginsAndEnds(t *testing.T) {
+	p := testProbe()
+	h := newHarness(t, p)
+	h.rounds(3, t1, t2, t3)
+	for range 3 {
+		h.roundsUntil(Down, 10)
+		h.rounds(p.UpAfter, t1, t2, t3)
+	}
+	if len(h.holds) != 1 || !h.holds[0].Held || h.holds[0].Penalty <= SuppressPenalty || h.holds[0].For <= 0 || h.holds[0].Uplink != "isp1" {
+		t.Fatalf("after three quick flaps: %+v, want one hold that began above %v with its length", h.holds, SuppressPenalty)
+	}
+	began := h.holds[0]
+	if got := h.m.HoldDown(); got != began.For-p.Interval && got != began.For {
+		t.Errorf("the status says %s, the hold began with %s", got, began.For)
+	}
+	h.roundsUntil(Up, 10000, t1, t2, t3)
+	if len(h.holds) != 2 || h.holds[1].Held || h.holds[1].Penalty > ReusePenalty+1 || h.holds[1].Reason != "the penalty decayed" {
+		t.Errorf("after the decay: %+v, want the hold ended at the reuse penalty", h.holds)
+	}
+	// Held again, and failing while held: the hold ends as a flap, and begins again later.
+	for range 3 {
+		h.roundsUntil(Down, 10)
+		h.rounds(p.UpAfter, t1, t2, t3)
+	}
+	n := len(h.holds)
+	h.rounds(p.DownAfter)
+	if len(h.holds) != n+1 || h.holds[n].Held || !strings.HasPrefix(h.holds[n].Reason, "failed again, a flap") {
+		t.Errorf("failing while held: %+v, want the hold ended by a flap", h.holds[n-1:])
+	}
+	h.rounds(p.UpAfter, t1, t2, t3)
+	if len(h.holds) != n+2 || !h.holds[n+1].Held || h.holds[n+1].Penalty <= h.holds[n-1].Penalty {
+		t.Errorf("good again: %+v, want a new hold with a higher penalty", h.holds[n-1:])
+	}
+	h.m.ObserveLink(false, "carrier lost")
+	h.round(t1, t2, t3)
+	if last := h.holds[len(h.holds)-1]; last.Held || !strings.Contains(last.Reason, "the link failed: carrier lost") {
+		t.Errorf("a carrier loss while held: %+v, want the hold ended by it", last)
 	}
 }
 

@@ -5,6 +5,8 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"math"
 	"time"
 
 	"github.com/uplinkd/uplinkd/uplink"
@@ -155,6 +157,7 @@ const (
 	KindReload  EventKind = "reload"  // the configuration was reloaded, or a reload refused
 	KindError   EventKind = "error"   // applying a decision to the kernel failed
 	KindHA      EventKind = "ha"      // the box was put in standby or made active in its pair
+	KindHold    EventKind = "hold"    // flap damping began (to "held") or ended (from "held") a hold-down
 )
 
 // Event is one decision: a state change, a drain, a reload, a route switch.
@@ -171,6 +174,10 @@ type Event struct {
 	Active []string `json:"active,omitempty"`
 	// Took is how long the switch took from the decision to the kernel's acknowledgement.
 	Took time.Duration `json:"took_ns,omitempty"`
+	// Penalty and Hold: a hold event's flap penalty, and how long a hold that begins lasts
+	// unless the uplink fails again.
+	Penalty float64       `json:"penalty,omitempty"`
+	Hold    time.Duration `json:"hold_ns,omitempty"`
 }
 
 // String renders an event as one line a person reads.
@@ -191,6 +198,19 @@ func Targets(stats []uplink.TargetStats) []TargetStatus {
 // StateEvent says a machine's transition on the wire.
 func StateEvent(t uplink.Transition) Event {
 	return Event{Time: t.Time, Kind: KindState, Uplink: t.Uplink, From: t.From.String(), To: t.To.String(), Reason: t.Reason}
+}
+
+// HoldEvent says a hold-down's beginning or end on the wire.
+func HoldEvent(h uplink.HoldChange) Event {
+	ev := Event{Time: h.Time, Kind: KindHold, Uplink: h.Uplink, Penalty: math.Round(h.Penalty), Hold: h.For}
+	if h.Held {
+		ev.From, ev.To = "down", "held"
+		ev.Reason = fmt.Sprintf("held down %s for flapping (penalty %.0f): %s", h.For.Round(time.Second), h.Penalty, h.Reason)
+	} else {
+		ev.From, ev.To = "held", "down"
+		ev.Reason = fmt.Sprintf("hold-down ended (penalty %.0f): %s", h.Penalty, h.Reason)
+	}
+	return ev
 }
 
 // Errors a backend of the control API wraps, so that the server answers with the right status

@@ -358,3 +358,30 @@ func TestAMonitorEndingWithTheStopIsNoFailure(t *testing.T) {
 		}
 	})
 }
+
+// A flapping uplink held down by damping says so when the hold begins and when it ends: in the
+// log, with its penalty and length, and as events (which hooks get too).
+func TestAHoldDownIsLoggedAndPublishedWhenItBeginsAndEnds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := startRig(t, twoISPs)
+		r.rounds("isp1", true, 3)
+		for range 3 { // three quick flaps (hold_down 1s: half-life 3s)
+			r.rounds("isp1", false, 3)
+			r.rounds("isp1", true, 3)
+		}
+		if !slices.Contains(r.kinds(), "hold isp1 → held") {
+			t.Fatalf("events %v, want isp1 held down", r.kinds())
+		}
+		if logs := r.logs.String(); !strings.Contains(logs, "uplink hold-down") || !strings.Contains(logs, "held=true penalty=") {
+			t.Errorf("no log line when the hold began:\n%s", logs)
+		}
+		r.rounds("isp1", true, 200) // 20 s: the penalty decays
+		if !slices.Contains(r.kinds(), "hold isp1 → down") || r.state("isp1") != uplink.Up {
+			t.Errorf("events %v, isp1 %s: want the hold ended and isp1 up", r.kinds(), r.state("isp1"))
+		}
+		if logs := r.logs.String(); !strings.Contains(logs, "held=false") || !strings.Contains(logs, "the penalty decayed") {
+			t.Errorf("no log line when the hold ended:\n%s", logs)
+		}
+		r.close()
+	})
+}

@@ -27,6 +27,11 @@ func (e *Engine) decide(m *member, now time.Time) bool {
 	changed := false
 	for i, mc := range m.machines() {
 		t, ch := mc.Decide(now)
+		if h, ok := mc.TakeHoldChange(); ok {
+			ev := api.HoldEvent(h)
+			e.log.Info("uplink hold-down", "uplink", h.Uplink, "held", h.Held, "penalty", ev.Penalty, "for", h.For.Round(time.Second), "reason", ev.Reason)
+			e.hub.publish(ev)
+		}
 		if !ch {
 			continue
 		}
