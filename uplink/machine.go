@@ -318,8 +318,9 @@ func (m *Machine) downReason(alive, total int) string {
 // setQuality moves to Up or Degraded by the window's loss and RTT, with hysteresis: an Up
 // uplink degrades after down_after rounds in a row over the limits (one unlucky stretch of a
 // 10 % loss line must not move traffic); a Degraded one recovers after up_after rounds in a
-// row that were each clean (a line that healed comes back as fast as a dead one), or after a
-// whole window below half the loss and 80 % of the RTT (a line that got better but not clean).
+// row that were each clean (a line that healed comes back as fast as a dead one), or after two
+// windows whose loss is surely below max_loss (lossUpperBound) and RTT below 80 % of max_rtt (a
+// line that got better but not clean). A line whose loss sits just under the limit stays put.
 // Unknown and Down uplinks are judged at once.
 func (m *Machine) setQuality(now time.Time, why string) (Transition, bool) {
 	w := m.window()
@@ -340,11 +341,11 @@ func (m *Machine) setQuality(now time.Time, why string) (Transition, bool) {
 			m.cleanRun = 0
 		}
 		m.belowRun++
-		if loss > m.p.MaxLoss/2 || rtt > m.p.MaxRTT*8/10 {
-			m.belowRun = 0
+		if lossUpperBound(loss, w.samples) > m.p.MaxLoss || rtt > m.p.MaxRTT*8/10 {
+			m.belowRun = 0 // not surely below max_loss: a line at the limit stays degraded
 		}
 		need := m.cleanNeeded()
-		degraded = m.cleanRun < need && m.belowRun < m.p.Window
+		degraded = m.cleanRun < need && m.belowRun < 2*m.p.Window
 		if !degraded && m.cleanRun >= need {
 			// Judge quality on the clean rounds since it healed, not on the bad ones before.
 			m.rounds = slices.Delete(m.rounds, 0, len(m.rounds)-min(m.cleanRun, len(m.rounds)))
@@ -364,6 +365,25 @@ func (m *Machine) setQuality(now time.Time, why string) (Transition, bool) {
 	return m.set(now, to, note.String())
 }
 
+// lossUpperBound is the upper end of the Wilson score interval (one-sided 99 %) of a loss of
+// pct percent measured on n probes: what the line's loss surely stays under. A window of 40
+// probes at 19 % gives 36 %: a line just under max_loss is not "surely below" it, where the
+// bare estimate dips under half the limit by chance every minute or so.
+func lossUpperBound(pct float64, n int) float64 {
+	if n <= 0 {
+		return 100
+	}
+	const z = 2.326 // one-sided 99 %
+	p, fn := pct/100, float64(n)
+	center := p + z*z/(2*fn)
+	spread := z * math.Sqrt(p*(1-p)/fn+z*z/(4*fn*fn))
+	return 100 * min(1, (center+spread)/(1+z*z/fn))
+}
+
+// falseReturnsPerHour bounds how often a line still at max_loss gives cleanNeeded clean rounds
+// in a row by chance.
+const falseReturnsPerHour = 0.25
+
 // cleanNeeded is how many clean rounds in a row bring a Degraded uplink back: up_after, or more
 // where a line still at max_loss would give that many by chance more than once in a thousand:
 // a 20 %-loss line's 3 targets all answer a round half the time, so 5 in a row (up_after
@@ -374,7 +394,9 @@ func (m *Machine) cleanNeeded() int {
 		return m.p.UpAfter
 	}
 	perRound := math.Pow(1-l, float64(max(len(m.p.Targets), 1)))
-	return max(m.p.UpAfter, int(math.Ceil(math.Log(1e-3)/math.Log(perRound))))
+	// Runs start after a round that was not clean: per hour, that many chances.
+	starts := max(time.Hour.Seconds()/max(m.p.Interval.Seconds(), 1e-3)*(1-perRound), 1)
+	return max(m.p.UpAfter, int(math.Ceil(math.Log(falseReturnsPerHour/starts)/math.Log(perRound))))
 }
 
 // clean says whether round r was clean: every target that answered in the window answered
@@ -417,6 +439,7 @@ func (m *Machine) Line() LineQuality {
 // windowQuality is what one pass over the window measures.
 type windowQuality struct {
 	loss        float64 // of the quorum best targets' probes together
+	samples     int     // how many probes loss is measured on
 	rtt, jitter time.Duration
 }
 
@@ -449,6 +472,7 @@ func (m *Machine) window() windowQuality {
 		lost += s.Loss * float64(s.Samples) / 100
 		samples += s.Samples
 	}
+	w.samples = samples
 	if samples > 0 {
 		w.loss = 100 * lost / float64(samples)
 	}

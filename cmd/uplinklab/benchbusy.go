@@ -25,12 +25,13 @@ const (
 
 const busyMethod = "busy: isp1's upstream shaped with tbf to 4 Mbit/s, 300 ms queue; a UDP stream from the LAN " +
 	"(1200-byte datagrams, one flow) offered at LOAD % of that for the window, from a fresh uplinkd; " +
-	"loss10: isp1 drops 5.1 % of its packets either way (10 % round trip) for the window. " +
+	"loss10: isp1 drops 5.1 % of its packets either way (10 % round trip) for the window; " +
+	"loss19: 10 % either way (19 % round trip, just under max_loss 20 %). " +
 	"down: isp1 transitions to down in the window; changes: all isp1 state changes; rtt: isp1's RTT in " +
 	"uplinkd's status (mean of the window's answered probes), sampled every 500 ms from 5 s into the window."
 
 type busyReport struct {
-	Scenario     string  `json:"scenario"` // busy110, busy140, loss10
+	Scenario     string  `json:"scenario"` // busy110, busy140, loss10, loss19
 	Config       string  `json:"config"`
 	Seconds      float64 `json:"seconds"`
 	Down         int     `json:"down_transitions"`
@@ -52,6 +53,7 @@ func cmdBenchBusy(ctx context.Context, args []string) error {
 	configs := fs.String("configs", "default,tuned", "configs to run (default, tuned)")
 	loads := fs.String("loads", "110,140", "offered loads in percent of the shaped rate")
 	loss := fs.Bool("loss10", true, "also run the 10 % loss scenario")
+	loss19 := fs.Bool("loss19", false, "also run the 19 % loss scenario (just under max_loss; use -busy-seconds 300)")
 	bin := fs.String("uplinkd", "", "uplinkd binary to run (default: go build ./cmd/uplinkd)")
 	jsonPath := fs.String("json", "", "write the JSON report to this file")
 	if err := fs.Parse(args); err != nil {
@@ -88,6 +90,9 @@ func cmdBenchBusy(ctx context.Context, args []string) error {
 		if *loss {
 			scen = append(scen, "loss10")
 		}
+		if *loss19 {
+			scen = append(scen, "loss19")
+		}
 		for _, sc := range scen {
 			if ctx.Err() != nil {
 				return ctx.Err()
@@ -123,8 +128,12 @@ func busyRun(ctx context.Context, lab *netlab.Lab, bin string, cfg netlab.Daemon
 		return r, err
 	}
 	start := time.Now()
-	if sc == "loss10" {
-		if err := lab.Break(1, netlab.Loss10); err != nil {
+	if strings.HasPrefix(sc, "loss") {
+		f, err := netlab.ParseFault(sc)
+		if err != nil {
+			return r, err
+		}
+		if err := lab.Break(1, f); err != nil {
 			return r, err
 		}
 		defer func() { err = errors.Join(err, lab.Heal(1)) }()

@@ -23,6 +23,9 @@ const (
 	Loss10
 	// IPv6Silent: the ISP stops forwarding IPv6 only; IPv4 works.
 	IPv6Silent
+	// Loss19: 10 % loss either way, 19 % round trip (1 − 0.9² = 0.19): just under the shipped
+	// max_loss of 20 %, where degraded's hysteresis is tested.
+	Loss19
 )
 
 func (f Fault) String() string {
@@ -37,18 +40,20 @@ func (f Fault) String() string {
 		return "loss10"
 	case IPv6Silent:
 		return "ipv6-silent"
+	case Loss19:
+		return "loss19"
 	}
 	return fmt.Sprintf("fault(%d)", int(f))
 }
 
 // ParseFault reads the names String gives.
 func ParseFault(s string) (Fault, error) {
-	for _, f := range []Fault{SilentFailure, CarrierLoss, Loss30, Loss10, IPv6Silent} {
+	for _, f := range []Fault{SilentFailure, CarrierLoss, Loss30, Loss10, Loss19, IPv6Silent} {
 		if f.String() == s {
 			return f, nil
 		}
 	}
-	return 0, fmt.Errorf("netlab: unknown fault %q: want silent, carrier, loss30 or loss10", s)
+	return 0, fmt.Errorf("netlab: unknown fault %q: want silent, carrier, loss30, loss19, loss10 or ipv6-silent", s)
 }
 
 // Break makes uplink isp (1 or 2) fail the given way. Faults add up; Heal clears them all.
@@ -64,6 +69,8 @@ func (l *Lab) Break(isp int, how Fault) error {
 		return l.nft(u.Role, fmt.Sprintf("add rule inet %s fault numgen random mod 1000 < 163 drop\n", nftTable))
 	case Loss10:
 		return l.nft(u.Role, fmt.Sprintf("add rule inet %s fault numgen random mod 1000 < 51 drop\n", nftTable))
+	case Loss19:
+		return l.nft(u.Role, fmt.Sprintf("add rule inet %s fault numgen random mod 1000 < 100 drop\n", nftTable))
 	case IPv6Silent:
 		return l.nft(u.Role, fmt.Sprintf("add rule inet %s fault meta nfproto ipv6 drop\n", nftTable))
 	case CarrierLoss:
