@@ -23,7 +23,7 @@ type Config struct {
 }
 
 // HA is [ha]: this box is one of a keepalived gateway pair, and uplinkd steers its VRRP
-// priority through a track file (see internal/ha).
+// priority through a track file (internal/ha writes it).
 type HA struct {
 	TrackFile string // keepalived's track_file; "" when the box is not in a pair
 }
@@ -147,6 +147,10 @@ func DefaultConfig() Config {
 		},
 	}
 }
+
+// DefaultTrackFile is where uplinkd writes the value by default: its runtime directory, which
+// systemd creates (and which ProtectSystem=strict leaves writable).
+const DefaultTrackFile = "/run/uplinkd/vrrp-priority"
 
 // DefaultStateFile is in the unit's StateDirectory=uplinkd, the one place under /var that
 // ProtectSystem=strict leaves writable.

@@ -62,11 +62,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/uplinkd/uplinkd/uplink"
 )
 
-// DefaultTrackFile is where uplinkd writes the value by default: its runtime directory, which
-// systemd creates (and which ProtectSystem=strict leaves writable).
-const DefaultTrackFile = "/run/uplinkd/vrrp-priority"
+// DefaultTrackFile is the domain's default ([ha] track_file), kept here under its old name.
+const DefaultTrackFile = uplink.DefaultTrackFile
 
 // The value scale, for keepalived weight 1 and base priority 100 on both boxes.
 const (

@@ -10,7 +10,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/uplinkd/uplinkd/internal/ha"
 	"github.com/uplinkd/uplinkd/uplink"
 )
 
@@ -35,7 +34,7 @@ func (r *rawHA) apply(h *uplink.HA, fail func(string, string, ...any)) {
 	if r == nil {
 		return
 	}
-	h.TrackFile = ha.DefaultTrackFile
+	h.TrackFile = uplink.DefaultTrackFile
 	if r.TrackFile != nil {
 		h.TrackFile = *r.TrackFile
 		if !strings.HasPrefix(h.TrackFile, "/") || strings.HasSuffix(h.TrackFile, "/") {
