@@ -32,11 +32,15 @@ func runDemo(ctx context.Context, args []string, w io.Writer) (err error) {
 	hold := fs.Duration("hold", 3*time.Second, "how long to stay on isp2 before healing isp1")
 	svg := fs.String("svg", "", "also draw the demo as an SVG timeline into this `file` (states, active uplinks, the LAN flow's blackouts, probe RTTs)")
 	v6 := fs.Bool("ipv6", false, "IPv6 with a prefix per ISP instead: RAs move the client between prefixes, NPTv6 carries old sources")
+	in := fs.Bool("inbound", false, "customers reaching in instead: a customer resolves www through Unbound and connects; the answer follows the live ISP")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *v6 && *svg != "" {
+	if (*v6 || *in) && *svg != "" {
 		return errors.New("-svg draws the IPv4 demo only")
+	}
+	if *v6 && *in {
+		return errors.New("-ipv6 and -inbound are two demos: run them one after the other")
 	}
 	if err := needRoot(); err != nil {
 		return err
@@ -55,6 +59,9 @@ func runDemo(ctx context.Context, args []string, w io.Writer) (err error) {
 	defer cancel()
 	if *v6 {
 		return demoIPv6(ctx, tl, path, cfg, cfgName, *prefix, *hold)
+	}
+	if *in {
+		return demoInbound(ctx, tl, path, cfg, cfgName, *prefix, *hold)
 	}
 
 	tl.say("building the lab: lan → gw (uplinkd) → isp1 | isp2 → internet (203.0.113.0/24)")
