@@ -50,6 +50,11 @@ type Settings struct {
 	Protocol     netlink.RouteProtocol // our route and rule protocol number, default 0x55
 }
 
+// SettingsOf are the routing numbers of the [daemon] section d.
+func SettingsOf(d uplink.Daemon) Settings {
+	return Settings{RulePriority: d.RulePriority, ActiveTable: d.TableBase}
+}
+
 // WithDefaults fills zero fields.
 func (s Settings) WithDefaults() Settings {
 	if s.RulePriority <= 0 {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,7 +10,6 @@ import (
 
 	"github.com/uplinkd/uplinkd/internal/netlab"
 	"github.com/uplinkd/uplinkd/internal/testkit"
-	"github.com/uplinkd/uplinkd/uplink"
 )
 
 // `uplinkd --check --probe` while the daemon runs: isp1 dead silently, isp2 fine. Each probe
@@ -52,21 +50,5 @@ func TestCheckProbeSaysWhenProbesAreNotPinned(t *testing.T) {
 	out, _ := lab.Exec(context.Background(), netlab.RoleGW, uplinkdBinary(t), "--check", "--probe", "--config", config)
 	if text := string(out); !strings.Contains(text, "isp1: ") || !strings.Contains(text, "NOT PINNED: no rule `fwmark 0x100 lookup 1001` (is uplinkd running?)") {
 		t.Errorf("uplinkd --check --probe without the daemon:\n%s\nwant it to say the probes are not pinned", text)
-	}
-}
-
-func TestCheckSaysWhenTheKernelIsTooOldForNPTv6(t *testing.T) {
-	c := uplink.DefaultConfig()
-	cfg := &c
-	cfg.Uplinks = []uplink.Uplink{{Name: "isp1", Prefixes: []netip.Prefix{netip.MustParsePrefix("2001:db8:a1::/64")}}}
-	cfg.IPv6.NPTv6 = true
-	for release, warn := range map[string]bool{"5.4.0-150-generic": true, "5.8.0": false, "6.1.0-28-amd64": false, "4.19.0": true} {
-		if got := kernelWarning(cfg, release) != ""; got != warn {
-			t.Errorf("kernel %s: warning %v, want %v", release, got, warn)
-		}
-	}
-	cfg.IPv6.NPTv6 = false
-	if w := kernelWarning(cfg, "4.19.0"); w != "" {
-		t.Errorf("NPTv6 off: %q", w)
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/uplinkd/uplinkd/internal/control"
 	"github.com/uplinkd/uplinkd/internal/dataplane"
+	"github.com/uplinkd/uplinkd/internal/diagnose"
 	"github.com/uplinkd/uplinkd/internal/engine"
 	"github.com/uplinkd/uplinkd/internal/ha"
 	"github.com/uplinkd/uplinkd/internal/inbound"
@@ -89,15 +90,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	if *check {
-		printSummary(stdout, cfg)
-		for _, w := range warnings(cfg) {
-			fmt.Fprintf(stdout, "warning: %s\n", w)
-		}
-		ok := checkHooks(stdout, cfg)
-		if *probeOnce {
-			ok = probeUplinks(context.Background(), stdout, cfg) && ok
-		}
-		if !ok {
+		if !diagnose.Check(context.Background(), stdout, cfg, *probeOnce) {
 			return 1
 		}
 		return 0
@@ -140,7 +133,7 @@ func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger, level 
 	defer h.Close()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	settings := routingSettings(cfg.Daemon)
+	settings := routing.SettingsOf(cfg.Daemon)
 	dnsServer := inbound.NewServer(log) // listens only while [dns] is configured
 	defer dnsServer.Close()
 	dnsUpdater := inbound.NewUpdater(log) // sends only while [dns.update] is configured
@@ -235,14 +228,10 @@ func cleanupAll(cfg *uplink.Config, log *slog.Logger) error {
 		return fmt.Errorf("netlink: %w", err)
 	}
 	defer h.Close()
-	dp, err := dataplane.New(h, netns.None(), routingSettings(cfg.Daemon), log)
+	dp, err := dataplane.New(h, netns.None(), routing.SettingsOf(cfg.Daemon), log)
 	if err != nil {
 		return err
 	}
 	_, err = dp.Cleanup() // the router logs each removal
 	return err
-}
-
-func routingSettings(d uplink.Daemon) routing.Settings {
-	return routing.Settings{RulePriority: d.RulePriority, ActiveTable: d.TableBase}
 }

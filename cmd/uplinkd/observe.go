@@ -2,11 +2,9 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"sync"
 
@@ -107,23 +105,4 @@ func (o *observer) start(ctx context.Context, e *engine.Engine, workers *sync.Wa
 			o.log.Error("metrics listener stopped", "err", err)
 		}
 	})
-}
-
-// checkHooks is what --check says about hook programs: each problem is an error there (the
-// daemon only warns, so that a reload is never refused for a hook).
-func checkHooks(w io.Writer, cfg *uplink.Config) (ok bool) {
-	errs := hooks.Check(cfg.Hooks)
-	for _, err := range errs {
-		fmt.Fprintf(w, "error: %v\n", err)
-	}
-	return len(errs) == 0
-}
-
-// metricsWarning warns when metrics_listen is reachable from beyond the gateway.
-func metricsWarning(cfg *uplink.Config) string {
-	ap, err := netip.ParseAddrPort(cfg.Daemon.MetricsListen)
-	if err != nil || ap.Addr().IsLoopback() {
-		return ""
-	}
-	return fmt.Sprintf("metrics_listen %s is not a loopback address: anyone who reaches it sees your uplinks, targets and traffic counts; restrict it with your firewall", ap)
 }

@@ -1,9 +1,13 @@
-package main
+// Package diagnose is uplinkd --check: a summary of a valid configuration, what in it may not
+// do what is meant (warnings), its hooks' programs, and with --probe every target once through
+// each uplink. It reads the kernel and sends probes; it changes nothing.
+package diagnose
 
 import (
 	"context"
 	"fmt"
 	"io"
+	"net/netip"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -12,14 +16,15 @@ import (
 
 	"github.com/uplinkd/uplinkd/internal/control"
 	"github.com/uplinkd/uplinkd/internal/ha"
+	"github.com/uplinkd/uplinkd/internal/hooks"
 	"github.com/uplinkd/uplinkd/probe"
 	"github.com/uplinkd/uplinkd/routing"
 	"github.com/uplinkd/uplinkd/uplink"
 	"github.com/vishvananda/netlink"
 )
 
-// printSummary is what --check prints about a valid configuration.
-func printSummary(w io.Writer, cfg *uplink.Config) {
+// Summary is what --check prints about a valid configuration.
+func Summary(w io.Writer, cfg *uplink.Config) {
 	fmt.Fprintf(w, "%s: ok, %d uplinks\n", cfg.Path, len(cfg.Uplinks))
 	for _, u := range cfg.Uplinks {
 		gw := "gateway from the kernel"
@@ -99,8 +104,8 @@ func kernelRelease() string {
 	return unix.ByteSliceToString(u.Release[:])
 }
 
-// warnings are what --check says about a valid configuration that may not do what is meant.
-func warnings(cfg *uplink.Config) []string {
+// Warnings are what --check says about a valid configuration that may not do what is meant.
+func Warnings(cfg *uplink.Config) []string {
 	var out []string
 	if err := control.CheckGroup(cfg.Daemon.SocketGroup); err != nil {
 		out = append(out, err.Error())
@@ -126,19 +131,19 @@ func warnings(cfg *uplink.Config) []string {
 	return out
 }
 
-// probeUplinks is --check --probe: every target once through each uplink, pinned as the daemon
+// Probe is --check --probe: every target once through each uplink, pinned as the daemon
 // pins its probes (the uplink's mark and address), all uplinks at once. It says when the mark
 // is not routed (uplinkd not running: its rules are missing), since such probes follow the main
 // table and may leave through another uplink. It changes nothing. It returns false when an
 // uplink had no answering target or could not be probed.
-func probeUplinks(ctx context.Context, w io.Writer, cfg *uplink.Config) bool {
+func Probe(ctx context.Context, w io.Writer, cfg *uplink.Config) bool {
 	h, err := netlink.NewHandle()
 	if err != nil {
 		fmt.Fprintf(w, "probe: netlink: %v\n", err)
 		return false
 	}
 	defer h.Close()
-	r := routing.NewRouter(h, routingSettings(cfg.Daemon), nil)
+	r := routing.NewRouter(h, routing.SettingsOf(cfg.Daemon), nil)
 	type outcome struct {
 		pin     probe.Pin
 		linked  bool   // the interface is there: probe it
@@ -242,4 +247,37 @@ func errText(err error) string {
 		return s[i:]
 	}
 	return s
+}
+
+// Hooks is what --check says about hook programs: each problem is an error there (the
+// daemon only warns, so that a reload is never refused for a hook).
+func Hooks(w io.Writer, cfg *uplink.Config) (ok bool) {
+	errs := hooks.Check(cfg.Hooks)
+	for _, err := range errs {
+		fmt.Fprintf(w, "error: %v\n", err)
+	}
+	return len(errs) == 0
+}
+
+// metricsWarning warns when metrics_listen is reachable from beyond the gateway.
+func metricsWarning(cfg *uplink.Config) string {
+	ap, err := netip.ParseAddrPort(cfg.Daemon.MetricsListen)
+	if err != nil || ap.Addr().IsLoopback() {
+		return ""
+	}
+	return fmt.Sprintf("metrics_listen %s is not a loopback address: anyone who reaches it sees your uplinks, targets and traffic counts; restrict it with your firewall", ap)
+}
+
+// Check is all of --check: the summary, the warnings, the hooks and, with probe, the probes.
+// It returns false when something would not work (a hook's program, an uplink no target answers).
+func Check(ctx context.Context, w io.Writer, cfg *uplink.Config, probe bool) bool {
+	Summary(w, cfg)
+	for _, warning := range Warnings(cfg) {
+		fmt.Fprintf(w, "warning: %s\n", warning)
+	}
+	ok := Hooks(w, cfg)
+	if probe {
+		ok = Probe(ctx, w, cfg) && ok
+	}
+	return ok
 }
