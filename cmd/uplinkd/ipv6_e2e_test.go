@@ -327,7 +327,7 @@ func TestDrivenLifetimesDeprecateTheGatewaysOwnLANAddress(t *testing.T) {
 		}
 		return netlab.PrefixState(addrs, p)
 	}
-	waitUntil(t, 3*time.Second, "isp2's LAN address deprecated, isp1's preferred", func() bool {
+	waitUntil(t, 10*time.Second, "isp2's LAN address deprecated, isp1's preferred", func() bool {
 		_, d1 := gwState(prefix1)
 		_, d2 := gwState(prefix2)
 		return !d1 && d2
@@ -336,7 +336,7 @@ func TestDrivenLifetimesDeprecateTheGatewaysOwnLANAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.waitActive(5*time.Second, "isp2")
-	waitUntil(t, 3*time.Second, "isp1's LAN address deprecated, isp2's preferred", func() bool {
+	waitUntil(t, 10*time.Second, "isp1's LAN address deprecated, isp2's preferred", func() bool {
 		_, d1 := gwState(prefix1)
 		_, d2 := gwState(prefix2)
 		return d1 && !d2
@@ -345,7 +345,7 @@ func TestDrivenLifetimesDeprecateTheGatewaysOwnLANAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	d.waitActive(10*time.Second, "isp1")
-	waitUntil(t, 3*time.Second, "isp1's LAN address preferred again", func() bool {
+	waitUntil(t, 10*time.Second, "isp1's LAN address preferred again", func() bool {
 		h1, d1 := gwState(prefix1)
 		return h1 && !d1
 	})

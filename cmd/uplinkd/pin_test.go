@@ -199,7 +199,7 @@ func TestGracefulDrainLetsAConnectionFinishWhileNewOnesGoElsewhere(t *testing.T)
 	if err := d.client.Drain(context.Background(), "isp1", false); err != nil {
 		t.Fatal(err)
 	}
-	d.waitActive(time.Second, "isp2")
+	d.waitActive(10*time.Second, "isp2")
 	if via := viaTCP(t, lab); via != netlab.GWWAN2Addr4.String() {
 		t.Errorf("new connections during the drain leave via %s, want isp2", via)
 	}

@@ -24,7 +24,7 @@ func TestADeletedOwnedRuleAndTheNftablesTableAreRestored(t *testing.T) {
 	owned := routingText(t, lab)
 
 	gwExec(t, lab, "ip", "-4", "rule", "del", "pref", "1040")
-	took := waitUntil(t, 3*time.Second, "the deleted rule to come back", func() bool { return routingText(t, lab) == owned })
+	took := waitUntil(t, 10*time.Second, "the deleted rule to come back", func() bool { return routingText(t, lab) == owned })
 	t.Logf("the deleted rule was restored after %s", took)
 
 	gwExec(t, lab, "nft", "delete", "table", "inet", "uplinkd")
