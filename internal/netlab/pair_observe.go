@@ -25,8 +25,12 @@ type Observation struct {
 	TCPSurvived bool
 	// PushSurvived: a server-pushed stream (client silent) opened before still delivers after.
 	PushSurvived bool
-	// SplitBrain: at some poll after the event both boxes held the LAN VIP.
+	// SplitBrain: after the event both boxes held the LAN VIP for longer than splitBrainAfter
+	// in a row, or still at the end. A takeover's own overlap (the old master lets go when it
+	// hears the new one, RFC 5798 §6.4.3; a loaded machine stretches that) is Overlap.
 	SplitBrain bool
+	// Overlap is the longest time both boxes held the LAN VIP at once.
+	Overlap time.Duration
 	// Takeover is from the event until the LAN VIP appeared on the other box (0: it never did):
 	// VRRP's part, which depends on where the cut fell between two advertisements (up to one
 	// advert_int). Recovery is from then until the LAN's flow was answered again: the part of
@@ -34,6 +38,10 @@ type Observation struct {
 	Takeover, Recovery time.Duration
 	Details            []string // why something did not survive
 }
+
+// splitBrainAfter is how long both boxes may hold the LAN VIP during a takeover before it is
+// called split brain: ten advert intervals of the example's advert_int 0.1.
+const splitBrainAfter = time.Second
 
 // ObserveOptions shape Observe.
 type ObserveOptions struct {
@@ -98,16 +106,30 @@ func (p *Pair) Observe(ctx context.Context, opts ObserveOptions, event func() er
 
 	// Watch for split brain while the event plays out.
 	watchCtx, stopWatch := context.WithCancel(ctx)
-	split := make(chan bool, 1)
+	type overlap struct {
+		longest time.Duration
+		atEnd   bool
+	}
+	split := make(chan overlap, 1)
 	go func() {
-		seen := false
+		var o overlap
+		var since time.Time // both have held the VIP since
 		for watchCtx.Err() == nil {
-			if p.LANVIPHolders() > 1 {
-				seen = true
+			now := time.Now()
+			both := p.LANVIPHolders() > 1
+			switch {
+			case both && since.IsZero():
+				since = now
+			case !both:
+				since = time.Time{}
 			}
+			if !since.IsZero() {
+				o.longest = max(o.longest, now.Sub(since))
+			}
+			o.atEnd = both
 			time.Sleep(20 * time.Millisecond)
 		}
-		split <- seen
+		split <- o
 	}()
 
 	vip, err := p.watchVIP(watchCtx, before.Other())
@@ -150,7 +172,12 @@ func (p *Pair) Observe(ctx context.Context, opts ObserveOptions, event func() er
 	}
 	time.Sleep(opts.Quiet)
 	stopWatch()
-	ob.SplitBrain = <-split
+	o := <-split
+	ob.Overlap = o.longest
+	ob.SplitBrain = o.atEnd || o.longest > splitBrainAfter
+	if ob.SplitBrain {
+		ob.Details = append(ob.Details, fmt.Sprintf("split brain: both boxes held the LAN VIP for %s (at the end: %v)", o.longest.Round(time.Millisecond), o.atEnd))
+	}
 	rep := flow.Stop()
 	var end time.Time // of the longest outage
 	for _, o := range rep.Outages {

@@ -29,9 +29,9 @@ func TestPairBasics(t *testing.T) {
 
 func logObservation(t *testing.T, name string, ob netlab.Observation) {
 	t.Helper()
-	t.Logf("%s: master %s → %s, LAN outage %v, udp %v (same mapping %v), tcp %v, push %v, split brain %v; %v",
+	t.Logf("%s: master %s → %s, LAN outage %v, udp %v (same mapping %v), tcp %v, push %v, split brain %v (longest overlap %v); %v",
 		name, ob.Before, ob.After, ob.LANOutage.Round(time.Millisecond), ob.UDPSurvived, ob.UDPSameMapping,
-		ob.TCPSurvived, ob.PushSurvived, ob.SplitBrain, ob.Details)
+		ob.TCPSurvived, ob.PushSurvived, ob.SplitBrain, ob.Overlap.Round(time.Millisecond), ob.Details)
 }
 
 // TestPairBoxLost: the master loses power; the backup takes the VIPs, and the connections
