@@ -10,21 +10,29 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/uplinkd/uplinkd/uplink"
 )
 
-// httpProber GETs / from the target's address (http or https) on a fresh connection and counts
-// a 2xx or 3xx status (redirects are not followed). For https the certificate must be valid for
-// the target's address (IP SAN), as public resolvers' are.
+// httpProber GETs the method's path (/ by default) from the target's address (http or https) on
+// a fresh connection and counts a 2xx or 3xx status (redirects are not followed) and, when the
+// method expects a text, a body that holds it in its first 4 KiB (a server check's health
+// page). For https the certificate must be valid for the target's address (IP SAN), as public
+// resolvers' are.
 type httpProber struct {
-	tls  bool
-	port uint16
+	tls          bool
+	port         uint16
+	path, expect string
 }
 
 func newHTTP(m uplink.Method) Prober {
-	return httpProber{tls: m.Name == uplink.MethodHTTPS, port: m.Port}
+	path := m.Path
+	if path == "" {
+		path = "/"
+	}
+	return httpProber{tls: m.Name == uplink.MethodHTTPS, port: m.Port, path: path, expect: m.Expect}
 }
 
 // tlsRoots replaces the system's roots (tests trust the lab's certificate with it).
@@ -56,7 +64,7 @@ func (h httpProber) Probe(ctx context.Context, pin Pin, target netip.Addr, timeo
 	client := &http.Client{Transport: tr, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	url := fmt.Sprintf("%s://%s/", method, netip.AddrPortFrom(target, h.port))
+	url := fmt.Sprintf("%s://%s%s", method, netip.AddrPortFrom(target, h.port), h.path)
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		res.Err = fmt.Errorf("probe: %s %s: %w", method, url, err)
@@ -74,10 +82,14 @@ func (h httpProber) Probe(ctx context.Context, pin Pin, target netip.Addr, timeo
 		res.Err = fmt.Errorf("probe: %s %s %s: %w", method, url, pin.describe(target), err)
 		return res
 	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, maxBody))
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
 	resp.Body.Close()
 	if resp.StatusCode < 200 || resp.StatusCode > 399 {
 		res.Err = fmt.Errorf("probe: %s %s %s: status %s", method, url, pin.describe(target), resp.Status)
+		return res
+	}
+	if h.expect != "" && !strings.Contains(string(body), h.expect) {
+		res.Err = fmt.Errorf("probe: %s %s %s: status %s, but the body lacks %q", method, url, pin.describe(target), resp.Status, h.expect)
 		return res
 	}
 	res.OK, res.RTT = true, rtt

@@ -174,6 +174,9 @@ const MaxUplinkID = 250
 type Method struct {
 	Name string // one of the Method* constants
 	Port uint16 // tcp, http, https, dns: the port (the method's default when not written)
+	// Path is what http and https GET ("/" when empty); Expect, if set, must be in the first
+	// 4 KiB of the body (a server check's health page).
+	Path, Expect string
 }
 
 // The probe methods.
@@ -262,7 +265,7 @@ type Hook struct {
 }
 
 // HookEvents are the events a hook may ask for. "drain" covers undrain too.
-var HookEvents = []string{"state", "active", "drain", "reload", "hold"}
+var HookEvents = []string{"state", "active", "drain", "reload", "hold", "server"}
 
 // The bounds of a hook's timeout.
 const (

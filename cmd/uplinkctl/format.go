@@ -55,7 +55,24 @@ func formatStatus(w io.Writer, st api.Status, now time.Time) error {
 	}
 	if st.DNS != nil {
 		for _, n := range st.DNS.Names {
-			fmt.Fprintf(&b, "DNS:    %s %s\n", n.Name, strings.Join(n.Addrs, " "))
+			note := ""
+			switch {
+			case n.Fallback:
+				note = "  (FALLBACK: its servers fail)"
+			case n.Down:
+				note = "  (its servers fail; no fallback: the uplinks' addresses still)"
+			}
+			fmt.Fprintf(&b, "DNS:    %s %s%s\n", n.Name, strings.Join(n.Addrs, " "), note)
+			for _, s := range n.Servers {
+				line := "        server " + s.Server + " " + s.State
+				if !s.Since.IsZero() {
+					line += " " + human(now.Sub(s.Since))
+				}
+				if s.Reason != "" {
+					line += ": " + s.Reason
+				}
+				fmt.Fprintln(&b, line)
+			}
 		}
 	}
 	if v := st.IPv6; v != nil {
@@ -260,6 +277,12 @@ func formatEvent(e api.Event, loc *time.Location) string {
 	var subject []string
 	if e.Uplink != "" {
 		subject = append(subject, e.Uplink)
+	}
+	if e.Name != "" {
+		subject = append(subject, e.Name)
+	}
+	if e.Server != "" {
+		subject = append(subject, e.Server)
 	}
 	if e.From != "" || e.To != "" {
 		subject = append(subject, orDash(e.From)+" -> "+orDash(e.To))

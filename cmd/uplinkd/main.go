@@ -23,6 +23,7 @@ import (
 	"github.com/uplinkd/uplinkd/internal/ha"
 	"github.com/uplinkd/uplinkd/internal/inbound"
 	"github.com/uplinkd/uplinkd/internal/ra"
+	"github.com/uplinkd/uplinkd/internal/servercheck"
 	"github.com/uplinkd/uplinkd/internal/statefile"
 	"github.com/uplinkd/uplinkd/internal/version"
 	"github.com/uplinkd/uplinkd/routing"
@@ -174,6 +175,7 @@ func runDaemon(ctx context.Context, cfg *uplink.Config, log *slog.Logger, level 
 		OnRound:      obs.onRound(),
 		OnReload:     obs.onReload,
 		State:        state,
+		CheckServers: servercheck.Start,
 	})
 	if err != nil {
 		return err

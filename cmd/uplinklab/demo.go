@@ -327,6 +327,8 @@ func describeEvent(ev api.Event) string {
 		return fmt.Sprintf("%s %s → %s (%s)", ev.Uplink, ev.From, ev.To, ev.Reason)
 	case api.KindActive:
 		return fmt.Sprintf("traffic moves %s → %s (%s; switch took %s)", orNone(ev.From), orNone(ev.To), ev.Reason, ev.Took.Round(10*time.Microsecond))
+	case api.KindServer:
+		return fmt.Sprintf("%s's server %s is %s (%s)", ev.Name, ev.Server, ev.To, ev.Reason)
 	}
 	s := string(ev.Kind)
 	if ev.Uplink != "" {

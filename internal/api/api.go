@@ -117,6 +117,19 @@ type DNSStatus struct {
 type DNSAnswers struct {
 	Name  string   `json:"name"`
 	Addrs []string `json:"addrs"`
+	// Servers are the name's checked servers; Down: fewer of them pass than its quorum, and
+	// Fallback: it answers its fallback then.
+	Servers  []ServerStatus `json:"servers,omitempty"`
+	Down     bool           `json:"down,omitempty"`
+	Fallback bool           `json:"fallback,omitempty"`
+}
+
+// ServerStatus is one checked server behind a published name.
+type ServerStatus struct {
+	Server string    `json:"server"` // "http://192.0.2.10:80/healthz"
+	State  string    `json:"state"`  // "up", "down" or "unknown" (not judged yet: counts as up)
+	Since  time.Time `json:"since,omitzero"`
+	Reason string    `json:"reason,omitempty"` // the last check's outcome
 }
 
 // HAStatus is this box's part in a keepalived gateway pair.
@@ -158,6 +171,7 @@ const (
 	KindError   EventKind = "error"   // applying a decision to the kernel failed
 	KindHA      EventKind = "ha"      // the box was put in standby or made active in its pair
 	KindHold    EventKind = "hold"    // flap damping began (to "held") or ended (from "held") a hold-down
+	KindServer  EventKind = "server"  // a server behind a published name went up or down
 )
 
 // Event is one decision: a state change, a drain, a reload, a route switch.
@@ -168,6 +182,8 @@ type Event struct {
 	// judged apart (targets of both families); empty when one judgement covers both.
 	Family string   `json:"family,omitempty"`
 	Uplink string   `json:"uplink,omitempty"`
+	Name   string   `json:"name,omitempty"`   // a server event's published name
+	Server string   `json:"server,omitempty"` // a server event's server: "http://192.0.2.10:80/health"
 	From   string   `json:"from,omitempty"`
 	To     string   `json:"to,omitempty"`
 	Reason string   `json:"reason"`

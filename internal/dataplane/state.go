@@ -7,6 +7,7 @@
 package dataplane
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 	"time"
@@ -32,6 +33,9 @@ type State struct {
 	Services []connmark.Service
 	// DNS is what the built-in authoritative server publishes (off when its zone is empty).
 	DNS uplink.DNS
+	// NamesDown are the checked names whose servers fail (fewer than their quorum pass): they
+	// answer their fallback, or as unchecked when they have none.
+	NamesDown map[string]bool
 	// EndFlows are connections to end: a service that moves its existing connections left an
 	// uplink. Each is done once, when its Seq is new for its service.
 	EndFlows []EndFlows
@@ -232,10 +236,16 @@ func (s State) stalePrefixes() map[netip.Prefix]string {
 	return out
 }
 
+// Fallback says whether n answers its fallback: its servers fail and it has one.
+func (s State) Fallback(n uplink.DNSName) bool { return s.NamesDown[n.Name] && len(n.Fallback) > 0 }
+
 // Published is what the published name n answers under the [dns] policy: per family, the
 // addresses of its uplinks that the policy picks; when none qualifies, every one of its uplinks' addresses: an answer
-// that may work beats none.
+// that may work beats none. A checked name whose servers fail answers its fallback instead.
 func (s State) Published(n uplink.DNSName) []netip.Addr {
+	if s.Fallback(n) {
+		return n.Fallback
+	}
 	policy := s.DNS.Policy
 	var cands []Uplink
 	for _, u := range s.Uplinks {
@@ -290,6 +300,7 @@ func (s State) Clone() State {
 	c.LANInterfaces = slices.Clone(s.LANInterfaces)
 	c.Services = slices.Clone(s.Services)
 	c.DNS.Names = slices.Clone(s.DNS.Names)
+	c.NamesDown = maps.Clone(s.NamesDown)
 	c.EndFlows = slices.Clone(s.EndFlows)
 	c.IPv6.Interfaces = slices.Clone(s.IPv6.Interfaces)
 	c.IPv6.RDNSS = slices.Clone(s.IPv6.RDNSS)

@@ -20,6 +20,7 @@ func (e *Engine) desired(provisional bool) dataplane.State {
 		Affinity:      e.cfg.Daemon.Affinity,
 		LANInterfaces: e.cfg.Daemon.LANInterfaces,
 		DNS:           e.cfg.DNS,
+		NamesDown:     e.namesDown(),
 		IPv6:          e.cfg.IPv6,
 	}
 	for _, m := range e.members {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/internal/dataplane"
+	"github.com/uplinkd/uplinkd/internal/servercheck"
 	"github.com/uplinkd/uplinkd/internal/statefile"
 	"github.com/uplinkd/uplinkd/routing"
 	"github.com/uplinkd/uplinkd/uplink"
@@ -76,6 +77,8 @@ type Options struct {
 	LastRA func() []api.RASent
 	// State, if set, keeps the drains across a restart.
 	State *statefile.Store
+	// CheckServers, if set, checks the servers behind the published names (servercheck.Start).
+	CheckServers CheckServers
 }
 
 // Engine is the running daemon's state. Create it with New, run it with Run; Status, Drain,
@@ -113,6 +116,9 @@ type Engine struct {
 	// doubtUntil: an active uplink's probes failed lately; metered backups are probed fully.
 	doubtUntil time.Time
 
+	servers serverChecks            // the published names' servers and their health
+	checked chan servercheck.Result // their checks' outcomes
+
 	rounds   chan roundMsg
 	requests chan func()
 	running  chan struct{} // closed when Run has set ctx
@@ -142,6 +148,7 @@ func New(opt Options) (*Engine, error) {
 		notify:   opt.Notifier,
 		cfg:      opt.Config,
 		rounds:   make(chan roundMsg, 64),
+		checked:  make(chan servercheck.Result, 64),
 		requests: make(chan func()),
 		running:  make(chan struct{}),
 		hub:      newHub(),
@@ -170,6 +177,8 @@ func (e *Engine) Run(ctx context.Context) error {
 		e.members = append(e.members, e.newMember(u, nil))
 	}
 	e.restoreDrains()
+	e.startChecks()
+	defer e.stopChecks()
 	e.learnLAN()
 	e.prepareRouting()
 	for _, m := range e.members {
@@ -217,6 +226,8 @@ func (e *Engine) loop(ctx context.Context) error {
 			if r.from.current(r.gen) {
 				e.onRound(r.from, r.round)
 			}
+		case r := <-e.checked:
+			e.onChecked(r)
 		case ev := <-e.opt.KernelEvents:
 			e.onKernelEvent(ev)
 		case <-e.repairs.due():

@@ -385,3 +385,66 @@ func TestAHoldDownIsLoggedAndPublishedWhenItBeginsAndEnds(t *testing.T) {
 		r.close()
 	})
 }
+
+const checkedName = twoISPs + `
+[dns]
+zone = "lb.example.com"
+[[dns.name]]
+name = "www"
+servers = ["http://192.0.2.10/healthz", "tcp://192.0.2.11:443"]
+fallback = ["203.0.113.80"]
+[[dns.name]]
+name = "mail"
+`
+
+// A checked name carries the uplinks' addresses while one of its servers passes; when both
+// are judged dead it answers its fallback, in the same Set as everything else, and comes back
+// when a server does. An unchecked name is untouched.
+func TestANameFollowsItsServers(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := startRigWith(t, checkedName, func(r *rig) {
+			r.dp.EditLink("wan1", func(l *routing.LinkInfo) { l.Addrs = append(l.Addrs, isp1Addr) })
+		})
+		if len(r.checks.names) != 1 || r.checks.names[0].Name != "www.lb.example.com." {
+			t.Fatalf("checks started for %+v, want www only", r.checks.names)
+		}
+		const www, a, b = "www.lb.example.com.", "http://192.0.2.10:80/healthz", "tcp://192.0.2.11:443"
+		down := func() bool { return r.dp.Last().NamesDown[www] }
+		for range 3 {
+			r.checked(www, a, false)
+		}
+		if down() {
+			t.Fatalf("one of two servers dead took the name down: %v", r.dp.Last().NamesDown)
+		}
+		for range 2 {
+			r.checked(www, b, false)
+		}
+		if down() {
+			t.Fatal("down after two failed checks of the second server, want down_after 3")
+		}
+		r.checked(www, b, false)
+		if !down() || !r.dp.Last().Fallback(r.dp.Last().DNS.Names[0]) {
+			t.Fatalf("both servers dead: NamesDown %v, want www down with its fallback", r.dp.Last().NamesDown)
+		}
+		st := r.e.Status()
+		if n := st.DNS.Names[0]; !n.Fallback || len(n.Addrs) != 1 || n.Addrs[0] != "203.0.113.80" || n.Servers[1].State != "down" || n.Servers[1].Reason != "connection refused" {
+			t.Errorf("status %+v", n)
+		}
+		if n := st.DNS.Names[1]; n.Down || n.Fallback || len(n.Servers) != 0 {
+			t.Errorf("the unchecked name: %+v", n)
+		}
+		if !slices.Contains(r.kinds(), "server → down") || !strings.Contains(r.logs.String(), "server check") {
+			t.Errorf("events %v: want the servers' verdicts", r.kinds())
+		}
+		r.checked(www, b, true) // up_after 3: one pass is not enough
+		if !down() {
+			t.Fatal("up after one passed check, want up_after 3")
+		}
+		r.checked(www, b, true)
+		r.checked(www, b, true)
+		if down() {
+			t.Errorf("a server back for up_after checks: still down")
+		}
+		r.close()
+	})
+}

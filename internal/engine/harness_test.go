@@ -15,6 +15,7 @@ import (
 
 	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/internal/dataplane"
+	"github.com/uplinkd/uplinkd/internal/servercheck"
 	"github.com/uplinkd/uplinkd/routing"
 	"github.com/uplinkd/uplinkd/uplink"
 	"github.com/uplinkd/uplinkd/uplink/config"
@@ -52,6 +53,7 @@ type rig struct {
 	path       string
 	dp         *dataplane.Fake
 	probes     *fakeProbers
+	checks     *fakeChecks
 	notify     *fakeNotifier
 	track      *fakeTracker
 	kernel     chan routing.Event
@@ -114,7 +116,7 @@ func startRigOpts(t *testing.T, cfg string, ok bool, setup func(*rig)) *rig {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rig{t: t, path: path, dp: dataplane.NewFake(),
+	r := &rig{t: t, path: path, dp: dataplane.NewFake(), checks: &fakeChecks{},
 		probes: newFakeProbers(), notify: &fakeNotifier{}, kernel: make(chan routing.Event, 16),
 		damage: make(chan struct{}, 1), logs: &lockedBuffer{}, done: make(chan error, 1), track: &fakeTracker{}}
 	r.dp.SetCounts(map[uint32]int{0x100: 7})
@@ -125,7 +127,7 @@ func startRigOpts(t *testing.T, cfg string, ok bool, setup func(*rig)) *rig {
 		setup(r)
 	}
 	e, err := New(Options{Config: c, Load: config.Load, Dataplane: r.dp, Kernel: r.dp,
-		StartProber: r.probes.start, Notifier: r.notify, Version: "test",
+		StartProber: r.probes.start, CheckServers: r.checks.start, Notifier: r.notify, Version: "test",
 		Log:          slog.New(slog.NewTextHandler(r.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 		KernelEvents: r.kernel, KernelDone: r.kernelDone, PinDamage: r.damage,
 		NewTracker: func(path string) Tracker { r.track.path = path; return r.track }})
@@ -237,4 +239,34 @@ func (r *rig) rewrite(old, new string) {
 	if err := os.WriteFile(r.path, []byte(strings.Replace(string(b), old, new, 1)), 0o644); err != nil {
 		r.t.Fatal(err)
 	}
+}
+
+// fakeChecks stands in for servercheck.Start: the test hands the engine check outcomes.
+type fakeChecks struct {
+	mu     sync.Mutex
+	out    chan<- servercheck.Result
+	names  []uplink.DNSName
+	starts int
+}
+
+func (f *fakeChecks) start(_ context.Context, names []uplink.DNSName, _ uplink.ServerCheck, out chan<- servercheck.Result) func() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.out, f.names = out, names
+	f.starts++
+	return func() {}
+}
+
+// result hands the engine one check of the server s (as the config writes it) of name.
+func (r *rig) checked(name, server string, ok bool) {
+	r.t.Helper()
+	s, err := uplink.ParseServer(server)
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	r.checks.mu.Lock()
+	out := r.checks.out
+	r.checks.mu.Unlock()
+	out <- servercheck.Result{Name: name, Server: s, OK: ok, Reason: map[bool]string{true: "passed in 1ms", false: "connection refused"}[ok], At: time.Now()}
+	synctest.Wait()
 }

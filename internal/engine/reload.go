@@ -54,6 +54,7 @@ func (e *Engine) reload(cause string) error {
 	_ = e.setTracker(cfg.HA.TrackFile) // checked above; before e.cfg changes: it compares paths
 	e.members, e.cfg = kept, cfg
 	e.rememberDrains() // a removed uplink's drain is forgotten
+	e.startChecks()    // a changed name or [dns.check]: the health of unchanged servers stays
 	e.learnLAN()
 	e.setSteering()
 	e.setLogLevel()

@@ -102,7 +102,7 @@ func (e *Engine) publishStatus() {
 	if d := e.state.DNS; d.Enabled() {
 		st.DNS = &api.DNSStatus{Zone: d.Zone}
 		for _, n := range d.Names {
-			a := api.DNSAnswers{Name: n.Name}
+			a := api.DNSAnswers{Name: n.Name, Servers: e.serverStatus(n), Down: e.state.NamesDown[n.Name], Fallback: e.state.Fallback(n)}
 			for _, addr := range e.state.Published(n) {
 				a.Addrs = append(a.Addrs, addr.String())
 			}

@@ -136,7 +136,7 @@ func (r *Runner) Wait() { r.wg.Wait() }
 // eventName maps an event kind to the name a hook lists; undrain counts as drain.
 func eventName(k api.EventKind) (string, bool) {
 	switch k {
-	case api.KindState, api.KindActive, api.KindDrain, api.KindReload, api.KindHold:
+	case api.KindState, api.KindActive, api.KindDrain, api.KindReload, api.KindHold, api.KindServer:
 		return string(k), true
 	case api.KindUndrain:
 		return string(api.KindDrain), true
@@ -278,6 +278,8 @@ func Env(ev api.Event) []string {
 		"UPLINKD_REASON=" + ev.Reason,
 		"UPLINKD_ACTIVE=" + strings.Join(ev.Active, ","),
 		"UPLINKD_TIME=" + ev.Time.UTC().Format(time.RFC3339Nano),
+		"UPLINKD_NAME=" + ev.Name,
+		"UPLINKD_SERVER=" + ev.Server,
 		"UPLINKD_PENALTY=" + strconv.FormatFloat(ev.Penalty, 'f', 0, 64),
 		"UPLINKD_HOLD=" + strconv.FormatFloat(ev.Hold.Seconds(), 'f', 0, 64),
 	}

@@ -264,3 +264,31 @@ func TestASlippedResponseIsTruncatedAndEmpty(t *testing.T) {
 		t.Errorf("slip: %v TC %v answers %d", err, r.Truncated, len(r.Answer))
 	}
 }
+
+// A checked name whose servers fail answers its fallback with the short fallback TTL; the
+// other names keep theirs.
+func TestANameWhoseServersFailAnswersItsFallbackWithItsOwnTTL(t *testing.T) {
+	st := state(uplink.DNSPolicyBest)
+	st.DNS.Check = uplink.DefaultServerCheck
+	st.DNS.Names[0].Servers = []uplink.Server{{Addr: netip.MustParseAddr("192.0.2.10"), Method: uplink.Method{Name: uplink.MethodTCP, Port: 80}}}
+	st.DNS.Names[0].Fallback = []netip.Addr{netip.MustParseAddr("203.0.113.80")}
+	if r := ask(t, Build(st, nil, t0), "www.lb.example.com.", dns.TypeA, nil, false); !slices.Equal(addrsOf(r.Answer), []string{isp1v4.String()}) {
+		t.Fatalf("servers passing: %v, want isp1's address", addrsOf(r.Answer))
+	}
+	st.NamesDown = map[string]bool{"www.lb.example.com.": true}
+	z := Build(st, nil, t0)
+	r := ask(t, z, "www.lb.example.com.", dns.TypeA, nil, false)
+	if !slices.Equal(addrsOf(r.Answer), []string{"203.0.113.80"}) || r.Answer[0].Header().Ttl != 10 {
+		t.Errorf("servers dead: %v, want the fallback with TTL 10", r.Answer)
+	}
+	if r := ask(t, z, "www.lb.example.com.", dns.TypeAAAA, nil, false); len(r.Answer) != 0 || r.Rcode != dns.RcodeSuccess {
+		t.Errorf("AAAA of an IPv4-only fallback: %v, want NODATA", r.Answer)
+	}
+	if r := ask(t, z, "vpn.a.lb.example.com.", dns.TypeA, nil, false); len(r.Answer) != 1 || r.Answer[0].Header().Ttl != 30 {
+		t.Errorf("an unchecked name: %v, want its own TTL 30", r.Answer)
+	}
+	st.DNS.Names[0].Fallback = nil // no fallback: the uplinks' addresses still
+	if r := ask(t, Build(st, nil, t0), "www.lb.example.com.", dns.TypeA, nil, false); !slices.Equal(addrsOf(r.Answer), []string{isp1v4.String()}) {
+		t.Errorf("servers dead, no fallback: %v, want the uplinks' answer as before", addrsOf(r.Answer))
+	}
+}

@@ -55,7 +55,11 @@ func Build(s dataplane.State, prev *Zone, now time.Time) *Zone {
 	for _, n := range d.Names {
 		addrs := s.Published(n)
 		z.Published[n.Name] = addrs
-		z.addAddrs(n.Name, addrs)
+		ttl := z.ttl
+		if s.Fallback(n) { // a status page elsewhere: resolvers come back soon after a server does
+			ttl = min(ttl, uint32(d.Check.FallbackTTL/time.Second))
+		}
+		z.addAddrsTTL(n.Name, addrs, ttl)
 	}
 	mname := "ns." + d.Zone
 	if len(z.ns) > 0 {
@@ -91,14 +95,18 @@ func (z *Zone) addName(name string) {
 	}
 }
 
-func (z *Zone) addAddrs(owner string, addrs []netip.Addr) {
+func (z *Zone) addAddrs(owner string, addrs []netip.Addr) { z.addAddrsTTL(owner, addrs, z.ttl) }
+
+// addAddrsTTL adds owner's A and AAAA records with TTL ttl.
+func (z *Zone) addAddrsTTL(owner string, addrs []netip.Addr, ttl uint32) {
 	z.addName(owner)
+	hdr := func(t uint16) dns.RR_Header { h := z.hdr(owner, t); h.Ttl = ttl; return h }
 	for _, a := range addrs {
 		switch {
 		case a.Is4():
-			z.rrs[owner] = append(z.rrs[owner], &dns.A{Hdr: z.hdr(owner, dns.TypeA), A: a.AsSlice()})
+			z.rrs[owner] = append(z.rrs[owner], &dns.A{Hdr: hdr(dns.TypeA), A: a.AsSlice()})
 		case a.Is6():
-			z.rrs[owner] = append(z.rrs[owner], &dns.AAAA{Hdr: z.hdr(owner, dns.TypeAAAA), AAAA: a.AsSlice()})
+			z.rrs[owner] = append(z.rrs[owner], &dns.AAAA{Hdr: hdr(dns.TypeAAAA), AAAA: a.AsSlice()})
 		}
 	}
 }

@@ -240,3 +240,50 @@ uplinks = ["isp2"]
 		t.Errorf("without [dns]: %v, enabled %v", err, cfg2 != nil && cfg2.DNS.Enabled())
 	}
 }
+
+func TestANamesServersChecksAndFallbackAreRead(t *testing.T) {
+	cfg, err := Parse("dns.toml", []byte(`
+[defaults]
+targets = ["192.0.2.1"]
+
+[[uplink]]
+name = "isp1"
+interface = "wan1"
+
+[dns]
+zone = "lb.example.com"
+
+[dns.check]
+interval = "1s"
+down_after = 2
+fallback_ttl = "5s"
+
+[[dns.name]]
+name = "www"
+servers = ["http://192.0.2.10/healthz", "tcp://192.0.2.11:443"]
+quorum = 2
+expect = "ok"
+fallback = ["203.0.113.80", "2001:db8:80::1"]
+
+[[dns.name]]
+name = "mail"
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := cfg.DNS
+	www := d.Names[0]
+	want := []uplink.Server{
+		{Addr: netip.MustParseAddr("192.0.2.10"), Method: uplink.Method{Name: "http", Port: 80, Path: "/healthz", Expect: "ok"}},
+		{Addr: netip.MustParseAddr("192.0.2.11"), Method: uplink.Method{Name: "tcp", Port: 443}},
+	}
+	if !reflect.DeepEqual(www.Servers, want) || www.NeedServers() != 2 || len(www.Fallback) != 2 {
+		t.Errorf("www %+v", www)
+	}
+	if c := d.Check; c.Interval != time.Second || c.DownAfter != 2 || c.UpAfter != uplink.DefaultServerCheck.UpAfter || c.FallbackTTL != 5*time.Second || c.Timeout != uplink.DefaultServerCheck.Timeout {
+		t.Errorf("check %+v", c)
+	}
+	if mail := d.Names[1]; mail.Checked() || mail.NeedServers() != 0 {
+		t.Errorf("mail %+v: want unchecked", mail)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/miekg/dns"
 	"github.com/uplinkd/uplinkd/uplink"
@@ -18,6 +19,16 @@ type rawDNS struct {
 	Names     []rawDNSName `toml:"name"`
 	Serve     *bool        `toml:"serve"`
 	Update    *rawUpdate   `toml:"update"`
+	Check     *rawCheck    `toml:"check"`
+}
+
+// rawCheck is [dns.check]: how the names' servers are checked.
+type rawCheck struct {
+	Interval    *duration `toml:"interval"`
+	Timeout     *duration `toml:"timeout"`
+	DownAfter   *int      `toml:"down_after"`
+	UpAfter     *int      `toml:"up_after"`
+	FallbackTTL *duration `toml:"fallback_ttl"`
 }
 
 type rawUpdate struct {
@@ -27,8 +38,12 @@ type rawUpdate struct {
 }
 
 type rawDNSName struct {
-	Name    string   `toml:"name"`
-	Uplinks []string `toml:"uplinks"`
+	Name     string    `toml:"name"`
+	Uplinks  []string  `toml:"uplinks"`
+	Servers  []string  `toml:"servers"`
+	Quorum   *int      `toml:"quorum"`
+	Expect   *string   `toml:"expect"`
+	Fallback []address `toml:"fallback"`
 }
 
 // parseDNS validates [dns] against the uplinks; a nil r leaves DNS off.
@@ -106,9 +121,92 @@ func parseDNS(r *rawDNS, uplinks []uplink.Uplink, fail func(string, string, ...a
 				fail(k("uplinks"), "no uplink is called %q", u)
 			}
 		}
-		d.Names = append(d.Names, uplink.DNSName{Name: n, Uplinks: rn.Uplinks})
+		d.Names = append(d.Names, parseChecked(rn, uplink.DNSName{Name: n, Uplinks: rn.Uplinks}, k, fail))
 	}
+	d.Check = parseCheck(r.Check, fail)
 	return d
+}
+
+// parseChecked adds a name's servers, quorum, expected body and fallback to n.
+func parseChecked(r rawDNSName, n uplink.DNSName, k func(string) string, fail func(string, string, ...any)) uplink.DNSName {
+	for _, s := range r.Servers {
+		srv, err := uplink.ParseServer(s)
+		if err != nil {
+			fail(k("servers"), "%v", err)
+			continue
+		}
+		if slices.ContainsFunc(n.Servers, func(x uplink.Server) bool { return x == srv }) {
+			fail(k("servers"), "%q is listed twice", s)
+		}
+		n.Servers = append(n.Servers, srv)
+	}
+	if r.Quorum != nil {
+		n.Quorum = *r.Quorum
+		if n.Quorum < 1 || n.Quorum > len(r.Servers) {
+			fail(k("quorum"), "%d is outside 1..%d (the servers listed)", n.Quorum, len(r.Servers))
+		}
+	}
+	if r.Expect != nil {
+		switch {
+		case *r.Expect == "" || len(*r.Expect) > 256:
+			fail(k("expect"), "want 1 to 256 characters of the health page's body")
+		case !slices.ContainsFunc(n.Servers, func(s uplink.Server) bool { return s.Method.Name != uplink.MethodTCP }):
+			fail(k("expect"), "only an http or https server has a body to match")
+		}
+		for i := range n.Servers {
+			if n.Servers[i].Method.Name != uplink.MethodTCP {
+				n.Servers[i].Method.Expect = *r.Expect
+			}
+		}
+	}
+	for _, a := range r.Fallback {
+		n.Fallback = append(n.Fallback, a.Addr)
+	}
+	if len(n.Fallback) > 0 && len(n.Servers) == 0 {
+		fail(k("fallback"), "a fallback is answered when the name's servers fail: list them in servers")
+	}
+	return n
+}
+
+// parseCheck reads [dns.check] over the defaults.
+func parseCheck(r *rawCheck, fail func(string, string, ...any)) uplink.ServerCheck {
+	c := uplink.DefaultServerCheck
+	if r == nil {
+		return c
+	}
+	for _, d := range []struct {
+		raw      *duration
+		to       *time.Duration
+		key      string
+		min, max time.Duration
+	}{
+		{r.Interval, &c.Interval, "dns.check.interval", 50 * time.Millisecond, time.Hour},
+		{r.Timeout, &c.Timeout, "dns.check.timeout", 10 * time.Millisecond, time.Minute},
+		{r.FallbackTTL, &c.FallbackTTL, "dns.check.fallback_ttl", time.Second, 24 * time.Hour},
+	} {
+		if d.raw == nil {
+			continue
+		}
+		if *d.to = d.raw.Duration; *d.to < d.min || *d.to > d.max {
+			fail(d.key, "%s is outside %s..%s", *d.to, d.min, d.max)
+		}
+	}
+	if c.FallbackTTL%time.Second != 0 {
+		fail("dns.check.fallback_ttl", "%s is not a whole number of seconds", c.FallbackTTL)
+	}
+	for _, n := range []struct {
+		raw *int
+		to  *int
+		key string
+	}{{r.DownAfter, &c.DownAfter, "dns.check.down_after"}, {r.UpAfter, &c.UpAfter, "dns.check.up_after"}} {
+		if n.raw == nil {
+			continue
+		}
+		if *n.to = *n.raw; *n.to < 1 || *n.to > 100 {
+			fail(n.key, "%d is outside 1..100", *n.to)
+		}
+	}
+	return c
 }
 
 // parseUpdate validates [dns.update]; nil: no updates.
