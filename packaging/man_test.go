@@ -29,6 +29,7 @@ var tables = []struct{ name, rawType string }{
 	{"[dns]", "rawDNS"},
 	{"[[dns.name]]", "rawDNSName"},
 	{"[dns.update]", "rawUpdate"},
+	{"[dns.check]", "rawCheck"},
 	{"[ipv6]", "rawIPv6"},
 }
 

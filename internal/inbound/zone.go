@@ -56,8 +56,8 @@ func Build(s dataplane.State, prev *Zone, now time.Time) *Zone {
 		addrs := s.Published(n)
 		z.Published[n.Name] = addrs
 		ttl := z.ttl
-		if s.Fallback(n) { // a status page elsewhere: resolvers come back soon after a server does
-			ttl = min(ttl, uint32(d.Check.FallbackTTL/time.Second))
+		if s.Fallback(n) { // a status page elsewhere, with its own (short) TTL: resolvers come back soon after a server does
+			ttl = uint32(d.Check.FallbackTTL / time.Second)
 		}
 		z.addAddrsTTL(n.Name, addrs, ttl)
 	}

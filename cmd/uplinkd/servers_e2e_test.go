@@ -1,0 +1,104 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/http"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/uplinkd/uplinkd/internal/api"
+	"github.com/uplinkd/uplinkd/internal/netlab"
+	"github.com/uplinkd/uplinkd/internal/testkit"
+)
+
+// shopServer is a web server on the LAN client's address (the DNAT's target on a real site):
+// its health page says "ok", or "maintenance" while sick; Stop closes it (connection refused).
+type shopServer struct {
+	sick atomic.Bool
+	srv  *http.Server
+	ln   net.Listener
+}
+
+func startShopServer(t *testing.T, lab *netlab.Lab, at netip.AddrPort) *shopServer {
+	t.Helper()
+	s := &shopServer{}
+	if err := lab.InNS(netlab.RoleLAN, func() error {
+		var err error
+		s.ln, err = net.Listen("tcp", at.String())
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	s.srv = &http.Server{ReadHeaderTimeout: time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.sick.Load() {
+			fmt.Fprintln(w, "maintenance")
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})}
+	go s.srv.Serve(s.ln)
+	t.Cleanup(s.Stop)
+	return s
+}
+
+func (s *shopServer) Stop() { s.srv.Close() }
+
+// TestANamesAnswerFollowsItsServer: www is published while its LAN web server's health page
+// says "ok"; the server stopped (connection refused) or saying something else makes uplinkd
+// answer the fallback, with its short TTL, as real dig sees it through both ISPs; the server
+// back makes it answer the live uplink's address again.
+func TestANamesAnswerFollowsItsServer(t *testing.T) {
+	needTool(t, "dig")
+	lab := testkit.Lab(t, netlab.Options{})
+	server := netip.AddrPortFrom(netlab.Client4, 8080)
+	shop := startShopServer(t, lab, server)
+	c := fastConfig()
+	c.Extra = fmt.Sprintf(`
+[dns]
+zone = %q
+ttl = "2s"
+
+[[dns.name]]
+name = "www"
+servers = ["http://%s/healthz"]
+expect = "ok"
+fallback = ["203.0.113.80"]
+`, labZone, server)
+	d := startDaemon(t, lab, c)
+	d.waitActive(5*time.Second, "isp1")
+	answer := func(ns netip.Addr) netlab.DigAnswer { return dig(t, lab, "@"+ns.String(), "www."+labZone, "A") }
+	answers := func(want string) func() bool {
+		return func() bool {
+			a1, a2 := answer(netlab.GWWAN1Addr4), answer(netlab.GWWAN2Addr4)
+			return slices.Equal(a1.Data(), []string{want}) && slices.Equal(a2.Data(), []string{want})
+		}
+	}
+	waitUntil(t, 10*time.Second, "www to answer isp1's address", answers(netlab.GWWAN1Addr4.String()))
+
+	shop.sick.Store(true) // 200, but the page lacks "ok"
+	took := waitUntil(t, 10*time.Second, "the fallback once the health page lacks ok", answers("203.0.113.80"))
+	t.Logf("a sick server was withdrawn %s after it turned (checks every 500 ms, down after 3)", took.Round(10*time.Millisecond))
+	if a := answer(netlab.GWWAN1Addr4); !strings.Contains(a.Output, "10\tIN\tA\t203.0.113.80") {
+		t.Errorf("the fallback's TTL is not fallback_ttl (10 s):\n%s", a.Output)
+	}
+	st := d.status()
+	if n := st.DNS.Names[0]; !n.Fallback || len(n.Servers) != 1 || n.Servers[0].State != "down" || !strings.Contains(n.Servers[0].Reason, `lacks "ok"`) {
+		t.Errorf("status %+v: want the fallback in force and the server down for its body", n)
+	}
+	shop.sick.Store(false)
+	waitUntil(t, 10*time.Second, "isp1's address again once the page says ok", answers(netlab.GWWAN1Addr4.String()))
+
+	shop.Stop() // connection refused
+	took = waitUntil(t, 10*time.Second, "the fallback once the server is gone", answers("203.0.113.80"))
+	t.Logf("a stopped server was withdrawn %s after it stopped", took.Round(10*time.Millisecond))
+	if !slices.ContainsFunc(d.events.All(), func(ev api.Event) bool { return ev.Kind == api.KindServer && ev.To == "down" }) {
+		t.Errorf("no server event: %v", d.events.All())
+	}
+	startShopServer(t, lab, server)
+	waitUntil(t, 10*time.Second, "isp1's address once the server is back", answers(netlab.GWWAN1Addr4.String()))
+}
