@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -99,6 +100,16 @@ fallback = ["203.0.113.80"]
 	if !slices.ContainsFunc(d.events.All(), func(ev api.Event) bool { return ev.Kind == api.KindServer && ev.To == "down" }) {
 		t.Errorf("no server event: %v", d.events.All())
 	}
+	// uplinkd --check --probe runs every server check once too.
+	out, err := lab.Exec(context.Background(), netlab.RoleGW, uplinkdBinary(t), "--check", "--probe", "--config", d.config)
+	if text := string(out); err == nil || !strings.Contains(text, "checking every published name's servers once") ||
+		!strings.Contains(text, "connection refused") || !strings.Contains(text, "it would answer its fallback") {
+		t.Errorf("uplinkd --check --probe with the server stopped (exit %v):\n%s", err, text)
+	}
 	startShopServer(t, lab, server)
 	waitUntil(t, 10*time.Second, "isp1's address once the server is back", answers(netlab.GWWAN1Addr4.String()))
+	out, _ = lab.Exec(context.Background(), netlab.RoleGW, uplinkdBinary(t), "--check", "--probe", "--config", d.config)
+	if text := string(out); !strings.Contains(text, "http://"+server.String()+"/healthz  passed in") {
+		t.Errorf("uplinkd --check --probe with the server back:\n%s", text)
+	}
 }

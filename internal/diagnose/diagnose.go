@@ -17,6 +17,7 @@ import (
 	"github.com/uplinkd/uplinkd/internal/control"
 	"github.com/uplinkd/uplinkd/internal/ha"
 	"github.com/uplinkd/uplinkd/internal/hooks"
+	"github.com/uplinkd/uplinkd/internal/servercheck"
 	"github.com/uplinkd/uplinkd/probe"
 	"github.com/uplinkd/uplinkd/routing"
 	"github.com/uplinkd/uplinkd/uplink"
@@ -278,6 +279,59 @@ func Check(ctx context.Context, w io.Writer, cfg *uplink.Config, probe bool) boo
 	ok := Hooks(w, cfg)
 	if probe {
 		ok = Probe(ctx, w, cfg) && ok
+		ok = Servers(ctx, w, cfg) && ok
+	}
+	return ok
+}
+
+// Servers checks every published name's servers once, as the daemon does (from the gateway,
+// unpinned), all at once, and prints the outcomes. It returns false when a name has fewer
+// passing servers than its quorum: it would answer its fallback.
+func Servers(ctx context.Context, w io.Writer, cfg *uplink.Config) bool {
+	type check struct {
+		name   uplink.DNSName
+		server uplink.Server
+		res    probe.Result
+	}
+	var checks []*check
+	for _, n := range cfg.DNS.Names {
+		for _, s := range n.Servers {
+			checks = append(checks, &check{name: n, server: s})
+		}
+	}
+	if len(checks) == 0 {
+		return true
+	}
+	var wg sync.WaitGroup
+	for _, c := range checks {
+		p, err := probe.New(c.server.Method)
+		if err != nil {
+			c.res.Err = err
+			continue
+		}
+		wg.Go(func() { c.res = p.Probe(ctx, probe.Pin{}, c.server.Addr, cfg.DNS.Check.Timeout) })
+	}
+	wg.Wait()
+	fmt.Fprintf(w, "\nchecking every published name's servers once:\n")
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "NAME\tSERVER\tRESULT\n")
+	passing := map[string]int{}
+	for _, c := range checks {
+		result := servercheck.Why(c.res.Err)
+		if c.res.OK {
+			passing[c.name.Name]++
+			result = fmt.Sprintf("passed in %.1f ms", float64(c.res.RTT.Microseconds())/1000)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", c.name.Name, c.server, result)
+	}
+	tw.Flush()
+	ok := true
+	for _, n := range cfg.DNS.Names {
+		if n.Checked() && passing[n.Name] < n.NeedServers() {
+			ok = false
+			fmt.Fprintf(w, "%s: %d of %d servers pass, its quorum is %d: it would answer %s\n", n.Name, passing[n.Name], len(n.Servers), n.NeedServers(),
+				map[bool]string{true: "its fallback", false: "as if unchecked (no fallback)"}[len(n.Fallback) > 0])
+		}
 	}
 	return ok
 }

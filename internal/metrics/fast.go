@@ -295,6 +295,20 @@ func (m *Metrics) writeFast(e *expo, st api.Status) {
 			e.sample(UplinkState, bit(u.State == s), "uplink", u.Name, "state", s.String())
 		}
 	}
+	if st.DNS != nil {
+		e.family(DNSServerUp, "gauge", "1 if the server behind a published name passes its checks (or is not judged yet), 0 if it is judged down.")
+		for _, n := range st.DNS.Names {
+			for _, s := range n.Servers {
+				e.sample(DNSServerUp, bit(s.State != "down"), "name", n.Name, "server", s.Server)
+			}
+		}
+		e.family(DNSFallback, "gauge", "1 if the published name answers its fallback: fewer of its servers pass than its quorum.")
+		for _, n := range st.DNS.Names {
+			if len(n.Servers) > 0 {
+				e.sample(DNSFallback, bit(n.Fallback), "name", n.Name)
+			}
+		}
+	}
 	if v := st.IPv6; v != nil {
 		e.family(PrefixPreferred, "gauge", "1 if the LAN prefix is advertised preferred (its uplink carries new IPv6 connections), 0 if deprecated.")
 		for _, p := range v.Prefixes {

@@ -69,6 +69,8 @@ const (
 	RAForeign         = "uplinkd_ra_foreign_total"
 	ProbeBytes        = "uplinkd_uplink_probe_bytes_total"
 	ProbeBytesPerDay  = "uplinkd_uplink_probe_bytes_per_day"
+	DNSServerUp       = "uplinkd_dns_server_up"
+	DNSFallback       = "uplinkd_dns_fallback"
 )
 
 // Names are the metric families uplinkd exports itself; histograms also have the _bucket,
@@ -78,7 +80,7 @@ var Names = []string{
 	UplinkConnections, UplinkStateSince, TargetLoss, ProbesTotal, TargetRTT, TransitionsTotal,
 	SwitchDuration, ReloadsTotal, ErrorsTotal, HookRunsTotal, HookDroppedTotal, BuildInfo,
 	DNSQueries, DNSResponses, PrefixPreferred, NPTv6Translations, RASent, RASolicited, RAForeign,
-	ProbeBytes, ProbeBytesPerDay,
+	ProbeBytes, ProbeBytesPerDay, DNSServerUp, DNSFallback,
 }
 
 // States are the values of uplinkd_uplink_state's state label, one-hot per uplink.

@@ -43,6 +43,10 @@ func twoUplinks() *fakeSource {
 		IPv6: &api.IPv6Status{Advertise: "ra", Prefixes: []api.PrefixStatus{
 			{Prefix: "2001:db8:a1::/64", Uplink: "isp1"}, {Prefix: "2001:db8:a2::/64", Uplink: "isp2", Preferred: true}},
 			Translations: []string{"2001:db8:a1::/64 -> 2001:db8:a2::/64 via wan2"}},
+		DNS: &api.DNSStatus{Zone: "lb.example.com.", Names: []api.DNSAnswers{
+			{Name: "www.lb.example.com.", Addrs: []string{"203.0.113.80"}, Down: true, Fallback: true,
+				Servers: []api.ServerStatus{{Server: "http://192.0.2.10:80/healthz", State: "down", Reason: "connection refused"}}},
+			{Name: "mail.lb.example.com.", Addrs: []string{"198.51.100.66"}}}},
 	}}
 }
 
@@ -100,6 +104,8 @@ func TestAScrapeShowsTheSnapshotAndTheCounters(t *testing.T) {
 		`uplinkd_ipv6_prefix_preferred{uplink="isp1",prefix="2001:db8:a1::/64"} 0`,
 		`uplinkd_ipv6_prefix_preferred{uplink="isp2",prefix="2001:db8:a2::/64"} 1`,
 		`uplinkd_nptv6_translations 1`,
+		`uplinkd_dns_server_up{name="www.lb.example.com.",server="http://192.0.2.10:80/healthz"} 0`,
+		`uplinkd_dns_fallback{name="www.lb.example.com."} 1`,
 		`uplinkd_ra_sent_total 0`,
 		`go_goroutines `,
 		`process_cpu_seconds_total `,
