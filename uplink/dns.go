@@ -26,6 +26,10 @@ type DNS struct {
 	Update DNSUpdate
 	// Check is how the names' servers are checked.
 	Check ServerCheck
+	// Site is this gateway's site and Sites every site that serves the zone ([[site]]); none:
+	// one site, the zone's name servers are the uplinks'.
+	Site  string
+	Sites []Site
 }
 
 // DNSUpdate is [dns.update]: the published names are also sent as RFC 2136 updates, signed
@@ -65,6 +69,10 @@ type DNSName struct {
 	// status page hosted elsewhere); none: the uplinks' addresses still, an answer that may
 	// work beating none.
 	Fallback []netip.Addr
+	// Policy picks among the healthy sites (SitePolicy*), in the order of Sites (every site
+	// when empty); with one site it is moot.
+	Policy string
+	Sites  []string
 }
 
 // Enabled says whether uplinkd serves DNS.

@@ -65,6 +65,9 @@ func formatStatus(w io.Writer, st api.Status, now time.Time) error {
 			fmt.Fprintf(&b, "DNS:    %s %s%s\n", n.Name, strings.Join(n.Addrs, " "), note)
 			for _, s := range n.Servers {
 				line := "        server " + s.Server + " " + s.State
+				if s.Site != "" {
+					line = "        site " + s.Site + " " + s.Server + " " + s.State
+				}
 				if !s.Since.IsZero() {
 					line += " " + human(now.Sub(s.Since))
 				}

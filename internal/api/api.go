@@ -126,8 +126,9 @@ type DNSAnswers struct {
 
 // ServerStatus is one checked server behind a published name.
 type ServerStatus struct {
-	Server string    `json:"server"` // "http://192.0.2.10:80/healthz"
-	State  string    `json:"state"`  // "up", "down" or "unknown" (not judged yet: counts as up)
+	Site   string    `json:"site,omitempty"` // "": a server here; else the other site whose address it is
+	Server string    `json:"server"`         // "http://192.0.2.10:80/healthz"
+	State  string    `json:"state"`          // "up", "down" or "unknown" (not judged yet: counts as up)
 	Since  time.Time `json:"since,omitzero"`
 	Reason string    `json:"reason,omitempty"` // the last check's outcome
 }
@@ -183,6 +184,7 @@ type Event struct {
 	Family string   `json:"family,omitempty"`
 	Uplink string   `json:"uplink,omitempty"`
 	Name   string   `json:"name,omitempty"`   // a server event's published name
+	Site   string   `json:"site,omitempty"`   // a server event's other site ("": a server here)
 	Server string   `json:"server,omitempty"` // a server event's server: "http://192.0.2.10:80/health"
 	From   string   `json:"from,omitempty"`
 	To     string   `json:"to,omitempty"`

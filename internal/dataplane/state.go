@@ -36,6 +36,9 @@ type State struct {
 	// NamesDown are the checked names whose servers fail (fewer than their quorum pass): they
 	// answer their fallback, or as unchecked when they have none.
 	NamesDown map[string]bool
+	// SitesUp are, per checked name and other site, its addresses that pass this site's checks
+	// (through this site's live uplinks): only those are published for it.
+	SitesUp map[string]map[string]map[netip.Addr]bool
 	// EndFlows are connections to end: a service that moves its existing connections left an
 	// uplink. Each is done once, when its Seq is new for its service.
 	EndFlows []EndFlows
@@ -236,58 +239,6 @@ func (s State) stalePrefixes() map[netip.Prefix]string {
 	return out
 }
 
-// Fallback says whether n answers its fallback: its servers fail and it has one.
-func (s State) Fallback(n uplink.DNSName) bool { return s.NamesDown[n.Name] && len(n.Fallback) > 0 }
-
-// Published is what the published name n answers under the [dns] policy: per family, the
-// addresses of its uplinks that the policy picks; when none qualifies, every one of its uplinks' addresses: an answer
-// that may work beats none. A checked name whose servers fail answers its fallback instead.
-func (s State) Published(n uplink.DNSName) []netip.Addr {
-	if s.Fallback(n) {
-		return n.Fallback
-	}
-	policy := s.DNS.Policy
-	var cands []Uplink
-	for _, u := range s.Uplinks {
-		if len(n.Uplinks) == 0 || slices.Contains(n.Uplinks, u.Name) {
-			cands = append(cands, u)
-		}
-	}
-	if len(n.Uplinks) > 0 { // the name's own order
-		slices.SortStableFunc(cands, func(a, b Uplink) int {
-			return slices.Index(n.Uplinks, a.Name) - slices.Index(n.Uplinks, b.Name)
-		})
-	}
-	var out []netip.Addr
-	for _, v6 := range []bool{false, true} {
-		var picked, all []netip.Addr
-		for _, u := range cands {
-			a, chosen := u.Public4, u.Active
-			if policy == uplink.DNSPolicyAll {
-				chosen = u.Usable
-			}
-			if v6 {
-				a, chosen = u.Public6, u.Active6
-				if policy == uplink.DNSPolicyAll {
-					chosen = u.Usable6
-				}
-			}
-			if !a.IsValid() {
-				continue
-			}
-			all = append(all, a)
-			if chosen {
-				picked = append(picked, a)
-			}
-		}
-		if len(picked) == 0 {
-			picked = all
-		}
-		out = append(out, picked...)
-	}
-	return out
-}
-
 // Clone returns a copy of s that shares no slices with it.
 func (s State) Clone() State {
 	c := s
@@ -301,6 +252,7 @@ func (s State) Clone() State {
 	c.Services = slices.Clone(s.Services)
 	c.DNS.Names = slices.Clone(s.DNS.Names)
 	c.NamesDown = maps.Clone(s.NamesDown)
+	c.SitesUp = s.SitesUp // built anew for every state, never changed after
 	c.EndFlows = slices.Clone(s.EndFlows)
 	c.IPv6.Interfaces = slices.Clone(s.IPv6.Interfaces)
 	c.IPv6.RDNSS = slices.Clone(s.IPv6.RDNSS)

@@ -21,6 +21,7 @@ func (e *Engine) desired(provisional bool) dataplane.State {
 		LANInterfaces: e.cfg.Daemon.LANInterfaces,
 		DNS:           e.cfg.DNS,
 		NamesDown:     e.namesDown(),
+		SitesUp:       e.sitesUp(),
 		IPv6:          e.cfg.IPv6,
 	}
 	for _, m := range e.members {

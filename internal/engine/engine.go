@@ -18,6 +18,7 @@ import (
 	"github.com/uplinkd/uplinkd/internal/dataplane"
 	"github.com/uplinkd/uplinkd/internal/servercheck"
 	"github.com/uplinkd/uplinkd/internal/statefile"
+	"github.com/uplinkd/uplinkd/probe"
 	"github.com/uplinkd/uplinkd/routing"
 	"github.com/uplinkd/uplinkd/uplink"
 )
@@ -116,8 +117,9 @@ type Engine struct {
 	// doubtUntil: an active uplink's probes failed lately; metered backups are probed fully.
 	doubtUntil time.Time
 
-	servers serverChecks            // the published names' servers and their health
-	checked chan servercheck.Result // their checks' outcomes
+	servers serverChecks                // the published names' servers and their health
+	checked chan servercheck.Result     // their checks' outcomes
+	pins    atomic.Pointer[[]probe.Pin] // the live uplinks' pins, for the checks of other sites
 
 	rounds   chan roundMsg
 	requests chan func()

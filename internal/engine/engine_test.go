@@ -405,8 +405,8 @@ func TestANameFollowsItsServers(t *testing.T) {
 		r := startRigWith(t, checkedName, func(r *rig) {
 			r.dp.EditLink("wan1", func(l *routing.LinkInfo) { l.Addrs = append(l.Addrs, isp1Addr) })
 		})
-		if len(r.checks.names) != 1 || r.checks.names[0].Name != "www.lb.example.com." {
-			t.Fatalf("checks started for %+v, want www only", r.checks.names)
+		if len(r.checks.targets) != 2 || r.checks.targets[0].Name != "www.lb.example.com." {
+			t.Fatalf("checks started for %+v, want www's two servers", r.checks.targets)
 		}
 		const www, a, b = "www.lb.example.com.", "http://192.0.2.10:80/healthz", "tcp://192.0.2.11:443"
 		down := func() bool { return r.dp.Last().NamesDown[www] }

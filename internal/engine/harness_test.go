@@ -243,22 +243,26 @@ func (r *rig) rewrite(old, new string) {
 
 // fakeChecks stands in for servercheck.Start: the test hands the engine check outcomes.
 type fakeChecks struct {
-	mu     sync.Mutex
-	out    chan<- servercheck.Result
-	names  []uplink.DNSName
-	starts int
+	mu      sync.Mutex
+	out     chan<- servercheck.Result
+	targets []servercheck.Target
+	pins    servercheck.Pins
+	starts  int
 }
 
-func (f *fakeChecks) start(_ context.Context, names []uplink.DNSName, _ uplink.ServerCheck, out chan<- servercheck.Result) func() {
+func (f *fakeChecks) start(_ context.Context, targets []servercheck.Target, _ uplink.ServerCheck, pins servercheck.Pins, out chan<- servercheck.Result) func() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.out, f.names = out, names
+	f.out, f.targets, f.pins = out, targets, pins
 	f.starts++
 	return func() {}
 }
 
-// result hands the engine one check of the server s (as the config writes it) of name.
-func (r *rig) checked(name, server string, ok bool) {
+// checked hands the engine one check of the server (as the config writes it) of name here.
+func (r *rig) checked(name, server string, ok bool) { r.siteChecked(name, "", server, ok) }
+
+// siteChecked hands the engine one check of name's server at site ("": here).
+func (r *rig) siteChecked(name, site, server string, ok bool) {
 	r.t.Helper()
 	s, err := uplink.ParseServer(server)
 	if err != nil {
@@ -267,6 +271,7 @@ func (r *rig) checked(name, server string, ok bool) {
 	r.checks.mu.Lock()
 	out := r.checks.out
 	r.checks.mu.Unlock()
-	out <- servercheck.Result{Name: name, Server: s, OK: ok, Reason: map[bool]string{true: "passed in 1ms", false: "connection refused"}[ok], At: time.Now()}
+	t := servercheck.Target{Name: name, Site: site, Server: s}
+	out <- servercheck.Result{Target: t, OK: ok, Reason: map[bool]string{true: "passed in 1ms", false: "connection refused"}[ok], At: time.Now()}
 	synctest.Wait()
 }

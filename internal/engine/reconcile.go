@@ -92,6 +92,7 @@ func (e *Engine) apply(cause string, start time.Time) int {
 // failure is retried every retryApply, the dataplane checking everything again.
 func (e *Engine) set(s dataplane.State, cause string, start time.Time) int {
 	e.state = s
+	e.storePins()
 	// Rendered once per state, not per status: statuses are published far more often than states change.
 	e.routes.active, e.routes.route4, e.routes.route6 = activeRoute(s), s.Route4(), s.Route6()
 	res, err := e.opt.Dataplane.Set(s)

@@ -3,61 +3,80 @@ package engine
 import (
 	"context"
 	"maps"
+	"net/netip"
 	"reflect"
+	"slices"
 
 	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/internal/servercheck"
+	"github.com/uplinkd/uplinkd/probe"
 	"github.com/uplinkd/uplinkd/uplink"
 )
 
-// CheckServers starts the checks of the names' servers (servercheck.Start); the engine takes
-// the outcomes from out and judges them.
-type CheckServers func(ctx context.Context, names []uplink.DNSName, c uplink.ServerCheck, out chan<- servercheck.Result) (stop func())
+// CheckServers starts the checks of the names' servers and of the other sites' addresses
+// (servercheck.Start); the engine takes the outcomes from out and judges them.
+type CheckServers func(ctx context.Context, targets []servercheck.Target, c uplink.ServerCheck, pins servercheck.Pins, out chan<- servercheck.Result) (stop func())
 
-// serverKey names one checked server of one published name.
-type serverKey struct {
-	name   string
-	server uplink.Server
-}
-
-// serverChecks is the engine's view of the names' servers.
+// serverChecks is the engine's view of the names' servers and the other sites' addresses.
 type serverChecks struct {
-	health map[serverKey]*uplink.ServerHealth
-	stop   func()
-	names  []uplink.DNSName // what the running checks check
-	check  uplink.ServerCheck
+	health  map[servercheck.Target]*uplink.ServerHealth
+	stop    func()
+	targets []servercheck.Target // what the running checks check
+	check   uplink.ServerCheck
 }
 
-// startChecks (re)starts the server checks for the configuration's names, keeping the health
-// of every server that is still checked the same way.
-func (e *Engine) startChecks() {
-	names, c := checkedNames(e.cfg.DNS.Names), e.cfg.DNS.Check
-	sc := &e.servers
-	if sc.stop != nil && reflect.DeepEqual(sc.names, names) && sc.check == c {
-		return
+// checkTargets are what the configuration checks: every checked name's servers here, and for
+// each other site that serves it, that site's addresses for it with the name's check.
+func checkTargets(d uplink.DNS) []servercheck.Target {
+	if !d.Enabled() {
+		return nil
 	}
-	if sc.stop != nil {
-		sc.stop()
-		sc.stop = nil
-	}
-	kept := map[serverKey]*uplink.ServerHealth{}
-	for _, n := range names {
+	var out []servercheck.Target
+	for _, n := range d.Names {
 		for _, s := range n.Servers {
-			k := serverKey{n.Name, s}
-			if h := sc.health[k]; h != nil {
-				kept[k] = h
-			} else {
-				kept[k] = &uplink.ServerHealth{}
+			out = append(out, servercheck.Target{Name: n.Name, Server: s})
+		}
+		m, checked := n.SiteCheck()
+		if !checked || !d.Multisite() {
+			continue
+		}
+		for _, name := range d.SitesOf(n) {
+			if name == d.Site {
+				continue
+			}
+			site, _ := d.SiteNamed(name)
+			for _, a := range site.AddressesFor(n.Name) {
+				out = append(out, servercheck.Target{Name: n.Name, Site: name, Server: uplink.Server{Addr: a, Method: m}})
 			}
 		}
 	}
-	sc.health, sc.names, sc.check = kept, names, c
-	if len(names) > 0 && e.opt.CheckServers != nil && e.cfg.DNS.Enabled() {
-		sc.stop = e.opt.CheckServers(e.ctx, names, c, e.checked)
+	return out
+}
+
+// startChecks (re)starts the checks for the configuration, keeping the health of every target
+// that is still checked the same way.
+func (e *Engine) startChecks() {
+	targets, c := checkTargets(e.cfg.DNS), e.cfg.DNS.Check
+	sc := &e.servers
+	if sc.stop != nil && reflect.DeepEqual(sc.targets, targets) && sc.check == c {
+		return
+	}
+	e.stopChecks()
+	kept := map[servercheck.Target]*uplink.ServerHealth{}
+	for _, t := range targets {
+		if h := sc.health[t]; h != nil {
+			kept[t] = h
+		} else {
+			kept[t] = &uplink.ServerHealth{}
+		}
+	}
+	sc.health, sc.targets, sc.check = kept, targets, c
+	if len(targets) > 0 && e.opt.CheckServers != nil {
+		sc.stop = e.opt.CheckServers(e.ctx, targets, c, e.livePins, e.checked)
 	}
 }
 
-// stopChecks ends the server checks (the engine stops).
+// stopChecks ends the checks (the engine stops, or the configuration changed).
 func (e *Engine) stopChecks() {
 	if e.servers.stop != nil {
 		e.servers.stop()
@@ -65,25 +84,39 @@ func (e *Engine) stopChecks() {
 	}
 }
 
-func checkedNames(names []uplink.DNSName) []uplink.DNSName {
-	var out []uplink.DNSName
-	for _, n := range names {
-		if n.Checked() {
-			out = append(out, n)
-		}
+// livePins are the pins of the uplinks that carry traffic now, active first: other sites are
+// checked through them, as a customer would reach them. Safe from any goroutine.
+func (e *Engine) livePins() []probe.Pin {
+	if p := e.pins.Load(); p != nil {
+		return *p
 	}
-	return out
+	return nil
 }
 
-// onChecked judges one check's outcome; a server whose verdict changes is logged and
-// published, and when its name's health changes the answers move in the next Set.
+// storePins keeps the live uplinks' pins for the checks of other sites.
+func (e *Engine) storePins() {
+	var active, usable []probe.Pin
+	for _, m := range e.members {
+		v4, v6 := m.usable()
+		switch {
+		case slices.Contains(e.decision.Active, m.cfg.Name):
+			active = append(active, m.pin())
+		case v4 || v6:
+			usable = append(usable, m.pin())
+		}
+	}
+	pins := append(active, usable...)
+	e.pins.Store(&pins)
+}
+
+// onChecked judges one check's outcome; a target whose verdict changes is logged and
+// published, and when a name's answer changes it moves in the next Set.
 func (e *Engine) onChecked(r servercheck.Result) {
-	k := serverKey{r.Name, r.Server}
-	h := e.servers.health[k]
+	h := e.servers.health[r.Target]
 	if h == nil {
 		return // from checks of a configuration reloaded since
 	}
-	before := e.namesDown()
+	before, beforeSites := e.namesDown(), e.sitesUp()
 	e.statusAged = true // the last check's reason shows at the next tick
 	if !h.Observe(r.OK, r.Reason, r.At, e.servers.check) {
 		return
@@ -92,22 +125,25 @@ func (e *Engine) onChecked(r servercheck.Result) {
 	if h.Up {
 		to = "up"
 	}
-	e.log.Info("server check", "name", r.Name, "server", r.Server.String(), "to", to, "reason", r.Reason)
-	e.hub.publish(api.Event{Time: r.At, Kind: api.KindServer, Name: r.Name, Server: r.Server.String(), To: to, Reason: r.Reason})
-	if after := e.namesDown(); !maps.Equal(before, after) && e.ready {
+	e.log.Info("server check", "name", r.Name, "site", r.Site, "server", r.Server.String(), "to", to, "reason", r.Reason)
+	e.hub.publish(api.Event{Time: r.At, Kind: api.KindServer, Name: r.Name, Site: r.Site, Server: r.Server.String(), To: to, Reason: r.Reason})
+	if e.ready && (!maps.Equal(before, e.namesDown()) || !reflect.DeepEqual(beforeSites, e.sitesUp())) {
 		e.reconcile("server check")
 	} else {
 		e.publishStatus()
 	}
 }
 
-// namesDown are the checked names fewer of whose servers pass than their quorum.
+// namesDown are the checked names fewer of whose servers here pass than their quorum.
 func (e *Engine) namesDown() map[string]bool {
 	var down map[string]bool
-	for _, n := range e.servers.names {
+	for _, n := range e.cfg.DNS.Names {
+		if !n.Checked() {
+			continue
+		}
 		passing := 0
 		for _, s := range n.Servers {
-			if h := e.servers.health[serverKey{n.Name, s}]; h == nil || h.Passing() {
+			if h := e.servers.health[servercheck.Target{Name: n.Name, Server: s}]; h == nil || h.Passing() {
 				passing++
 			}
 		}
@@ -121,12 +157,36 @@ func (e *Engine) namesDown() map[string]bool {
 	return down
 }
 
-// serverStatus is each checked server of n as the status shows it.
+// sitesUp are, per name and other site, the addresses that pass this site's checks.
+func (e *Engine) sitesUp() map[string]map[string]map[netip.Addr]bool {
+	var up map[string]map[string]map[netip.Addr]bool
+	for t, h := range e.servers.health {
+		if t.Site == "" || !h.Passing() {
+			continue
+		}
+		if up == nil {
+			up = map[string]map[string]map[netip.Addr]bool{}
+		}
+		if up[t.Name] == nil {
+			up[t.Name] = map[string]map[netip.Addr]bool{}
+		}
+		if up[t.Name][t.Site] == nil {
+			up[t.Name][t.Site] = map[netip.Addr]bool{}
+		}
+		up[t.Name][t.Site][t.Server.Addr] = true
+	}
+	return up
+}
+
+// serverStatus is each checked server of n, here and at the other sites, as the status shows it.
 func (e *Engine) serverStatus(n uplink.DNSName) []api.ServerStatus {
 	var out []api.ServerStatus
-	for _, s := range n.Servers {
-		st := api.ServerStatus{Server: s.String(), State: "unknown"}
-		if h := e.servers.health[serverKey{n.Name, s}]; h != nil {
+	for _, t := range e.servers.targets {
+		if t.Name != n.Name {
+			continue
+		}
+		st := api.ServerStatus{Site: t.Site, Server: t.Server.String(), State: "unknown"}
+		if h := e.servers.health[t]; h != nil {
 			st.Reason = h.Reason
 			if h.Known {
 				st.State, st.Since = "down", h.Since

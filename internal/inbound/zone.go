@@ -44,22 +44,31 @@ func Build(s dataplane.State, prev *Zone, now time.Time) *Zone {
 	z := &Zone{Origin: d.Zone, ttl: uint32(d.TTL / time.Second), rrs: map[string][]dns.RR{},
 		exists: map[string]bool{}, Published: map[string][]netip.Addr{}, rateLimit: d.RateLimit}
 	z.addName(d.Zone)
-	for _, u := range s.Uplinks {
-		if !u.Public4.IsValid() && !u.Public6.IsValid() {
-			continue
+	if d.Multisite() { // every site's name servers, the same set at every site
+		for _, site := range d.Sites {
+			for i, ns := range site.NSNames(d.Zone) {
+				z.ns = append(z.ns, &dns.NS{Hdr: z.hdr(d.Zone, dns.TypeNS), Ns: ns})
+				z.addAddrs(ns, site.NameServers[i:i+1])
+			}
 		}
-		ns := uplink.NSName(u.Name, d.Zone)
-		z.ns = append(z.ns, &dns.NS{Hdr: z.hdr(d.Zone, dns.TypeNS), Ns: ns})
-		z.addAddrs(ns, []netip.Addr{u.Public4, u.Public6})
+	} else {
+		for _, u := range s.Uplinks {
+			if !u.Public4.IsValid() && !u.Public6.IsValid() {
+				continue
+			}
+			ns := uplink.NSName(u.Name, d.Zone)
+			z.ns = append(z.ns, &dns.NS{Hdr: z.hdr(d.Zone, dns.TypeNS), Ns: ns})
+			z.addAddrs(ns, []netip.Addr{u.Public4, u.Public6})
+		}
 	}
 	for _, n := range d.Names {
-		addrs := s.Published(n)
-		z.Published[n.Name] = addrs
+		a := s.Answer(n)
+		z.Published[n.Name] = a.Addrs
 		ttl := z.ttl
-		if s.Fallback(n) { // a status page elsewhere, with its own (short) TTL: resolvers come back soon after a server does
+		if a.Fallback { // a status page elsewhere, with its own (short) TTL: resolvers come back soon after a server does
 			ttl = uint32(d.Check.FallbackTTL / time.Second)
 		}
-		z.addAddrsTTL(n.Name, addrs, ttl)
+		z.addAddrsTTL(n.Name, a.Addrs, ttl)
 	}
 	mname := "ns." + d.Zone
 	if len(z.ns) > 0 {

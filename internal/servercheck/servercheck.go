@@ -1,13 +1,16 @@
 // Package servercheck checks the servers behind the published names ([[dns.name]] servers)
-// from the gateway: each server every [dns.check] interval with the probe package's tcp, http
-// and https methods, unpinned (the LAN's own route: the server is on the LAN, or is the
-// gateway), and hands each outcome to the run loop, which judges it (uplink.ServerHealth).
+// from the gateway, and the other sites' addresses for them ([[site]]): each every [dns.check]
+// interval with the probe package's tcp, http and https methods. A server here is checked
+// unpinned (the LAN's own route); another site's address through this site's live uplinks,
+// pinned with their marks as probes are, which is what a customer sees. Each outcome goes to
+// the run loop, which judges it (uplink.ServerHealth).
 package servercheck
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 	"sync"
 	"time"
@@ -16,37 +19,44 @@ import (
 	"github.com/uplinkd/uplinkd/uplink"
 )
 
+// Target is one thing to check: a server of a name here (Site ""), or another site's address
+// for it.
+type Target struct {
+	Name   string // the published name
+	Site   string // "": this site's server; else the other site whose address Server is
+	Server uplink.Server
+}
+
 // Result is one check's outcome.
 type Result struct {
-	Name   string // the published name
-	Server uplink.Server
+	Target
 	OK     bool
-	Reason string // "200 OK in 1.2ms" style: "passed in 1.2ms", or why it failed
+	Reason string // "passed in 1.2ms", or why it failed: "connection refused"
 	At     time.Time
 }
 
-// Start checks every checked name's servers until ctx ends or stop is called, sending each
-// outcome to out (blocking: the run loop takes them promptly). A server whose previous check
-// is still running is not checked again, so a server that never answers costs one goroutine
-// at most, for at most the timeout.
-func Start(ctx context.Context, names []uplink.DNSName, c uplink.ServerCheck, out chan<- Result) (stop func()) {
+// Pins returns the pins of this site's live uplinks, best first, for checks of another site.
+type Pins func() []probe.Pin
+
+// Start checks every target until ctx ends or stop is called, sending each outcome to out
+// (blocking: the run loop takes them promptly). A target whose previous check still runs is
+// not checked again, so one that never answers costs one goroutine at most, for at most the
+// timeout per live uplink.
+func Start(ctx context.Context, targets []Target, c uplink.ServerCheck, pins Pins, out chan<- Result) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	type job struct {
-		name   string
-		server uplink.Server
+		Target
 		prober probe.Prober
 		busy   chan struct{} // holds a token while a check runs
 	}
 	var jobs []*job
-	for _, n := range names {
-		for _, s := range n.Servers {
-			p, err := probe.New(s.Method)
-			if err != nil {
-				continue // the config allows tcp, http and https only
-			}
-			jobs = append(jobs, &job{name: n.Name, server: s, prober: p, busy: make(chan struct{}, 1)})
+	for _, t := range targets {
+		p, err := probe.New(t.Server.Method)
+		if err != nil {
+			continue // the config allows tcp, http and https only
 		}
+		jobs = append(jobs, &job{Target: t, prober: p, busy: make(chan struct{}, 1)})
 	}
 	if len(jobs) == 0 || c.Interval <= 0 {
 		cancel()
@@ -64,13 +74,9 @@ func Start(ctx context.Context, names []uplink.DNSName, c uplink.ServerCheck, ou
 				}
 				wg.Go(func() {
 					defer func() { <-j.busy }()
-					r := j.prober.Probe(ctx, probe.Pin{}, j.server.Addr, c.Timeout)
-					res := Result{Name: j.name, Server: j.server, OK: r.OK, At: time.Now()}
-					if r.OK {
-						res.Reason = fmt.Sprintf("passed in %s", r.RTT.Round(10*time.Microsecond))
-					} else {
-						res.Reason = Why(r.Err)
-					}
+					res := Result{Target: j.Target}
+					res.OK, res.Reason = check(ctx, j.prober, j.Target, c.Timeout, pins)
+					res.At = time.Now()
 					select {
 					case out <- res:
 					case <-ctx.Done():
@@ -87,18 +93,62 @@ func Start(ctx context.Context, names []uplink.DNSName, c uplink.ServerCheck, ou
 	return func() { cancel(); wg.Wait() }
 }
 
+// check checks t once: unpinned here, or through each live uplink in turn until one passes.
+func check(ctx context.Context, p probe.Prober, t Target, timeout time.Duration, pins Pins) (bool, string) {
+	if t.Site == "" {
+		return outcome(p.Probe(ctx, probe.Pin{}, t.Server.Addr, timeout), "")
+	}
+	var why []string
+	for _, pin := range usable(pins, t.Server.Addr) {
+		ok, reason := outcome(p.Probe(ctx, pin, t.Server.Addr, timeout), fmt.Sprintf(" via mark %#x", pin.Mark))
+		if ok {
+			return true, reason
+		}
+		why = append(why, reason)
+	}
+	if len(why) == 0 {
+		return false, "no live uplink of this site to check it through"
+	}
+	return false, strings.Join(why, "; ")
+}
+
+// usable are the pins that can reach addr: a source of its family.
+func usable(pins Pins, addr netip.Addr) []probe.Pin {
+	if pins == nil {
+		return nil
+	}
+	var out []probe.Pin
+	for _, p := range pins() {
+		src := p.Source4
+		if addr.Is6() {
+			src = p.Source6
+		}
+		if src.IsValid() {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func outcome(r probe.Result, via string) (bool, string) {
+	if r.OK {
+		return true, fmt.Sprintf("passed in %s%s", r.RTT.Round(10*time.Microsecond), via)
+	}
+	return false, Why(r.Err) + via
+}
+
 // Why is a failed check's reason without the probe's prefix: "connection refused", "status
 // 503 Service Unavailable", "no reply within 500ms".
 func Why(err error) string {
 	if err == nil {
 		return "no reply"
 	}
+	if errors.Is(err, context.Canceled) {
+		return "stopped"
+	}
 	s := err.Error()
 	if i := strings.LastIndex(s, ": "); i >= 0 {
 		s = s[i+2:]
-	}
-	if errors.Is(err, context.Canceled) {
-		return "stopped"
 	}
 	return s
 }

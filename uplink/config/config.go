@@ -156,7 +156,7 @@ func Parse(path string, src []byte) (*uplink.Config, error) {
 	}
 	cfg.Services = parseServices(raw.Services, cfg.Uplinks, fail)
 	cfg.Hooks = parseHooks(raw.Hooks, fail)
-	cfg.DNS = parseDNS(raw.DNS, cfg.Uplinks, fail)
+	cfg.DNS = parseDNS(raw.DNS, raw.Sites, cfg.Uplinks, fail)
 	cfg.IPv6 = parseIPv6(raw.IPv6, &cfg, fail)
 	for _, lan := range cfg.Daemon.LANInterfaces {
 		if why := ifnameProblem(lan); why != "" {

@@ -20,6 +20,7 @@ type rawDNS struct {
 	Serve     *bool        `toml:"serve"`
 	Update    *rawUpdate   `toml:"update"`
 	Check     *rawCheck    `toml:"check"`
+	Site      *string      `toml:"site"`
 }
 
 // rawCheck is [dns.check]: how the names' servers are checked.
@@ -44,12 +45,17 @@ type rawDNSName struct {
 	Quorum   *int      `toml:"quorum"`
 	Expect   *string   `toml:"expect"`
 	Fallback []address `toml:"fallback"`
+	Policy   *string   `toml:"policy"`
+	Sites    []string  `toml:"sites"`
 }
 
 // parseDNS validates [dns] against the uplinks; a nil r leaves DNS off.
-func parseDNS(r *rawDNS, uplinks []uplink.Uplink, fail func(string, string, ...any)) uplink.DNS {
+func parseDNS(r *rawDNS, sites []rawSite, uplinks []uplink.Uplink, fail func(string, string, ...any)) uplink.DNS {
 	var d uplink.DNS
 	if r == nil {
+		if len(sites) > 0 {
+			fail("site", "[[site]] tables serve a [dns] zone, and there is none")
+		}
 		return d
 	}
 	if r.Zone == nil || *r.Zone == "" {
@@ -124,6 +130,7 @@ func parseDNS(r *rawDNS, uplinks []uplink.Uplink, fail func(string, string, ...a
 		d.Names = append(d.Names, parseChecked(rn, uplink.DNSName{Name: n, Uplinks: rn.Uplinks}, k, fail))
 	}
 	d.Check = parseCheck(r.Check, fail)
+	parseSites(sites, r.Site, &d, r.Names, fail)
 	return d
 }
 

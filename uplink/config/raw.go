@@ -24,6 +24,7 @@ type rawConfig struct {
 	HA       *rawHA       `toml:"ha"`
 	DNS      *rawDNS      `toml:"dns"`
 	IPv6     *rawIPv6     `toml:"ipv6"`
+	Sites    []rawSite    `toml:"site"`
 }
 
 type rawHA struct {

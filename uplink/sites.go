@@ -1,0 +1,78 @@
+package uplink
+
+import (
+	"net/netip"
+	"strconv"
+)
+
+// Site is one place that serves the zone's names ([[site]]): this gateway's own, or another
+// site's (an office and a data centre, two cities), so that no site is a single point of
+// failure. Every site serves the same zone; each decides from what it can verify itself.
+type Site struct {
+	Name string
+	// NameServers are its name servers' public addresses: the zone's NS set names every
+	// site's, with glue, so resolvers reach whichever site is alive.
+	NameServers []netip.Addr
+	// Addresses are what customers use there, for every name; NameAddresses override them per
+	// name (fully qualified). This site's own answers come from its live uplinks instead.
+	Addresses     []netip.Addr
+	NameAddresses map[string][]netip.Addr
+}
+
+// AddressesFor are the addresses customers use at s for the name n (fully qualified).
+func (s Site) AddressesFor(n string) []netip.Addr {
+	if a, ok := s.NameAddresses[n]; ok {
+		return a
+	}
+	return s.Addresses
+}
+
+// NSNames are the names of s's name servers in zone: "ns1.paris.lb.example.com." …, the
+// same at every site.
+func (s Site) NSNames(zone string) []string {
+	out := make([]string, len(s.NameServers))
+	for i := range s.NameServers {
+		out[i] = "ns" + strconv.Itoa(i+1) + "." + s.Name + "." + zone
+	}
+	return out
+}
+
+// Name policies: how a name's answer picks among the healthy sites.
+const (
+	SitePolicyFailover = "failover" // the first healthy site in the name's order answers
+	SitePolicySpread   = "spread"   // every healthy site's addresses
+)
+
+// Multisite says whether the zone is served by several sites.
+func (d DNS) Multisite() bool { return len(d.Sites) > 0 }
+
+// SiteNamed returns the site called name.
+func (d DNS) SiteNamed(name string) (Site, bool) {
+	for _, s := range d.Sites {
+		if s.Name == name {
+			return s, true
+		}
+	}
+	return Site{}, false
+}
+
+// SitesOf are the sites that serve n, in its order: its own list, or every site.
+func (d DNS) SitesOf(n DNSName) []string {
+	if len(n.Sites) > 0 {
+		return n.Sites
+	}
+	out := make([]string, len(d.Sites))
+	for i, s := range d.Sites {
+		out[i] = s.Name
+	}
+	return out
+}
+
+// SiteCheck is how n is checked at another site's addresses: its first server's method (the
+// same port, path and expected body), or none when n is not checked.
+func (n DNSName) SiteCheck() (Method, bool) {
+	if len(n.Servers) == 0 {
+		return Method{}, false
+	}
+	return n.Servers[0].Method, true
+}
