@@ -51,9 +51,9 @@ func TestADrainedUplinkCarriesNoLANTrafficAndTheDrainSurvivesAReloadAndARestart(
 	if st := d.status(); !st.Uplinks[0].Drained || !slices.Equal(st.Active, []string{"isp2"}) {
 		t.Errorf("after a restart: drained=%v active=%v, want isp1 still drained", st.Uplinks[0].Drained, st.Active)
 	}
-	if !strings.Contains(string(d.proc.Output()), "drain remembered from the last run") {
-		t.Errorf("the restart does not say it remembered the drain")
-	}
+	waitUntil(t, 5*time.Second, "the restart to say it remembered the drain", func() bool {
+		return strings.Contains(string(d.proc.Output()), "drain remembered from the last run")
+	})
 	if err := d.client.Undrain(ctx, "isp1"); err != nil {
 		t.Fatal(err)
 	}
