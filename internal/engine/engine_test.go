@@ -12,6 +12,7 @@ import (
 
 	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/internal/dataplane"
+	"github.com/uplinkd/uplinkd/internal/servercheck"
 	"github.com/uplinkd/uplinkd/routing"
 	"github.com/uplinkd/uplinkd/uplink"
 )
@@ -444,6 +445,71 @@ func TestANameFollowsItsServers(t *testing.T) {
 		r.checked(www, b, true)
 		if down() {
 			t.Errorf("a server back for up_after checks: still down")
+		}
+		r.close()
+	})
+}
+
+const twoSites = twoISPs + `
+[dns]
+zone = "lb.example.com"
+site = "paris"
+[[dns.name]]
+name = "www"
+servers = ["http://192.0.2.10/healthz"]
+[[site]]
+name = "paris"
+nameservers = ["198.51.100.2"]
+addresses = ["198.51.100.2"]
+[[site]]
+name = "lyon"
+nameservers = ["203.0.113.2"]
+addresses = ["203.0.113.20"]
+`
+
+// The other site's address is checked through this site's live uplinks (the active one first)
+// with www's check; judged dead it leaves www's answer, and this site's servers dying then
+// leaves nothing but the unverified answer; lyon back, it answers alone.
+func TestAnotherSitesAddressIsCheckedThroughTheLiveUplinksAndFollowed(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := startRigWith(t, twoSites, func(r *rig) {
+			r.dp.EditLink("wan1", func(l *routing.LinkInfo) { l.Addrs = append(l.Addrs, isp1Addr) })
+		})
+		want := servercheck.Target{Name: "www.lb.example.com.", Site: "lyon", Server: uplink.Server{Addr: netip.MustParseAddr("203.0.113.20"),
+			Method: uplink.Method{Name: uplink.MethodHTTP, Port: 80, Path: "/healthz"}}}
+		if len(r.checks.targets) != 2 || r.checks.targets[1] != want {
+			t.Fatalf("targets %+v, want www's server here and lyon's address", r.checks.targets)
+		}
+		if pins := r.checks.pins(); len(pins) != 2 || pins[0].Mark != 0x100 || pins[0].Source4 != isp1Addr {
+			t.Errorf("pins %+v: want isp1's (active) first, with its address", pins)
+		}
+		const www, lyon = "www.lb.example.com.", "http://203.0.113.20/healthz"
+		answer := func() dataplane.Answer { s := r.dp.Last(); return s.Answer(s.DNS.Names[0]) }
+		r.siteChecked(www, "lyon", lyon, true)
+		if a := answer(); !slices.Equal(a.Sites, []string{"paris"}) {
+			t.Fatalf("failover with paris healthy: %+v", a)
+		}
+		for range 3 {
+			r.checked(www, "http://192.0.2.10/healthz", false)
+		}
+		if a := answer(); !slices.Equal(a.Sites, []string{"lyon"}) || a.Addrs[0].String() != "203.0.113.20" {
+			t.Fatalf("paris's server dead: %+v, want lyon", a)
+		}
+		for range 3 {
+			r.siteChecked(www, "lyon", lyon, false)
+		}
+		if a := answer(); !a.Unverified {
+			t.Errorf("both dead, no fallback: %+v, want every listed address, unverified", a)
+		}
+		st := r.e.Status()
+		if s := st.DNS.Names[0].Servers; len(s) != 2 || s[1].Site != "lyon" || s[1].State != "down" {
+			t.Errorf("status servers %+v", s)
+		}
+		for range 3 {
+			r.siteChecked(www, "lyon", lyon, true)
+		}
+		if a := answer(); !slices.Equal(a.Sites, []string{"lyon"}) {
+			t.Errorf("lyon back: %+v", a)
 		}
 		r.close()
 	})

@@ -292,3 +292,34 @@ func TestANameWhoseServersFailAnswersItsFallbackWithItsOwnTTL(t *testing.T) {
 		t.Errorf("servers dead, no fallback: %v, want the uplinks' answer as before", addrsOf(r.Answer))
 	}
 }
+
+// With several sites every site serves the same zone: the NS set names every site's name
+// servers with glue, whichever site answers, and a name carries the sites that can serve it.
+func TestSeveralSitesServeOneNSSetAndTheAnswersOfTheSitesThatCanServe(t *testing.T) {
+	lyon := netip.MustParseAddr("203.0.113.20")
+	st := state(uplink.DNSPolicyBest)
+	st.DNS.Site = "paris"
+	st.DNS.Sites = []uplink.Site{
+		{Name: "paris", NameServers: []netip.Addr{isp1v4, isp2v4}, Addresses: []netip.Addr{isp1v4, isp2v4}},
+		{Name: "lyon", NameServers: []netip.Addr{netip.MustParseAddr("203.0.113.2")}, Addresses: []netip.Addr{lyon}},
+	}
+	for i := range st.DNS.Names {
+		st.DNS.Names[i].Policy = uplink.SitePolicySpread
+	}
+	z := Build(st, nil, t0)
+	r := ask(t, z, "lb.example.com.", dns.TypeNS, nil, false)
+	var ns []string
+	for _, rr := range r.Answer {
+		ns = append(ns, rr.(*dns.NS).Ns)
+	}
+	want := []string{"ns1.paris.lb.example.com.", "ns2.paris.lb.example.com.", "ns1.lyon.lb.example.com."}
+	if !slices.Equal(ns, want) || !slices.Contains(addrsOf(r.Extra), "203.0.113.2") {
+		t.Errorf("NS %v glue %v, want %v with glue", ns, addrsOf(r.Extra), want)
+	}
+	if r := ask(t, z, "ns2.paris.lb.example.com.", dns.TypeA, nil, false); !slices.Equal(addrsOf(r.Answer), []string{isp2v4.String()}) {
+		t.Errorf("ns2.paris: %v", addrsOf(r.Answer))
+	}
+	if r := ask(t, z, "www.lb.example.com.", dns.TypeA, nil, false); !slices.Equal(addrsOf(r.Answer), []string{isp1v4.String(), lyon.String()}) {
+		t.Errorf("www spread over both sites: %v", addrsOf(r.Answer))
+	}
+}

@@ -287,3 +287,63 @@ name = "mail"
 		t.Errorf("mail %+v: want unchecked", mail)
 	}
 }
+
+func TestSitesAreRead(t *testing.T) {
+	cfg, err := Parse("sites.toml", []byte(`
+[defaults]
+targets = ["192.0.2.1"]
+
+[[uplink]]
+name = "isp1"
+interface = "wan1"
+
+[dns]
+zone = "lb.example.com"
+site = "Paris"
+
+[[dns.name]]
+name = "www"
+servers = ["http://192.0.2.10/healthz"]
+policy = "spread"
+
+[[dns.name]]
+name = "vpn"
+sites = ["lyon", "paris"]
+
+[[site]]
+name = "paris"
+nameservers = ["198.51.100.2", "198.51.100.66"]
+addresses = ["198.51.100.2", "198.51.100.66"]
+
+[[site]]
+name = "lyon"
+nameservers = ["203.0.113.2"]
+addresses = ["203.0.113.20"]
+[site.names]
+vpn = ["203.0.113.30"]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := cfg.DNS
+	if !d.Multisite() || d.Site != "paris" || len(d.Sites) != 2 {
+		t.Fatalf("%+v", d)
+	}
+	lyon, _ := d.SiteNamed("lyon")
+	if got := lyon.AddressesFor("vpn.lb.example.com."); len(got) != 1 || got[0].String() != "203.0.113.30" {
+		t.Errorf("lyon's vpn: %v", got)
+	}
+	if got := lyon.AddressesFor("www.lb.example.com."); len(got) != 1 || got[0].String() != "203.0.113.20" {
+		t.Errorf("lyon's www: %v", got)
+	}
+	if ns := lyon.NSNames(d.Zone); !reflect.DeepEqual(ns, []string{"ns1.lyon.lb.example.com."}) {
+		t.Errorf("lyon's name servers: %v", ns)
+	}
+	www, vpn := d.Names[0], d.Names[1]
+	if www.Policy != uplink.SitePolicySpread || !reflect.DeepEqual(d.SitesOf(www), []string{"paris", "lyon"}) {
+		t.Errorf("www: %+v", www)
+	}
+	if vpn.Policy != uplink.SitePolicyFailover || !reflect.DeepEqual(d.SitesOf(vpn), []string{"lyon", "paris"}) {
+		t.Errorf("vpn: %+v", vpn)
+	}
+}

@@ -49,12 +49,14 @@ func parseSites(raw []rawSite, this *string, d *uplink.DNS, rawNames []rawDNSNam
 	if d.Update.Enabled() {
 		fail("dns.update", "[dns.update] with several sites is not supported yet: two sites would fight over the primary's records; serve the zone from every site instead")
 	}
+	named := true // every site has a good name: the checks that name sites may follow
 	for i, r := range raw {
 		k := func(key string) string { return fmt.Sprintf("site.%d.%s", i, key) }
 		name := strings.ToLower(r.Name)
 		switch {
 		case !validSiteName(name):
 			fail(k("name"), "%q is not a site name: one label of letters, digits and '-' (its name servers are ns1.<site>.%s)", r.Name, d.Zone)
+			named = false
 			continue
 		case slices.ContainsFunc(d.Sites, func(s uplink.Site) bool { return s.Name == name }):
 			fail(k("name"), "site %q is listed twice", r.Name)
@@ -85,12 +87,23 @@ func parseSites(raw []rawSite, this *string, d *uplink.DNS, rawNames []rawDNSNam
 		}
 		d.Sites = append(d.Sites, s)
 	}
-	if this == nil {
+	switch _, ok := d.SiteNamed(strings.ToLower(deref(this))); {
+	case !named:
+		return
+	case this == nil:
 		fail("dns", "[dns] has no site: name this gateway's [[site]], e.g. site = %q", d.Sites[0].Name)
-	} else if _, ok := d.SiteNamed(strings.ToLower(*this)); !ok {
-		fail("dns.site", "%q is not a [[site]]", *this)
-	} else {
-		d.Site = strings.ToLower(*this)
+		return
+	case !ok:
+		fail("dns.site", "%q is not a [[site]] (%s)", *this, strings.Join(siteNames(d.Sites), ", "))
+		return
+	}
+	d.Site = strings.ToLower(*this)
+	for _, s := range d.Sites {
+		for _, ns := range s.NSNames(d.Zone) {
+			if slices.ContainsFunc(d.Names, func(n uplink.DNSName) bool { return n.Name == ns }) {
+				fail("dns", "%s is site %s's name server name: publish another name", ns, s.Name)
+			}
+		}
 	}
 	if len(d.Names) != len(rawNames) {
 		return // a name was refused already: its siblings' indexes would not match
@@ -133,4 +146,19 @@ func qualify(n, zone string) string {
 		return n
 	}
 	return dns.Fqdn(n + "." + zone)
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func siteNames(sites []uplink.Site) []string {
+	out := make([]string, len(sites))
+	for i, s := range sites {
+		out[i] = s.Name
+	}
+	return out
 }
