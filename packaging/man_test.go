@@ -30,6 +30,7 @@ var tables = []struct{ name, rawType string }{
 	{"[[dns.name]]", "rawDNSName"},
 	{"[dns.update]", "rawUpdate"},
 	{"[dns.check]", "rawCheck"},
+	{"[[site]]", "rawSite"},
 	{"[ipv6]", "rawIPv6"},
 }
 

@@ -27,8 +27,14 @@ type shopServer struct {
 
 func startShopServer(t *testing.T, lab *netlab.Lab, at netip.AddrPort) *shopServer {
 	t.Helper()
+	return startShopServerIn(t, lab, netlab.RoleLAN, at)
+}
+
+// startShopServerIn starts the shop's web server in role's namespace.
+func startShopServerIn(t *testing.T, lab *netlab.Lab, role string, at netip.AddrPort) *shopServer {
+	t.Helper()
 	s := &shopServer{}
-	if err := lab.InNS(netlab.RoleLAN, func() error {
+	if err := lab.InNS(role, func() error {
 		var err error
 		s.ln, err = net.Listen("tcp", at.String())
 		return err
@@ -112,4 +118,89 @@ fallback = ["203.0.113.80"]
 	if text := string(out); !strings.Contains(text, "http://"+server.String()+"/healthz  passed in") {
 		t.Errorf("uplinkd --check --probe with the server back:\n%s", text)
 	}
+}
+
+// TestAnotherSiteIsCheckedThroughTheLiveUplinksAndFollowed: the gateway is site paris; site
+// lyon's address for www (on the Internet side) is checked with www's check through paris's
+// live uplinks, as a customer would reach it. isp1 dying does not make lyon look dead (the
+// checks go through isp2); lyon's server stopping takes its address out of the answer; paris's
+// server stopping too leaves the fallback. Real dig through both ISPs, and the NS set names
+// both sites' name servers.
+func TestAnotherSiteIsCheckedThroughTheLiveUplinksAndFollowed(t *testing.T) {
+	needTool(t, "dig")
+	lab := testkit.Lab(t, netlab.Options{})
+	here, there := netip.AddrPortFrom(netlab.Client4, 8080), netip.AddrPortFrom(netlab.Server4, 8080)
+	shop := startShopServer(t, lab, here)
+	lyon := startShopServerIn(t, lab, netlab.RoleInet, there)
+	c := fastConfig()
+	c.Extra = fmt.Sprintf(`
+[dns]
+zone = %q
+ttl = "2s"
+site = "paris"
+
+[[dns.name]]
+name = "www"
+servers = ["http://%s/healthz"]
+expect = "ok"
+policy = "spread"
+fallback = ["192.0.2.200"]
+
+[[site]]
+name = "paris"
+nameservers = [%q, %q]
+addresses = [%q, %q]
+
+[[site]]
+name = "lyon"
+nameservers = [%q]
+addresses = [%q]
+`, labZone, here, netlab.GWWAN1Addr4, netlab.GWWAN2Addr4, netlab.GWWAN1Addr4, netlab.GWWAN2Addr4, netlab.Server4, netlab.Server4)
+	d := startDaemon(t, lab, c)
+	d.waitActive(5*time.Second, "isp1")
+	var last []string
+	answers := func(want ...string) func() bool {
+		return func() bool {
+			a1, a2 := dig(t, lab, "@"+netlab.GWWAN1Addr4.String(), "www."+labZone, "A"), dig(t, lab, "@"+netlab.GWWAN2Addr4.String(), "www."+labZone, "A")
+			last = a2.Data()
+			if len(a1.Data()) > 0 { // isp1 may be the dead one
+				last = a1.Data()
+			}
+			return slices.Equal(last, want) && (len(a2.Data()) == 0 || slices.Equal(a2.Data(), want))
+		}
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("the last answer: %v", last)
+		}
+	}()
+	waitUntil(t, 10*time.Second, "www spread over paris (isp1) and lyon", answers(netlab.GWWAN1Addr4.String(), netlab.Server4.String()))
+	ns := dig(t, lab, "@"+netlab.GWWAN2Addr4.String(), labZone, "NS").Data()
+	slices.Sort(ns)
+	if want := []string{"ns1.lyon." + labZone + ".", "ns1.paris." + labZone + ".", "ns2.paris." + labZone + "."}; !slices.Equal(ns, want) {
+		t.Errorf("NS %v, want %v", ns, want)
+	}
+
+	if err := lab.Break(1, netlab.SilentFailure); err != nil {
+		t.Fatal(err)
+	}
+	d.waitActive(10*time.Second, "isp2")
+	waitUntil(t, 10*time.Second, "www spread over paris (isp2) and lyon", answers(netlab.GWWAN2Addr4.String(), netlab.Server4.String()))
+	// Checks of lyon went on through isp2: it was never judged down.
+	lyonDown := func(ev api.Event) bool { return ev.Kind == api.KindServer && ev.Site == "lyon" && ev.To == "down" }
+	if slices.ContainsFunc(d.events.All(), lyonDown) {
+		t.Errorf("isp1's death made lyon look dead: %v", d.events.All())
+	}
+
+	lyon.Stop()
+	took := waitUntil(t, 10*time.Second, "lyon out of the answer", answers(netlab.GWWAN2Addr4.String()))
+	t.Logf("lyon's dead server left the answer %s after it stopped", took.Round(10*time.Millisecond))
+	shop.Stop()
+	waitUntil(t, 10*time.Second, "the fallback", answers("192.0.2.200"))
+	st := d.status()
+	if n := st.DNS.Names[0]; !n.Fallback || len(n.Servers) != 2 || n.Servers[1].Site != "lyon" || n.Servers[1].State != "down" {
+		t.Errorf("status %+v", n)
+	}
+	startShopServerIn(t, lab, netlab.RoleInet, there)
+	waitUntil(t, 10*time.Second, "lyon back, alone", answers(netlab.Server4.String()))
 }
