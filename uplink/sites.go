@@ -17,6 +17,8 @@ type Site struct {
 	// name (fully qualified). This site's own answers come from its live uplinks instead.
 	Addresses     []netip.Addr
 	NameAddresses map[string][]netip.Addr
+	// Networks are the client networks this site is nearest to (the nearest policy).
+	Networks []netip.Prefix
 }
 
 // AddressesFor are the addresses customers use at s for the name n (fully qualified).
@@ -41,6 +43,9 @@ func (s Site) NSNames(zone string) []string {
 const (
 	SitePolicyFailover = "failover" // the first healthy site in the name's order answers
 	SitePolicySpread   = "spread"   // every healthy site's addresses
+	// SitePolicyNearest: the site whose networks hold the client (its EDNS Client Subnet, or
+	// its resolver's address), else as failover.
+	SitePolicyNearest = "nearest"
 )
 
 // Multisite says whether the zone is served by several sites.

@@ -204,3 +204,52 @@ addresses = [%q]
 	startShopServerIn(t, lab, netlab.RoleInet, there)
 	waitUntil(t, 10*time.Second, "lyon back, alone", answers(netlab.Server4.String()))
 }
+
+// TestNearestAnswersTheClientsSite: www under the nearest policy, lyon nearest to the lab's
+// Internet (its core links, 192.0.2.128/26, where dig's queries come from), paris to
+// 198.51.100.0/24. Real dig from the Internet side gets
+// lyon for its own address, paris for an EDNS Client Subnet in paris's network, with the scope
+// set, and FORMERR for a malformed subnet.
+func TestNearestAnswersTheClientsSite(t *testing.T) {
+	needTool(t, "dig")
+	lab := testkit.Lab(t, netlab.Options{})
+	c := fastConfig()
+	c.Extra = fmt.Sprintf(`
+[dns]
+zone = %q
+site = "paris"
+
+[[dns.name]]
+name = "www"
+policy = "nearest"
+
+[[site]]
+name = "paris"
+nameservers = [%q]
+networks = ["198.51.100.0/24"]
+
+[[site]]
+name = "lyon"
+nameservers = ["203.0.113.130"]
+addresses = ["203.0.113.140"]
+networks = ["192.0.2.128/26", "203.0.113.0/24"]
+`, labZone, netlab.GWWAN1Addr4)
+	d := startDaemon(t, lab, c)
+	d.waitActive(5*time.Second, "isp1")
+	ns := "@" + netlab.GWWAN1Addr4.String()
+	if a := dig(t, lab, ns, "www."+labZone, "A"); !slices.Equal(a.Data(), []string{"203.0.113.140"}) {
+		t.Errorf("a resolver in lyon's network: %v, want lyon's address\n%s", a.Data(), a.Output)
+	}
+	a := dig(t, lab, ns, "www."+labZone, "A", "+subnet=198.51.100.0/24")
+	if !slices.Equal(a.Data(), []string{netlab.GWWAN1Addr4.String()}) || !strings.Contains(a.Output, "CLIENT-SUBNET: 198.51.100.0/24/24") {
+		t.Errorf("a client subnet in paris's network: %v, want paris's address and scope 24\n%s", a.Data(), a.Output)
+	}
+	a = dig(t, lab, ns, "www."+labZone, "A", "+subnet=192.0.2.0/24")
+	if !slices.Equal(a.Data(), []string{netlab.GWWAN1Addr4.String()}) || !strings.Contains(a.Output, "CLIENT-SUBNET: 192.0.2.0/24/24") {
+		t.Errorf("a client subnet in no site's network: %v, want the first site (paris) scoped to the subnet\n%s", a.Data(), a.Output)
+	}
+	a = dig(t, lab, ns, "www."+labZone, "A", "+ednsopt=8:00011800cb007101") // 203.0.113.1 as a /24
+	if a.Status != "FORMERR" {
+		t.Errorf("a malformed client subnet: %s, want FORMERR\n%s", a.Status, a.Output)
+	}
+}

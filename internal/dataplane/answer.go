@@ -18,6 +18,17 @@ type Answer struct {
 	// Unverified: nothing can serve the name and it has no fallback: it carries every listed
 	// address, an answer that may work beating none.
 	Unverified bool
+	// Nearest (the nearest policy) are the sites that can serve the name, in its order, each
+	// with its client networks: the server answers a client from the site whose networks hold
+	// it, and Addrs (the first site) when none does.
+	Nearest []SiteAnswer
+}
+
+// SiteAnswer is one site's addresses for a name, and the client networks nearest to it.
+type SiteAnswer struct {
+	Site     string
+	Addrs    []netip.Addr
+	Networks []netip.Prefix
 }
 
 // Answer decides what the published name n answers. At one site: the addresses of its
@@ -59,10 +70,19 @@ func (s State) Answer(n uplink.DNSName) Answer {
 		if len(addrs) == 0 {
 			continue
 		}
-		a.Sites = append(a.Sites, name)
-		a.Addrs = append(a.Addrs, addrs...)
-		if n.Policy != uplink.SitePolicySpread {
-			break // failover: the first that can serve it
+		switch n.Policy {
+		case uplink.SitePolicySpread:
+			a.Sites, a.Addrs = append(a.Sites, name), append(a.Addrs, addrs...)
+		case uplink.SitePolicyNearest:
+			site, _ := d.SiteNamed(name)
+			a.Nearest = append(a.Nearest, SiteAnswer{Site: name, Addrs: addrs, Networks: site.Networks})
+			if len(a.Sites) == 0 { // the default: the first that can serve it
+				a.Sites, a.Addrs = []string{name}, addrs
+			}
+		default: // failover: the first that can serve it
+			if len(a.Sites) == 0 {
+				a.Sites, a.Addrs = []string{name}, addrs
+			}
 		}
 	}
 	switch {

@@ -2,6 +2,7 @@ package inbound
 
 import (
 	"encoding/binary"
+	"net/netip"
 	"strings"
 
 	"github.com/miekg/dns"
@@ -20,6 +21,12 @@ const (
 // answers with only the header, the question and TC (the rate limiter's slip), so a real
 // client retries over TCP. z may be nil (nothing published): every question is refused.
 func Respond(z *Zone, query []byte, tcp, truncate bool) []byte {
+	return RespondTo(z, query, netip.Addr{}, tcp, truncate)
+}
+
+// RespondTo is Respond for a query from client (its resolver's address; invalid: unknown),
+// which, with the query's EDNS Client Subnet, picks a nearest-policy name's site.
+func RespondTo(z *Zone, query []byte, client netip.Addr, tcp, truncate bool) []byte {
 	if len(query) < 12 || query[2]&0x80 != 0 { // no header, or QR: never answer a response
 		return nil
 	}
@@ -27,7 +34,7 @@ func Respond(z *Zone, query []byte, tcp, truncate bool) []byte {
 	if err := req.Unpack(query); err != nil {
 		return formErr(query)
 	}
-	resp, size := answer(z, req, tcp)
+	resp, size := answer(z, req, client.Unmap(), tcp)
 	if truncate {
 		resp.Truncated = true
 		resp.Answer, resp.Ns, resp.Extra = nil, nil, onlyOPT(resp.Extra)
@@ -49,8 +56,8 @@ func Respond(z *Zone, query []byte, tcp, truncate bool) []byte {
 	return out
 }
 
-// answer builds the response to req and the size it must fit in.
-func answer(z *Zone, req *dns.Msg, tcp bool) (*dns.Msg, int) {
+// answer builds the response to req from client and the size it must fit in.
+func answer(z *Zone, req *dns.Msg, client netip.Addr, tcp bool) (*dns.Msg, int) {
 	resp := new(dns.Msg)
 	resp.SetReply(req)
 	resp.Compress = true
@@ -65,6 +72,7 @@ func answer(z *Zone, req *dns.Msg, tcp bool) (*dns.Msg, int) {
 			opts++
 		}
 	}
+	var ecs *dns.EDNS0_SUBNET
 	if opt := req.IsEdns0(); opt != nil {
 		resp.SetEdns0(maxUDPSize, opt.Do()) // RFC 3225 3: DO is copied into the response
 		if !tcp {
@@ -74,7 +82,20 @@ func answer(z *Zone, req *dns.Msg, tcp bool) (*dns.Msg, int) {
 			resp.Rcode = dns.RcodeBadVers
 			return resp, size
 		}
+		var bad bool
+		if ecs, bad = clientSubnet(opt); bad { // RFC 7871 7.1.1
+			resp.Rcode = dns.RcodeFormatError
+			return resp, size
+		}
 	}
+	scope := 0 // how much of the client's subnet the answer depended on
+	defer func() {
+		if ecs != nil { // RFC 7871 7.2.1: the family, source and address echoed, with the scope
+			echo := *ecs
+			echo.SourceScope = uint8(scope)
+			resp.IsEdns0().Option = append(resp.IsEdns0().Option, &echo)
+		}
+	}()
 	switch {
 	case opts > 1 || len(req.Question) != 1:
 		resp.Rcode = dns.RcodeFormatError
@@ -108,7 +129,9 @@ func answer(z *Zone, req *dns.Msg, tcp bool) (*dns.Msg, int) {
 			resp.Extra = append(resp.Extra, z.rrs[rr.(*dns.NS).Ns]...)
 		}
 	default:
-		for _, rr := range z.rrs[name] {
+		rrs, bits := z.recordsFor(name, clientPrefix(ecs, client))
+		scope = bits
+		for _, rr := range rrs {
 			if rr.Header().Rrtype == q.Qtype {
 				resp.Answer = append(resp.Answer, renamed(rr, q.Name))
 			}
@@ -166,4 +189,52 @@ func formErr(query []byte) []byte {
 	flags := uint16(0x8000) | binary.BigEndian.Uint16(query[2:4])&0x7800 | dns.RcodeFormatError
 	binary.BigEndian.PutUint16(out[2:4], flags)
 	return out
+}
+
+// clientSubnet is the query's EDNS Client Subnet option (RFC 7871), nil when it has none; bad
+// when it is malformed: more than one, a scope in a query, or address bits beyond the source
+// prefix (the family and lengths are checked when the message is unpacked).
+func clientSubnet(opt *dns.OPT) (ecs *dns.EDNS0_SUBNET, bad bool) {
+	for _, o := range opt.Option {
+		s, ok := o.(*dns.EDNS0_SUBNET)
+		if !ok {
+			continue
+		}
+		if ecs != nil || s.SourceScope != 0 {
+			return nil, true
+		}
+		if s.Family == 0 { // what dig sends for +subnet=0: "do not use my address"
+			ecs = s
+			continue
+		}
+		a, ok := netip.AddrFromSlice(s.Address)
+		if !ok {
+			return nil, true
+		}
+		if a = a.Unmap(); (s.Family == 1) != a.Is4() {
+			return nil, true
+		}
+		p, err := a.Prefix(int(s.SourceNetmask))
+		if err != nil || p.Addr() != a {
+			return nil, true
+		}
+		ecs = s
+	}
+	return ecs, false
+}
+
+// clientPrefix is the network a nearest-policy answer is chosen for: the client subnet, else
+// the resolver's own address; invalid when neither says (ECS source 0: "do not use mine").
+func clientPrefix(ecs *dns.EDNS0_SUBNET, client netip.Addr) netip.Prefix {
+	if ecs != nil {
+		if ecs.SourceNetmask == 0 {
+			return netip.Prefix{}
+		}
+		a, _ := netip.AddrFromSlice(ecs.Address)
+		return netip.PrefixFrom(a.Unmap(), int(ecs.SourceNetmask))
+	}
+	if !client.IsValid() {
+		return netip.Prefix{}
+	}
+	return netip.PrefixFrom(client, client.BitLen())
 }

@@ -323,3 +323,127 @@ func TestSeveralSitesServeOneNSSetAndTheAnswersOfTheSitesThatCanServe(t *testing
 		t.Errorf("www spread over both sites: %v", addrsOf(r.Answer))
 	}
 }
+
+// nearest is two sites, paris (this one: 198.51.100.0/24's clients) and lyon (203.0.113.0/24's
+// and 2001:db8:77::/48's), serving www under the nearest policy.
+func nearest() *Zone {
+	st := state(uplink.DNSPolicyBest)
+	st.DNS.Site = "paris"
+	st.DNS.Sites = []uplink.Site{
+		{Name: "paris", NameServers: []netip.Addr{isp1v4}, Networks: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}},
+		{Name: "lyon", NameServers: []netip.Addr{netip.MustParseAddr("203.0.113.2")}, Addresses: []netip.Addr{netip.MustParseAddr("203.0.113.20")},
+			Networks: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("2001:db8:77::/48")}},
+	}
+	st.DNS.Names[0].Policy = uplink.SitePolicyNearest
+	return Build(st, nil, t0)
+}
+
+func withECS(addr string, source uint8, scope uint8) func(*dns.Msg) {
+	return func(m *dns.Msg) {
+		m.SetEdns0(1232, false)
+		a := netip.MustParseAddr(addr)
+		family := uint16(1)
+		if a.Is6() {
+			family = 2
+		}
+		m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: family, SourceNetmask: source, SourceScope: scope, Address: a.AsSlice()})
+	}
+}
+
+func ecsOf(r *dns.Msg) *dns.EDNS0_SUBNET {
+	if opt := r.IsEdns0(); opt != nil {
+		for _, o := range opt.Option {
+			if s, ok := o.(*dns.EDNS0_SUBNET); ok {
+				return s
+			}
+		}
+	}
+	return nil
+}
+
+// askFrom is ask from the resolver at client.
+func askFrom(t *testing.T, z *Zone, client netip.Addr, name string, qtype uint16, edit func(*dns.Msg)) *dns.Msg {
+	t.Helper()
+	q := new(dns.Msg)
+	q.SetQuestion(name, qtype)
+	if edit != nil {
+		edit(q)
+	}
+	wire, _ := q.Pack()
+	r := new(dns.Msg)
+	if err := r.Unpack(RespondTo(z, wire, client, false, false)); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// The nearest policy answers a client from the site whose networks hold its EDNS Client Subnet
+// (or its resolver's address), with the scope of that network (RFC 7871); others get the first
+// site; a malformed subnet gets FORMERR.
+func TestNearestAnswersFromTheClientsSiteWithTheScopeSet(t *testing.T) {
+	z := nearest()
+	const www = "www.lb.example.com."
+	lyon := []string{"203.0.113.20"}
+	paris := []string{isp1v4.String()}
+	for _, c := range []struct {
+		name   string
+		client string
+		ecs    func(*dns.Msg)
+		want   []string
+		scope  int // -1: no ECS in the response
+	}{
+		{"a subnet in lyon's network", "192.0.2.53", withECS("203.0.113.0", 24, 0), lyon, 24},
+		{"a longer subnet in it", "192.0.2.53", withECS("203.0.113.128", 25, 0), lyon, 24},
+		{"an IPv6 subnet in lyon's", "192.0.2.53", withECS("2001:db8:77:1::", 56, 0), lyon, 48},
+		{"a subnet in paris's", "203.0.113.53", withECS("198.51.100.0", 24, 0), paris, 24},
+		{"a subnet in no site's network: the first site, scoped to the whole subnet", "203.0.113.53", withECS("192.0.2.0", 24, 0), paris, 24},
+		{"source 0: the client's address is not to be used", "203.0.113.53", withECS("0.0.0.0", 0, 0), paris, 0},
+		{"no subnet: the resolver's own address", "203.0.113.53", nil, lyon, -1},
+		{"no subnet, a resolver in no network", "192.0.2.53", nil, paris, -1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := askFrom(t, z, netip.MustParseAddr(c.client), www, dns.TypeA, c.ecs)
+			if got := addrsOf(r.Answer); !slices.Equal(got, c.want) || r.Rcode != dns.RcodeSuccess {
+				t.Errorf("%v rcode %d, want %v", got, r.Rcode, c.want)
+			}
+			e := ecsOf(r)
+			switch {
+			case c.scope < 0 && e != nil:
+				t.Errorf("ECS %v in the answer to a query without one", e)
+			case c.scope >= 0 && (e == nil || int(e.SourceScope) != c.scope):
+				t.Errorf("ECS %v, want scope %d", e, c.scope)
+			}
+		})
+	}
+	// An unrelated name does not depend on the client: scope 0.
+	if e := ecsOf(askFrom(t, z, netip.Addr{}, "vpn.a.lb.example.com.", dns.TypeA, withECS("203.0.113.0", 24, 0))); e == nil || e.SourceScope != 0 || e.SourceNetmask != 24 {
+		t.Errorf("another name's ECS %v: want the source echoed with scope 0", e)
+	}
+	for name, edit := range map[string]func(*dns.Msg){
+		"a scope in the query":         withECS("203.0.113.0", 24, 8),
+		"address bits past the source": func(m *dns.Msg) { // raw: miekg masks what it packs
+			m.SetEdns0(1232, false)
+			m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_LOCAL{Code: dns.EDNS0SUBNET, Data: []byte{0, 1, 24, 0, 203, 0, 113, 1}})
+		},
+		"two subnets": func(m *dns.Msg) {
+			withECS("203.0.113.0", 24, 0)(m)
+			m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 8, Address: netip.MustParseAddr("198.0.0.0").AsSlice()})
+		},
+		"an IPv4 family with an IPv6 address": func(m *dns.Msg) {
+			m.SetEdns0(1232, false)
+			m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_SUBNET{Code: dns.EDNS0SUBNET, Family: 1, SourceNetmask: 24, Address: netip.MustParseAddr("2001:db8::").AsSlice()})
+		},
+	} {
+		q := new(dns.Msg)
+		q.SetQuestion(www, dns.TypeA)
+		edit(q)
+		wire, err := q.Pack()
+		if err != nil {
+			continue // miekg refuses to pack it: the unpacking side is the fuzz target's
+		}
+		r := new(dns.Msg)
+		if err := r.Unpack(RespondTo(z, wire, netip.Addr{}, false, false)); err != nil || r.Rcode != dns.RcodeFormatError {
+			t.Errorf("%s: rcode %d %v, want FORMERR", name, r.Rcode, err)
+		}
+	}
+}

@@ -1,16 +1,17 @@
 package inbound
 
 import (
+	"net/netip"
 	"testing"
 
 	"github.com/miekg/dns"
-	"github.com/uplinkd/uplinkd/uplink"
 )
 
-// FuzzHandler feeds arbitrary bytes to the handler: it must never panic, never answer a
-// response, and never send a UDP response larger than the client allowed.
+// FuzzHandler feeds arbitrary bytes to the handler, from a resolver inside a site's network or
+// not, over a zone with a nearest-policy name (EDNS Client Subnet): it must never panic, never
+// answer a response, and never send a UDP response larger than the client allowed.
 func FuzzHandler(f *testing.F) {
-	z := Build(state(uplink.DNSPolicyAll), nil, t0)
+	z := nearest()
 	for _, seed := range []func(*dns.Msg){
 		func(m *dns.Msg) { m.SetQuestion("www.lb.example.com.", dns.TypeA) },
 		func(m *dns.Msg) { m.SetQuestion("lb.example.com.", dns.TypeNS); m.SetEdns0(600, true) },
@@ -19,14 +20,29 @@ func FuzzHandler(f *testing.F) {
 			m.SetEdns0(1232, false)
 			m.IsEdns0().SetVersion(3)
 		},
+		func(m *dns.Msg) { m.SetQuestion("www.lb.example.com.", dns.TypeA); withECS("203.0.113.0", 24, 0)(m) },
+		func(m *dns.Msg) {
+			m.SetQuestion("www.lb.example.com.", dns.TypeAAAA)
+			withECS("2001:db8:77::", 48, 0)(m)
+		},
+		func(m *dns.Msg) {
+			m.SetQuestion("www.lb.example.com.", dns.TypeA)
+			m.SetEdns0(1232, true)
+			m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_LOCAL{Code: dns.EDNS0SUBNET, Data: []byte{0, 1, 24, 0, 203, 0, 113, 1}})
+		},
 	} {
 		m := new(dns.Msg)
 		seed(m)
 		wire, _ := m.Pack()
 		f.Add(wire, false)
+		f.Add(wire, true)
 	}
 	f.Fuzz(func(t *testing.T, query []byte, tcp bool) {
-		out := Respond(z, query, tcp, false)
+		client := netip.MustParseAddr("203.0.113.53") // in lyon's network
+		if tcp {
+			client = netip.Addr{}
+		}
+		out := RespondTo(z, query, client, tcp, false)
 		if out == nil {
 			return
 		}

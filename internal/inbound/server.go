@@ -192,7 +192,7 @@ func (s *Server) serveUDP(c *net.UDPConn) {
 			s.stats.Dropped.Add(1)
 			continue
 		}
-		out := Respond(s.zone.Load(), buf[:n], false, v == slip)
+		out := RespondTo(s.zone.Load(), buf[:n], from.Addr(), false, v == slip)
 		if out == nil {
 			continue
 		}
@@ -247,6 +247,10 @@ func (s *Server) acceptTCP(ln *net.TCPListener) {
 // for tcpIdle, has asked tcpQueries, or the server closes.
 func (s *Server) serveTCP(c *net.TCPConn) {
 	defer c.Close()
+	var client netip.Addr
+	if a, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+		client = a.AddrPort().Addr()
+	}
 	var lenBuf [2]byte
 	for range tcpQueries {
 		c.SetReadDeadline(time.Now().Add(tcpIdle))
@@ -258,7 +262,7 @@ func (s *Server) serveTCP(c *net.TCPConn) {
 			return
 		}
 		s.stats.Queries.Add(1)
-		out := Respond(s.zone.Load(), q, true, false)
+		out := RespondTo(s.zone.Load(), q, client, true, false)
 		if out == nil {
 			return
 		}

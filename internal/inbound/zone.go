@@ -31,6 +31,16 @@ type Zone struct {
 	// addresses.
 	Published map[string][]netip.Addr
 	rateLimit int
+	// nearest are, per owner of a name under the nearest policy, each site's records and the
+	// client networks it is nearest to; rrs holds the records of a client in none of them.
+	nearest map[string][]nearestRRs
+}
+
+// nearestRRs is one site's records for a name, and the client networks nearest to it.
+type nearestRRs struct {
+	site     string
+	networks []netip.Prefix
+	rrs      []dns.RR
 }
 
 // Build returns the zone of s. The serial is prev's when nothing changed, else one more than
@@ -69,6 +79,14 @@ func Build(s dataplane.State, prev *Zone, now time.Time) *Zone {
 			ttl = uint32(d.Check.FallbackTTL / time.Second)
 		}
 		z.addAddrsTTL(n.Name, a.Addrs, ttl)
+		for _, s := range a.Nearest {
+			if z.nearest == nil {
+				z.nearest = map[string][]nearestRRs{}
+			}
+			v := &Zone{Origin: z.Origin, ttl: z.ttl, rrs: map[string][]dns.RR{}, exists: map[string]bool{}}
+			v.addAddrsTTL(n.Name, s.Addrs, ttl)
+			z.nearest[n.Name] = append(z.nearest[n.Name], nearestRRs{site: s.Site, networks: s.Networks, rrs: v.rrs[n.Name]})
+		}
 	}
 	mname := "ns." + d.Zone
 	if len(z.ns) > 0 {
@@ -134,5 +152,41 @@ func (z *Zone) text() string {
 			b.WriteString(rr.String())
 		}
 	}
+	for _, owner := range slices.Sorted(maps.Keys(z.nearest)) {
+		for _, v := range z.nearest[owner] {
+			b.WriteString(v.site)
+			for _, rr := range v.rrs {
+				b.WriteString(rr.String())
+			}
+		}
+	}
 	return b.String()
+}
+
+// recordsFor are owner's records for a client in the network client (invalid: unknown), and
+// the ECS scope they hold for: the longest of the nearest sites' networks that holds the
+// client, the client's whole prefix when the name is nearest but none does, 0 when the
+// records do not depend on the client.
+func (z *Zone) recordsFor(owner string, client netip.Prefix) ([]dns.RR, int) {
+	variants, ok := z.nearest[owner]
+	if !ok {
+		return z.rrs[owner], 0
+	}
+	if !client.IsValid() {
+		return z.rrs[owner], 0
+	}
+	var best []dns.RR
+	bits := -1
+	for _, v := range variants {
+		for _, n := range v.networks {
+			if n.Addr().Is4() == client.Addr().Is4() && n.Contains(client.Addr()) && n.Bits() > bits {
+				best, bits = v.rrs, n.Bits()
+			}
+		}
+	}
+	if bits < 0 {
+		return z.rrs[owner], client.Bits()
+	}
+	// The records of the nearest site, other types (none today) as for everyone.
+	return best, bits
 }

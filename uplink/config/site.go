@@ -16,6 +16,7 @@ type rawSite struct {
 	NameServers []address            `toml:"nameservers"`
 	Addresses   []address            `toml:"addresses"`
 	Names       map[string][]address `toml:"names"`
+	Networks    []string             `toml:"networks"`
 }
 
 // siteName is what a site may be called: one DNS label (its name servers are
@@ -72,6 +73,14 @@ func parseSites(raw []rawSite, this *string, d *uplink.DNS, rawNames []rawDNSNam
 		for _, a := range r.Addresses {
 			s.Addresses = append(s.Addresses, a.Addr)
 		}
+		for _, n := range r.Networks {
+			p, err := netip.ParsePrefix(n)
+			if err != nil || p != p.Masked() {
+				fail(k("networks"), "%q is not a network such as \"192.0.2.0/24\" or \"2001:db8::/32\" (no host bits)", n)
+				continue
+			}
+			s.Networks = append(s.Networks, p)
+		}
 		for n, addrs := range r.Names {
 			fq := qualify(strings.ToLower(n), d.Zone)
 			if !slices.ContainsFunc(d.Names, func(x uplink.DNSName) bool { return x.Name == fq }) {
@@ -115,8 +124,10 @@ func parseSites(raw []rawSite, this *string, d *uplink.DNS, rawNames []rawDNSNam
 		n.Policy = uplink.SitePolicyFailover
 		if rn.Policy != nil {
 			n.Policy = *rn.Policy
-			if n.Policy != uplink.SitePolicyFailover && n.Policy != uplink.SitePolicySpread {
-				fail(k("policy"), "%q is not %q or %q", n.Policy, uplink.SitePolicyFailover, uplink.SitePolicySpread)
+			if n.Policy != uplink.SitePolicyFailover && n.Policy != uplink.SitePolicySpread && n.Policy != uplink.SitePolicyNearest {
+				fail(k("policy"), "%q is not %q, %q or %q", n.Policy, uplink.SitePolicyFailover, uplink.SitePolicySpread, uplink.SitePolicyNearest)
+			} else if n.Policy == uplink.SitePolicyNearest && !slices.ContainsFunc(d.Sites, func(s uplink.Site) bool { return len(s.Networks) > 0 }) {
+				fail(k("policy"), "nearest needs the sites' networks: give a [[site]] networks = [\"192.0.2.0/24\"]")
 			}
 		}
 		for _, s := range rn.Sites {
