@@ -420,7 +420,7 @@ func TestNearestAnswersFromTheClientsSiteWithTheScopeSet(t *testing.T) {
 		t.Errorf("another name's ECS %v: want the source echoed with scope 0", e)
 	}
 	for name, edit := range map[string]func(*dns.Msg){
-		"a scope in the query":         withECS("203.0.113.0", 24, 8),
+		"a scope in the query": withECS("203.0.113.0", 24, 8),
 		"address bits past the source": func(m *dns.Msg) { // raw: miekg masks what it packs
 			m.SetEdns0(1232, false)
 			m.IsEdns0().Option = append(m.IsEdns0().Option, &dns.EDNS0_LOCAL{Code: dns.EDNS0SUBNET, Data: []byte{0, 1, 24, 0, 203, 0, 113, 1}})
