@@ -30,6 +30,9 @@ type DaemonConfig struct {
 	// DaemonKeys and DefaultsKeys are TOML lines added verbatim to [daemon] and [defaults]
 	// (e.g. `metrics_listen = "127.0.0.1:9847"`, `hold_down = "100ms"`), each ending in "\n".
 	DaemonKeys, DefaultsKeys string
+	// Text, if set, is the whole configuration after [daemon]'s socket, state_file and
+	// log_level: a gateway other than the lab's (site B's).
+	Text string
 }
 
 // Render returns the TOML text. isp1's IPv4 gateway is left for uplinkd to learn from the
@@ -69,6 +72,9 @@ func (c DaemonConfig) Render() string {
 		state = filepath.Join(filepath.Dir(c.Socket), "state.json")
 	}
 	fmt.Fprintf(&b, "[daemon]\nsocket = %q\nstate_file = %q\nlog_level = \"debug\"\n", c.Socket, state)
+	if c.Text != "" {
+		return b.String() + c.Text
+	}
 	if c.SocketGroup != "" {
 		fmt.Fprintf(&b, "socket_group = %q\n", c.SocketGroup)
 	}

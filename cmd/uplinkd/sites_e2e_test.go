@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"net/netip"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/uplinkd/uplinkd/internal/netlab"
+	"github.com/uplinkd/uplinkd/internal/testkit"
+)
+
+// TestTwoSites runs two sites, each with its own uplinkd, web server and name servers, and
+// customers resolving through a real Unbound: paris serves www (failover), and when paris loses
+// power (its gateway and server gone at once) lyon's answers exclude it and customers reach
+// lyon; paris's web server stopping alone (gateway alive) moves www to lyon in both sites'
+// answers; both sites' servers down: the fallback.
+func TestTwoSites(t *testing.T) {
+	needTool(t, "dig", "unbound")
+	lab := testkit.Lab(t, netlab.Options{})
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	sites, err := lab.StartSites(ctx, netlab.SitesOptions{Binary: uplinkdBinary(t), Probe: fastConfig(), TTL: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		if t.Failed() {
+			t.Logf("paris's uplinkd:\n%s\nlyon's uplinkd:\n%s", sites.A.Proc().Output(), sites.B.Proc().Output())
+		}
+	}()
+	at := func(site string) func(string) bool { return func(s string) bool { return s == site } }
+	if _, ok := sites.WaitVisit(ctx, 10*time.Second, at(netlab.SiteA)); !ok {
+		t.Fatal("customers do not reach paris first")
+	}
+	// answers says whether site's name servers answer only addresses of the site want (the
+	// other site publishes every address of paris's that passes its checks; paris itself its
+	// active uplink's), or exactly want's when want is an address.
+	answers := func(site string, want string) func() bool {
+		return func() bool {
+			got := sites.Answers(ctx, site)
+			if a, err := netip.ParseAddr(want); err == nil {
+				return slices.Equal(got, []string{a.String()})
+			}
+			for _, g := range got {
+				if !slices.ContainsFunc(netlab.SiteAddrs[want], func(a netip.Addr) bool { return a.String() == g }) {
+					return false
+				}
+			}
+			return len(got) > 0
+		}
+	}
+	paris, lyon := netlab.SiteA, netlab.SiteB
+	waitUntil(t, 10*time.Second, "both sites to answer paris", func() bool { return answers(netlab.SiteA, paris)() && answers(netlab.SiteB, paris)() })
+
+	// paris's web server stops; its gateway lives: both sites answer lyon.
+	sites.WebA.Stop()
+	took := waitUntil(t, 10*time.Second, "both sites to answer lyon", func() bool { return answers(netlab.SiteA, lyon)() && answers(netlab.SiteB, lyon)() })
+	t.Logf("a dead server behind a live gateway left both sites' answers %s after it stopped", took.Round(10*time.Millisecond))
+	if _, ok := sites.WaitVisit(ctx, 10*time.Second, at(netlab.SiteB)); !ok {
+		t.Fatal("customers never reached lyon")
+	}
+	if _, err := lab.StartWebServer(netlab.RoleLAN, netlab.SiteA, netip.AddrPortFrom(netlab.Client4, netlab.WebPort)); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 10*time.Second, "both sites to answer paris again", func() bool { return answers(netlab.SiteA, paris)() && answers(netlab.SiteB, paris)() })
+
+	// paris loses power: its gateway (uplinkd and DNS) and its server are gone at once.
+	cut := time.Now()
+	if err := sites.A.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if err := lab.PowerCut(netlab.RoleGW); err != nil {
+		t.Fatal(err)
+	}
+	withdrawn := waitUntil(t, 10*time.Second, "lyon to answer lyon", answers(netlab.SiteB, lyon))
+	if _, ok := sites.WaitVisit(ctx, 30*time.Second, at(netlab.SiteB)); !ok {
+		t.Fatal("customers never reached lyon after paris lost power")
+	}
+	t.Logf("paris lost power: lyon's answers excluded it %s after the cut; customers were back (through Unbound, TTL 2 s) %.2f s after it",
+		withdrawn.Round(10*time.Millisecond), time.Since(cut).Seconds())
+
+	// lyon's server dies too: nothing can serve www, the fallback.
+	sites.WebB.Stop()
+	waitUntil(t, 10*time.Second, "lyon to answer the fallback", answers(netlab.SiteB, "203.0.113.80"))
+}
