@@ -35,28 +35,45 @@ type Result struct {
 	At     time.Time
 }
 
+// newProber makes a check's prober (a fake in tests).
+var newProber = probe.New
+
 // Pins returns the pins of this site's live uplinks, best first, for checks of another site.
 type Pins func() []probe.Pin
 
 // Start checks every target until ctx ends or stop is called, sending each outcome to out
-// (blocking: the run loop takes them promptly). A target whose previous check still runs is
-// not checked again, so one that never answers costs one goroutine at most, for at most the
-// timeout per live uplink.
+// (blocking: the run loop takes them promptly). Targets that check the same server the same
+// way (another site's address shared by many names) are checked once per interval, the
+// outcome sent for each. A check whose previous one still runs is skipped, so a server that
+// never answers costs one goroutine at most, for at most the timeout per live uplink.
 func Start(ctx context.Context, targets []Target, c uplink.ServerCheck, pins Pins, out chan<- Result) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
+	type key struct {
+		remote bool // through the live uplinks
+		server uplink.Server
+	}
 	type job struct {
-		Target
-		prober probe.Prober
-		busy   chan struct{} // holds a token while a check runs
+		key
+		targets []Target // every name's target that this check answers
+		prober  probe.Prober
+		busy    chan struct{} // holds a token while a check runs
 	}
 	var jobs []*job
+	byKey := map[key]*job{}
 	for _, t := range targets {
-		p, err := probe.New(t.Server.Method)
+		k := key{t.Site != "", t.Server}
+		if j := byKey[k]; j != nil {
+			j.targets = append(j.targets, t)
+			continue
+		}
+		p, err := newProber(t.Server.Method)
 		if err != nil {
 			continue // the config allows tcp, http and https only
 		}
-		jobs = append(jobs, &job{Target: t, prober: p, busy: make(chan struct{}, 1)})
+		j := &job{key: k, targets: []Target{t}, prober: p, busy: make(chan struct{}, 1)}
+		byKey[k] = j
+		jobs = append(jobs, j)
 	}
 	if len(jobs) == 0 || c.Interval <= 0 {
 		cancel()
@@ -74,12 +91,14 @@ func Start(ctx context.Context, targets []Target, c uplink.ServerCheck, pins Pin
 				}
 				wg.Go(func() {
 					defer func() { <-j.busy }()
-					res := Result{Target: j.Target}
-					res.OK, res.Reason = check(ctx, j.prober, j.Target, c.Timeout, pins)
-					res.At = time.Now()
-					select {
-					case out <- res:
-					case <-ctx.Done():
+					ok, reason := check(ctx, j.prober, j.remote, j.server, c.Timeout, pins)
+					at := time.Now()
+					for _, t := range j.targets {
+						select {
+						case out <- Result{Target: t, OK: ok, Reason: reason, At: at}:
+						case <-ctx.Done():
+							return
+						}
 					}
 				})
 			}
@@ -93,14 +112,15 @@ func Start(ctx context.Context, targets []Target, c uplink.ServerCheck, pins Pin
 	return func() { cancel(); wg.Wait() }
 }
 
-// check checks t once: unpinned here, or through each live uplink in turn until one passes.
-func check(ctx context.Context, p probe.Prober, t Target, timeout time.Duration, pins Pins) (bool, string) {
-	if t.Site == "" {
-		return outcome(p.Probe(ctx, probe.Pin{}, t.Server.Addr, timeout), "")
+// check checks server once: unpinned here, or (remote) through each live uplink in turn until
+// one passes.
+func check(ctx context.Context, p probe.Prober, remote bool, server uplink.Server, timeout time.Duration, pins Pins) (bool, string) {
+	if !remote {
+		return outcome(p.Probe(ctx, probe.Pin{}, server.Addr, timeout), "")
 	}
 	var why []string
-	for _, pin := range usable(pins, t.Server.Addr) {
-		ok, reason := outcome(p.Probe(ctx, pin, t.Server.Addr, timeout), fmt.Sprintf(" via mark %#x", pin.Mark))
+	for _, pin := range usable(pins, server.Addr) {
+		ok, reason := outcome(p.Probe(ctx, pin, server.Addr, timeout), fmt.Sprintf(" via mark %#x", pin.Mark))
 		if ok {
 			return true, reason
 		}
