@@ -21,6 +21,9 @@ type ServerHealth struct {
 // Passing says whether the server counts for its name: up, or not judged yet.
 func (h *ServerHealth) Passing() bool { return !h.Known || h.Up }
 
+// Failing says whether its last check failed (whatever the verdict so far).
+func (h *ServerHealth) Failing() bool { return h.bad > 0 }
+
 // Observe takes one check's outcome at now and says whether the verdict changed.
 func (h *ServerHealth) Observe(ok bool, reason string, now time.Time, c ServerCheck) bool {
 	h.Reason = reason

@@ -46,6 +46,9 @@ func runBench(ctx context.Context, args []string, stdout, progress io.Writer) er
 	if slices.Contains(args, "-inbound") || slices.Contains(args, "--inbound") {
 		return runBenchInboundFlags(ctx, args, stdout, progress) // customers resolving: benchinbound.go
 	}
+	if slices.Contains(args, "-sites") || slices.Contains(args, "--sites") {
+		return runBenchSitesFlags(ctx, args, stdout, progress) // several sites: benchsites.go
+	}
 	fs, prefix := newFlags("bench")
 	*prefix = "" // unique labs: never clash with `uplinklab up`
 	runs := fs.Int("runs", 3, "runs per scenario")

@@ -33,14 +33,15 @@ func runDemo(ctx context.Context, args []string, w io.Writer) (err error) {
 	svg := fs.String("svg", "", "also draw the demo as an SVG timeline into this `file` (states, active uplinks, the LAN flow's blackouts, probe RTTs)")
 	v6 := fs.Bool("ipv6", false, "IPv6 with a prefix per ISP instead: RAs move the client between prefixes, NPTv6 carries old sources")
 	in := fs.Bool("inbound", false, "customers reaching in instead: a customer resolves www through Unbound and connects; the answer follows the live ISP")
+	sites := fs.Bool("sites", false, "two sites instead: paris loses power, customers move to lyon, the power comes back")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if (*v6 || *in) && *svg != "" {
+	if (*v6 || *in || *sites) && *svg != "" {
 		return errors.New("-svg draws the IPv4 demo only")
 	}
-	if *v6 && *in {
-		return errors.New("-ipv6 and -inbound are two demos: run them one after the other")
+	if n := btoi(*v6) + btoi(*in) + btoi(*sites); n > 1 {
+		return errors.New("-ipv6, -inbound and -sites are separate demos: run them one after the other")
 	}
 	if err := needRoot(); err != nil {
 		return err
@@ -62,6 +63,9 @@ func runDemo(ctx context.Context, args []string, w io.Writer) (err error) {
 	}
 	if *in {
 		return demoInbound(ctx, tl, path, cfg, cfgName, *prefix, *hold)
+	}
+	if *sites {
+		return demoSites(ctx, tl, path, cfg, cfgName, *prefix, *hold)
 	}
 
 	tl.say("building the lab: lan → gw (uplinkd) → isp1 | isp2 → internet (203.0.113.0/24)")
@@ -365,4 +369,11 @@ func (t *timeline) say(format string, args ...any) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	fmt.Fprintf(t.w, "%6.2fs  %s\n", time.Since(t.start).Seconds(), fmt.Sprintf(format, args...))
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

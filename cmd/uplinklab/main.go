@@ -16,6 +16,7 @@
 //	uplinklab bench -quality [-json] [-runs 3] [-tuned] [-steady 1m]  a voice service on a bloated line
 //	uplinklab bench -inbound [-json] [-runs 3] [-ttl 30s] [-flood-qps 20000]  customers resolving through the DNS server
 //	uplinklab bench -ipv6 [-json] [-runs 3]                 IPv6 clients on a prefix per ISP: RAs and NPTv6
+//	uplinklab bench -sites [-json] [-runs 3] [-ttl 30s] [-partition 60s]  two sites: power loss, fallback, partition
 //	uplinklab ha    [-no-uplinkd] [-no-conntrackd]     narrated box loss and takeover in a gateway pair
 //
 // main only dispatches: each sub-command lives in its own file (break and heal share faults.go;

@@ -117,9 +117,11 @@ type Engine struct {
 	// doubtUntil: an active uplink's probes failed lately; metered backups are probed fully.
 	doubtUntil time.Time
 
-	servers serverChecks                // the published names' servers and their health
-	checked chan servercheck.Result     // their checks' outcomes
-	pins    atomic.Pointer[[]probe.Pin] // the live uplinks' pins, for the checks of other sites
+	servers serverChecks            // the published names' servers and their health
+	checked chan servercheck.Result // their checks' outcomes
+	// checkSettle fires when verdicts that change the answers have settled; nil: none pending.
+	checkSettle <-chan time.Time
+	pins        atomic.Pointer[[]probe.Pin] // the live uplinks' pins, for the checks of other sites
 
 	rounds   chan roundMsg
 	requests chan func()
@@ -230,6 +232,9 @@ func (e *Engine) loop(ctx context.Context) error {
 			}
 		case r := <-e.checked:
 			e.onChecked(r)
+		case <-e.checkSettle:
+			e.checkSettle = nil
+			e.reconcile("server check")
 		case ev := <-e.opt.KernelEvents:
 			e.onKernelEvent(ev)
 		case <-e.repairs.due():

@@ -514,3 +514,34 @@ func TestAnotherSitesAddressIsCheckedThroughTheLiveUplinksAndFollowed(t *testing
 		r.close()
 	})
 }
+
+// A site going dark leaves the answer in one change: once one of its addresses is judged down,
+// its others whose last check failed go with it, not one check round later each.
+func TestADarkSiteLeavesTheAnswerInOneChange(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := strings.Replace(twoSites, `addresses = ["203.0.113.20"]`, `addresses = ["203.0.113.20", "203.0.113.21"]`, 1)
+		cfg = strings.Replace(cfg, `servers = ["http://192.0.2.10/healthz"]`, `servers = ["http://192.0.2.10/healthz"]`+"\npolicy = \"spread\"", 1)
+		r := startRig(t, cfg)
+		const www, a, b = "www.lb.example.com.", "http://203.0.113.20/healthz", "http://203.0.113.21/healthz"
+		answer := func() []string {
+			s := r.dp.Last()
+			var out []string
+			for _, x := range s.Answer(s.DNS.Names[0]).Addrs {
+				out = append(out, x.String())
+			}
+			return out
+		}
+		r.siteChecked(www, "lyon", b, false) // b's first failure comes a round early
+		for range 3 {
+			r.siteChecked(www, "lyon", a, false)
+		}
+		if got := answer(); slices.Contains(got, "203.0.113.21") || slices.Contains(got, "203.0.113.20") {
+			t.Errorf("answer %v: lyon's other failing address stayed after the first was judged down", got)
+		}
+		r.siteChecked(www, "lyon", b, true) // it answers again: back at once (never judged down)
+		if got := answer(); !slices.Contains(got, "203.0.113.21") {
+			t.Errorf("answer %v: want lyon's passing address back", got)
+		}
+		r.close()
+	})
+}

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"reflect"
 	"slices"
+	"time"
 
 	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/internal/servercheck"
@@ -128,11 +129,18 @@ func (e *Engine) onChecked(r servercheck.Result) {
 	e.log.Info("server check", "name", r.Name, "site", r.Site, "server", r.Server.String(), "to", to, "reason", r.Reason)
 	e.hub.publish(api.Event{Time: r.At, Kind: api.KindServer, Name: r.Name, Site: r.Site, Server: r.Server.String(), To: to, Reason: r.Reason})
 	if e.ready && (!maps.Equal(before, e.namesDown()) || !reflect.DeepEqual(beforeSites, e.sitesUp())) {
-		e.reconcile("server check")
-	} else {
-		e.publishStatus()
+		// The checks of one site's addresses end together when the site goes dark: one
+		// answer change for all of them, not one per address.
+		if e.checkSettle == nil {
+			e.checkSettle = time.After(checkSettle)
+		}
 	}
+	e.publishStatus()
 }
+
+// checkSettle gathers the verdicts that come together (a site's addresses, a name's servers)
+// into one change of the answers.
+const checkSettle = 50 * time.Millisecond
 
 // namesDown are the checked names fewer of whose servers here pass than their quorum.
 func (e *Engine) namesDown() map[string]bool {
@@ -157,11 +165,20 @@ func (e *Engine) namesDown() map[string]bool {
 	return down
 }
 
-// sitesUp are, per name and other site, the addresses that pass this site's checks.
+// sitesUp are, per name and other site, the addresses that pass this site's checks. Once one
+// of a site's addresses is judged down, those whose last check failed go with it: a site that
+// went dark leaves the answer in one change, not one per address.
 func (e *Engine) sitesUp() map[string]map[string]map[netip.Addr]bool {
+	type nameSite struct{ name, site string }
+	judgedDown := map[nameSite]bool{}
+	for t, h := range e.servers.health {
+		if t.Site != "" && !h.Passing() {
+			judgedDown[nameSite{t.Name, t.Site}] = true
+		}
+	}
 	var up map[string]map[string]map[netip.Addr]bool
 	for t, h := range e.servers.health {
-		if t.Site == "" || !h.Passing() {
+		if t.Site == "" || !h.Passing() || judgedDown[nameSite{t.Name, t.Site}] && h.Failing() {
 			continue
 		}
 		if up == nil {

@@ -91,3 +91,15 @@ func (l *Lab) PowerBack(role string) error {
 	}
 	return fmt.Errorf("netlab: power back: no site %q", role)
 }
+
+// Partition breaks the path between the sites while customers on the Internet still reach
+// both: the Internet drops what site B and the lab's gateway (its ISPs' ranges) send each
+// other. Heal with Unpartition.
+func (l *Lab) Partition() error {
+	a := netip.MustParsePrefix("198.51.100.0/25") // both of the gateway's ISPs' ranges
+	return l.nft(RoleInet, fmt.Sprintf("table ip labpartition {\n\tchain forward {\n\t\ttype filter hook forward priority filter; policy accept;\n\t\tip saddr %s ip daddr %s drop\n\t\tip saddr %s ip daddr %s drop\n\t}\n}\n",
+		SiteBPrefix4, a, a, SiteBPrefix4))
+}
+
+// Unpartition undoes Partition.
+func (l *Lab) Unpartition() error { return l.nft(RoleInet, "delete table ip labpartition\n") }

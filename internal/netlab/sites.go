@@ -8,9 +8,12 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/uplinkd/uplinkd/internal/api"
 )
 
 // Two sites for the several-sites tests, bench and demo (StartSites): site paris is the lab's
@@ -74,6 +77,8 @@ type SitesOptions struct {
 	Policy string
 	// InfoLogs: the daemons log at info.
 	InfoLogs bool
+	// OnEvent, if set, sees each site's uplinkd's events as they arrive.
+	OnEvent func(site string, ev api.Event)
 }
 
 // Sites is the running two-site setup.
@@ -165,10 +170,31 @@ func (l *Lab) StartSites(ctx context.Context, opts SitesOptions) (s *Sites, err 
 	if s.Resolver, err = l.StartUnbound(ctx, RoleInet, Server4, SitesZone, servers, s.dir); err != nil {
 		return nil, err
 	}
-	if _, ok := s.WaitVisit(ctx, 20*time.Second, func(site string) bool { return site != "" }); !ok {
-		return nil, errors.New("netlab: sites: no customer reached www")
+	// Settled: both sites have checked each other and answer paris (failover's first).
+	for start := time.Now(); !s.Agree(ctx, SiteA); time.Sleep(100 * time.Millisecond) {
+		if time.Since(start) > 30*time.Second || ctx.Err() != nil {
+			return nil, fmt.Errorf("netlab: sites: they never agreed on paris: paris answers %v, lyon %v", s.Answers(ctx, SiteA), s.Answers(ctx, SiteB))
+		}
+	}
+	if _, ok := s.WaitVisit(ctx, 20*time.Second, func(site string) bool { return site == SiteA }); !ok {
+		return nil, errors.New("netlab: sites: no customer reached paris")
 	}
 	return s, nil
+}
+
+// Agree says whether both sites' name servers answer www with addresses of site only.
+func (s *Sites) Agree(ctx context.Context, site string) bool {
+	return OnlyOf(s.Answers(ctx, SiteA), site) && OnlyOf(s.Answers(ctx, SiteB), site)
+}
+
+// OnlyOf says whether answers holds addresses of site only (and some).
+func OnlyOf(answers []string, site string) bool {
+	for _, a := range answers {
+		if !slices.ContainsFunc(SiteAddrs[site], func(x netip.Addr) bool { return x.String() == a }) {
+			return false
+		}
+	}
+	return len(answers) > 0
 }
 
 // StartDaemon (re)starts site's uplinkd.
@@ -201,7 +227,11 @@ func (s *Sites) StartDaemon(ctx context.Context, site string) error {
 		text += fmt.Sprintf("\n[[uplink]]\nname = \"isp1\"\ninterface = %q\ngateway = %q\n", IfWAN1, SiteBInet4)
 		cfg = DaemonConfig{Text: text + cfg.Extra}
 	}
-	d, err := s.lab.StartDaemon(ctx, DaemonOptions{Binary: s.opts.Binary, Config: cfg, Role: role, InfoLogs: s.opts.InfoLogs, ReadyLimit: 20 * time.Second})
+	var onEvent func(api.Event)
+	if f := s.opts.OnEvent; f != nil {
+		onEvent = func(ev api.Event) { f(site, ev) }
+	}
+	d, err := s.lab.StartDaemon(ctx, DaemonOptions{Binary: s.opts.Binary, Config: cfg, Role: role, InfoLogs: s.opts.InfoLogs, ReadyLimit: 20 * time.Second, OnEvent: onEvent})
 	if err != nil {
 		return fmt.Errorf("netlab: uplinkd of %s: %w", site, err)
 	}
