@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -44,6 +45,7 @@ type sitesReport struct {
 	PartitionSeconds float64        `json:"partition_s,omitempty"`
 	Changes          map[string]int `json:"changes_in_partition,omitempty"`
 	Verified         bool           `json:"verified_in_partition"`
+	Idle             *sitesCost     `json:"idle_cost,omitempty"`
 	PerRun           []sitesRun     `json:"per_run"`
 	Method           string         `json:"method"`
 }
@@ -56,6 +58,7 @@ func runBenchSitesFlags(ctx context.Context, args []string, stdout, progress io.
 	bin := fs.String("uplinkd", "", "uplinkd binary to run (default: go build ./cmd/uplinkd)")
 	ttl := fs.Duration("ttl", uplink.DefaultDNSTTL, "the zone's TTL ([dns] ttl)")
 	partition := fs.Duration("partition", 60*time.Second, "how long the sites are cut from each other (0 skips it)")
+	idle := fs.Duration("idle", 30*time.Second, "how long to measure the checks' idle cost, 16 names × 4 sites (0 skips it)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -95,7 +98,16 @@ func runBenchSitesFlags(ctx context.Context, args []string, stdout, progress io.
 		}
 		rep.PartitionSeconds = partition.Seconds()
 	}
+	if *idle > 0 {
+		fmt.Fprintf(progress, "idle cost for %s\n", *idle)
+		if rep.Idle, err = sitesIdleCost(ctx, path, *idle); err != nil {
+			return fmt.Errorf("idle cost: %w", err)
+		}
+	}
 	if !*jsonOnly {
+		if c := rep.Idle; c != nil {
+			fmt.Fprintf(stdout, "idle, %d names × %d sites × 2 uplinks (%d checked targets): %.2f %% of a core, %.2f %% without them\n", c.Names, c.Sites, c.Checks, c.WithPct, c.WithoutPct)
+		}
 		fmt.Fprintf(stdout, "sites (TTL %s, %d runs): site loss outage %.2f / %.2f s (median / worst), withdrawn %.2f / %.2f s, agree %.2f s, fallback %.2f / %.2f s\n",
 			*ttl, *runs, rep.OutageMedian, rep.OutageWorst, rep.WithdrawnMedian, rep.WithdrawnWorst, rep.AgreeMedian, rep.FallbackMedian, rep.FallbackWorst)
 		if rep.Changes != nil {
@@ -223,4 +235,70 @@ func sitesPartition(ctx context.Context, bin string, ttl, d time.Duration) (map[
 		verified = false // lyon still answered paris, which it could no longer verify
 	}
 	return changes, verified, nil
+}
+
+// sitesCost is what the checks cost idle: uplinkd with 16 names × 4 sites (this one, lyon and
+// two more on the Internet) × 2 uplinks on the shipped defaults, against the same daemon
+// without them, each measured over window.
+type sitesCost struct {
+	Names      int     `json:"names"`
+	Sites      int     `json:"sites"`
+	Checks     int     `json:"checked_targets"`
+	WithPct    float64 `json:"cpu_pct"`
+	WithoutPct float64 `json:"cpu_pct_without"`
+}
+
+func sitesIdleCost(ctx context.Context, bin string, window time.Duration) (*sitesCost, error) {
+	lab, err := netlab.New(netlab.Options{})
+	if err != nil {
+		return nil, err
+	}
+	defer lab.Close()
+	if _, err := lab.StartWebServer(netlab.RoleLAN, netlab.SiteA, netip.AddrPortFrom(netlab.Client4, netlab.WebPort)); err != nil {
+		return nil, err
+	}
+	// The other sites' addresses all live on the Internet: one server answers them all.
+	if _, err := lab.StartWebServer(netlab.RoleInet, "elsewhere", netip.AddrPortFrom(netip.IPv4Unspecified(), netlab.WebPort)); err != nil {
+		return nil, err
+	}
+	remote := []netip.Addr{netlab.Targets4[0], netlab.Targets4[1], netlab.Targets4[2]}
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n[dns]\nzone = %q\nsite = \"paris\"\n", netlab.SitesZone)
+	const names = 16
+	for i := range names {
+		fmt.Fprintf(&b, "\n[[dns.name]]\nname = \"www%d\"\nservers = [\"http://%s/healthz\"]\nexpect = \"ok\"\n", i, netip.AddrPortFrom(netlab.Client4, netlab.WebPort))
+	}
+	fmt.Fprintf(&b, "\n[[site]]\nname = \"paris\"\nnameservers = [%q]\naddresses = [%q]\n", netlab.GWWAN1Addr4, netlab.GWWAN1Addr4)
+	for i, a := range remote {
+		fmt.Fprintf(&b, "\n[[site]]\nname = \"site%d\"\nnameservers = [%q]\naddresses = [%q]\n", i+2, a, a)
+	}
+	measure := func(extra string) (float64, error) {
+		cfg := shipped()
+		cfg.Extra = extra
+		d, err := startDaemon(ctx, lab, bin, cfg, 20*time.Second, nil)
+		if err != nil {
+			return 0, err
+		}
+		defer d.Stop()
+		sleepCtx(ctx, 5*time.Second) // past the start
+		u0, err := d.Usage()
+		if err != nil {
+			return 0, err
+		}
+		start := time.Now()
+		sleepCtx(ctx, window)
+		u1, err := d.Usage()
+		if err != nil {
+			return 0, err
+		}
+		return round(100*(u1.CPU-u0.CPU).Seconds()/time.Since(start).Seconds(), 2), nil
+	}
+	c := &sitesCost{Names: names, Sites: 1 + len(remote), Checks: names * (1 + len(remote))}
+	if c.WithPct, err = measure(b.String()); err != nil {
+		return nil, err
+	}
+	if c.WithoutPct, err = measure(""); err != nil {
+		return nil, err
+	}
+	return c, nil
 }

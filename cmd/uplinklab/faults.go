@@ -14,7 +14,7 @@ func cmdBreak(ctx context.Context, args []string) error {
 		return err
 	}
 	if fs.NArg() != 2 {
-		return fmt.Errorf("usage: uplinklab break [-prefix P] ISP FAULT (FAULT: silent, carrier, loss30)")
+		return fmt.Errorf("usage: uplinklab break [-prefix P] ISP FAULT (FAULT: silent, carrier, loss30, loss19, loss10, ipv6-silent)")
 	}
 	isp, err := parseISP(fs.Arg(0))
 	if err != nil {

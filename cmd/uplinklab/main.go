@@ -3,11 +3,11 @@
 //
 //	uplinklab up    [-prefix ullab] [-nat masquerade|snat] [-hold]
 //	uplinklab down  [-prefix ullab]
-//	uplinklab break [-prefix ullab] ISP FAULT   (FAULT: silent, carrier, loss30)
+//	uplinklab break [-prefix ullab] ISP FAULT   (FAULT: silent, carrier, loss30, loss19, loss10, ipv6-silent)
 //	uplinklab heal  [-prefix ullab] ISP
 //	uplinklab serve [-prefix ullab]             UDP echo and TCP servers in inet until interrupted
 //	uplinklab flow  [-prefix ullab] [-for 30s] [-interval 10ms]  a UDP flow from lan; prints outages
-//	uplinklab demo  [-fast] [-uplinkd PATH] [-svg FILE]  narrated failover and failback of uplinkd in a fresh lab
+//	uplinklab demo  [-fast] [-uplinkd PATH] [-svg FILE] [-ipv6 | -inbound | -sites]  narrated failover and failback of uplinkd in a fresh lab
 //	uplinklab bench-busy [-busy-seconds 60] [-json FILE]  busy line (tbf) and 10 % loss: isp1's down transitions
 //	uplinklab bench-scale [-sizes 2x3@500ms,...] [-window 30s]  uplinkd's CPU, RSS and threads with many uplinks
 //	uplinklab bench-hostile [-only SCENARIO,...] [-fight 60s] [-flaps 200] [-idle 60s] ...  figures under hostile load
