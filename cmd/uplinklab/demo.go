@@ -377,3 +377,26 @@ func btoi(b bool) int {
 	}
 	return 0
 }
+
+// demoLab is a demo's lab, removed (and said so) when the demo ends however it ends.
+type demoLab struct {
+	*netlab.Lab
+	tl *timeline
+}
+
+func newDemoLab(tl *timeline, opts netlab.Options) (*demoLab, error) {
+	lab, err := netlab.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	return &demoLab{Lab: lab, tl: tl}, nil
+}
+
+// close removes the lab, joining a failure into *err.
+func (l *demoLab) close(err *error) {
+	if cerr := l.Close(); cerr != nil {
+		*err = errors.Join(*err, fmt.Errorf("remove lab %s: %w", l.Prefix(), cerr))
+		return
+	}
+	l.tl.say("lab %s removed", l.Prefix())
+}

@@ -26,25 +26,19 @@ const demoTTL = 3 * time.Second
 // answer. isp1 dies: the answer changes and the customer is back through isp2; then the heal.
 func demoInbound(ctx context.Context, tl *timeline, bin string, cfg netlab.DaemonConfig, cfgName, prefix string, hold time.Duration) (err error) {
 	tl.say("building the lab: customer + resolver on the internet → isp1 | isp2 → gw (uplinkd, the zone %s's name server on both ISPs' addresses)", benchZone)
-	lab, err := netlab.New(netlab.Options{Prefix: prefix})
+	lab, err := newDemoLab(tl, netlab.Options{Prefix: prefix})
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if cerr := lab.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("remove lab %s: %w", lab.Prefix(), cerr))
-			return
-		}
-		tl.say("lab %s removed", lab.Prefix())
-	}()
-	stopShop, err := startShop(lab)
+	defer lab.close(&err)
+	stopShop, err := startShop(lab.Lab)
 	if err != nil {
 		return err
 	}
 	defer stopShop()
 	cfg.Extra = fmt.Sprintf("\n[dns]\nzone = %q\nttl = %q\n\n[[dns.name]]\nname = \"www\"\n", benchZone, demoTTL)
 	tl.say("starting uplinkd (%s) serving www.%s with TTL %s (the shipped TTL is 30 s)", cfgName, benchZone, demoTTL)
-	d, err := startDaemon(ctx, lab, bin, cfg, 15*time.Second, func(ev api.Event) { tl.say("uplinkd: %s", describeEvent(ev)) })
+	d, err := startDaemon(ctx, lab.Lab, bin, cfg, 15*time.Second, func(ev api.Event) { tl.say("uplinkd: %s", describeEvent(ev)) })
 	if err != nil {
 		return fmt.Errorf("start uplinkd: %w", err)
 	}
@@ -73,7 +67,7 @@ func demoInbound(ctx context.Context, tl *timeline, bin string, cfg netlab.Daemo
 		if err != nil {
 			return answer, ""
 		}
-		return answer, greet(ctx, lab, netip.AddrPortFrom(addr, shopPort))
+		return answer, greet(ctx, lab.Lab, netip.AddrPortFrom(addr, shopPort))
 	}
 	reached := func(via netip.Addr) func() bool {
 		return func() bool { answer, greeting := visit(); return answer == via.String() && greeting != "" }

@@ -17,24 +17,18 @@ import (
 func demoIPv6(ctx context.Context, tl *timeline, bin string, cfg netlab.DaemonConfig, cfgName, prefix string, hold time.Duration) (err error) {
 	tl.say("building the lab: lan → gw (uplinkd) → isp1 | isp2 → internet; isp1 delegates %s, isp2 %s, no NAT66, both ISPs drop foreign sources (BCP 38)",
 		netlab.LANPrefixISP1, netlab.LANPrefixISP2)
-	lab, err := netlab.New(netlab.Options{Prefix: prefix, Servers: true, IPv6Prefixes: true})
+	lab, err := newDemoLab(tl, netlab.Options{Prefix: prefix, Servers: true, IPv6Prefixes: true})
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if cerr := lab.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("remove lab %s: %w", lab.Prefix(), cerr))
-			return
-		}
-		tl.say("lab %s removed", lab.Prefix())
-	}()
+	defer lab.close(&err)
 	if err := lab.StartChat(); err != nil {
 		return err
 	}
 	cfg.IPv6Prefixes = true
 	tl.say("starting uplinkd (%s) with prefixes = [\"%s\"] on isp1 and [\"%s\"] on isp2; [ipv6] defaults: uplinkd sends the RAs, NPTv6 on",
 		cfgName, netlab.LANPrefixISP1, netlab.LANPrefixISP2)
-	d, err := startDaemon(ctx, lab, bin, cfg, 15*time.Second, func(ev api.Event) { tl.say("uplinkd: %s", describeEvent(ev)) })
+	d, err := startDaemon(ctx, lab.Lab, bin, cfg, 15*time.Second, func(ev api.Event) { tl.say("uplinkd: %s", describeEvent(ev)) })
 	if err != nil {
 		return fmt.Errorf("start uplinkd: %w", err)
 	}
@@ -60,7 +54,7 @@ func demoIPv6(ctx context.Context, tl *timeline, bin string, cfg netlab.DaemonCo
 		return err
 	}
 	tl.say("the client asks (rdisc6) and gets an RA in %s: router lifetime %d s, %s", took.Round(100*time.Microsecond), a.RouterLifetime, pios(a))
-	sayAddrs(ctx, tl, lab)
+	sayAddrs(ctx, tl, lab.Lab)
 	connect := func(src netip.Addr) (local netip.Addr, seen string, err error) {
 		c, cancel := context.WithTimeout(ctx, 2*time.Second)
 		defer cancel()
@@ -88,7 +82,7 @@ func demoIPv6(ctx context.Context, tl *timeline, bin string, cfg netlab.DaemonCo
 	} else {
 		return errors.New("the client never deprecated isp1's prefix")
 	}
-	sayAddrs(ctx, tl, lab)
+	sayAddrs(ctx, tl, lab.Lab)
 	local, seen, err := connect(netip.Addr{})
 	if err != nil {
 		return err

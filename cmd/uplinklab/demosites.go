@@ -15,17 +15,11 @@ import (
 // power comes back.
 func demoSites(ctx context.Context, tl *timeline, bin string, cfg netlab.DaemonConfig, cfgName, prefix string, hold time.Duration) (err error) {
 	tl.say("building the lab: site paris (gateway + two ISPs, its web server behind a DNAT), site lyon (a gateway with one uplink), an Unbound for the customers")
-	lab, err := netlab.New(netlab.Options{Prefix: prefix})
+	lab, err := newDemoLab(tl, netlab.Options{Prefix: prefix})
 	if err != nil {
 		return err
 	}
-	defer func() {
-		if cerr := lab.Close(); cerr != nil {
-			err = errors.Join(err, fmt.Errorf("remove lab %s: %w", lab.Prefix(), cerr))
-			return
-		}
-		tl.say("lab %s removed", lab.Prefix())
-	}()
+	defer lab.close(&err)
 	tl.say("starting uplinkd at both sites (%s), www failover paris then lyon, TTL %s (the shipped TTL is 30 s)", cfgName, demoTTL)
 	s, err := lab.StartSites(ctx, netlab.SitesOptions{Binary: bin, Probe: cfg, TTL: demoTTL, InfoLogs: true,
 		OnEvent: func(site string, ev api.Event) {

@@ -57,39 +57,27 @@ func (l *Lab) AddSite() error {
 
 // PowerCut cuts site role's power: its uplinks lose carrier and whatever runs there stops
 // answering (the processes are the caller's to stop). role is RoleGW (site A) or RoleSiteB.
-func (l *Lab) PowerCut(role string) error {
-	switch role {
-	case RoleSiteB:
-		inet := l.NS(RoleInet)
-		return runIP(&inet, fmt.Sprintf("link set %s down\n", ifSiteB))
-	case RoleGW:
-		for _, u := range Uplinks {
-			ns := l.NS(u.Role)
-			if err := runIP(&ns, fmt.Sprintf("link set %s down\n", ifISPToGW)); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	return fmt.Errorf("netlab: power cut: no site %q", role)
-}
+func (l *Lab) PowerCut(role string) error { return l.power(role, "down") }
 
 // PowerBack undoes PowerCut.
-func (l *Lab) PowerBack(role string) error {
+func (l *Lab) PowerBack(role string) error { return l.power(role, "up") }
+
+// power sets the far ends of site role's uplinks up or down.
+func (l *Lab) power(role, state string) error {
 	switch role {
 	case RoleSiteB:
 		inet := l.NS(RoleInet)
-		return runIP(&inet, fmt.Sprintf("link set %s up\n", ifSiteB))
+		return runIP(&inet, fmt.Sprintf("link set %s %s\n", ifSiteB, state))
 	case RoleGW:
 		for _, u := range Uplinks {
 			ns := l.NS(u.Role)
-			if err := runIP(&ns, fmt.Sprintf("link set %s up\n", ifISPToGW)); err != nil {
+			if err := runIP(&ns, fmt.Sprintf("link set %s %s\n", ifISPToGW, state)); err != nil {
 				return err
 			}
 		}
 		return nil
 	}
-	return fmt.Errorf("netlab: power back: no site %q", role)
+	return fmt.Errorf("netlab: power %s: no site %q", state, role)
 }
 
 // Partition breaks the path between the sites while customers on the Internet still reach
