@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 	"testing"
@@ -15,7 +16,8 @@ import (
 // customers resolving through a real Unbound: paris serves www (failover), and when paris loses
 // power (its gateway and server gone at once) lyon's answers exclude it and customers reach
 // lyon; paris's web server stopping alone (gateway alive) moves www to lyon in both sites'
-// answers; both sites' servers down: the fallback.
+// answers; in a partition each site answers itself, steadily; paris's uplinks silent: lyon;
+// both sites' servers down: the fallback.
 func TestTwoSites(t *testing.T) {
 	needTool(t, "dig", "unbound")
 	lab := testkit.Lab(t, netlab.Options{})
@@ -65,6 +67,46 @@ func TestTwoSites(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitUntil(t, 10*time.Second, "both sites to answer paris again", func() bool { return answers(netlab.SiteA, paris)() && answers(netlab.SiteB, paris)() })
+
+	// A partition: the sites cannot see each other, customers reach both. Each answers what it
+	// verified itself: paris itself, lyon itself once its checks of paris fail; one change each.
+	if err := lab.Partition(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 10*time.Second, "lyon to answer itself in the partition", answers(netlab.SiteB, lyon))
+	changes := map[string]int{}
+	lastSeen := map[string]string{}
+	for range 15 { // 3 s more of the partition, every 200 ms
+		for _, site := range []string{paris, lyon} {
+			got := fmt.Sprint(sites.Answers(ctx, site))
+			if lastSeen[site] != "" && got != lastSeen[site] {
+				changes[site]++
+			}
+			lastSeen[site] = got
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if !answers(netlab.SiteA, paris)() || !answers(netlab.SiteB, lyon)() || changes[paris]+changes[lyon] != 0 {
+		t.Errorf("in the partition: paris %v, lyon %v, changes %v: want each site to answer itself, steadily", sites.Answers(ctx, paris), sites.Answers(ctx, lyon), changes)
+	}
+	if err := lab.Unpartition(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 10*time.Second, "both sites to answer paris after the partition", func() bool { return answers(netlab.SiteA, paris)() && answers(netlab.SiteB, paris)() })
+
+	// paris's uplinks both go silent (its gateway lives): lyon leaves it.
+	for isp := 1; isp <= 2; isp++ {
+		if err := lab.Break(isp, netlab.SilentFailure); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, 10*time.Second, "lyon to answer itself when paris's uplinks are silent", answers(netlab.SiteB, lyon))
+	for isp := 1; isp <= 2; isp++ {
+		if err := lab.Heal(isp); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitUntil(t, 15*time.Second, "both sites to answer paris once its uplinks heal", func() bool { return answers(netlab.SiteA, paris)() && answers(netlab.SiteB, paris)() })
 
 	// paris loses power: its gateway (uplinkd and DNS) and its server are gone at once.
 	cut := time.Now()

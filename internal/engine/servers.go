@@ -119,15 +119,15 @@ func (e *Engine) onChecked(r servercheck.Result) {
 	}
 	before, beforeSites := e.namesDown(), e.sitesUp()
 	e.statusAged = true // the last check's reason shows at the next tick
-	if !h.Observe(r.OK, r.Reason, r.At, e.servers.check) {
-		return
+	if h.Observe(r.OK, r.Reason, r.At, e.servers.check) {
+		to := "down"
+		if h.Up {
+			to = "up"
+		}
+		e.log.Info("server check", "name", r.Name, "site", r.Site, "server", r.Server.String(), "to", to, "reason", r.Reason)
+		e.hub.publish(api.Event{Time: r.At, Kind: api.KindServer, Name: r.Name, Site: r.Site, Server: r.Server.String(), To: to, Reason: r.Reason})
 	}
-	to := "down"
-	if h.Up {
-		to = "up"
-	}
-	e.log.Info("server check", "name", r.Name, "site", r.Site, "server", r.Server.String(), "to", to, "reason", r.Reason)
-	e.hub.publish(api.Event{Time: r.At, Kind: api.KindServer, Name: r.Name, Site: r.Site, Server: r.Server.String(), To: to, Reason: r.Reason})
+	// Not only a verdict moves the answers: a failing check of a dark site's other address does.
 	if e.ready && (!maps.Equal(before, e.namesDown()) || !reflect.DeepEqual(beforeSites, e.sitesUp())) {
 		// The checks of one site's addresses end together when the site goes dark: one
 		// answer change for all of them, not one per address.
@@ -135,7 +135,6 @@ func (e *Engine) onChecked(r servercheck.Result) {
 			e.checkSettle = time.After(checkSettle)
 		}
 	}
-	e.publishStatus()
 }
 
 // checkSettle gathers the verdicts that come together (a site's addresses, a name's servers)

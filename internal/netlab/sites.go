@@ -167,7 +167,8 @@ func (l *Lab) StartSites(ctx context.Context, opts SitesOptions) (s *Sites, err 
 	}
 	l.track(func() { os.RemoveAll(s.dir) })
 	servers := append(append([]netip.Addr{}, SiteAddrs[SiteA]...), SiteAddrs[SiteB]...)
-	if s.Resolver, err = l.StartUnbound(ctx, RoleInet, Server4, SitesZone, servers, s.dir); err != nil {
+	// Not ctx: the resolver lives as long as the lab (its readiness wait is bounded).
+	if s.Resolver, err = l.StartUnbound(context.Background(), RoleInet, Server4, SitesZone, servers, s.dir); err != nil {
 		return nil, err
 	}
 	// Settled: both sites have checked each other and answer paris (failover's first).
