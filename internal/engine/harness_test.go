@@ -272,7 +272,7 @@ func (r *rig) siteChecked(name, site, server string, ok bool) {
 	out := r.checks.out
 	r.checks.mu.Unlock()
 	t := servercheck.Target{Name: name, Site: site, Server: s}
-	out <- servercheck.Result{Target: t, OK: ok, Reason: map[bool]string{true: "passed in 1ms", false: "connection refused"}[ok], At: time.Now()}
+	out <- servercheck.Result{Targets: []servercheck.Target{t}, OK: ok, Reason: map[bool]string{true: "passed in 1ms", false: "connection refused"}[ok], At: time.Now()}
 	synctest.Wait()
 	time.Sleep(checkSettle) // fake time: the verdicts settle into one change of the answers
 	synctest.Wait()

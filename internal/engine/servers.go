@@ -113,19 +113,19 @@ func (e *Engine) storePins() {
 // onChecked judges one check's outcome; a target whose verdict changes is logged and
 // published, and when a name's answer changes it moves in the next Set.
 func (e *Engine) onChecked(r servercheck.Result) {
-	h := e.servers.health[r.Target]
-	if h == nil {
-		return // from checks of a configuration reloaded since
-	}
 	before, beforeSites := e.namesDown(), e.sitesUp()
 	e.statusAged = true // the last check's reason shows at the next tick
-	if h.Observe(r.OK, r.Reason, r.At, e.servers.check) {
+	for _, t := range r.Targets {
+		h := e.servers.health[t]
+		if h == nil || !h.Observe(r.OK, r.Reason, r.At, e.servers.check) {
+			continue // unchanged, or from checks of a configuration reloaded since
+		}
 		to := "down"
 		if h.Up {
 			to = "up"
 		}
-		e.log.Info("server check", "name", r.Name, "site", r.Site, "server", r.Server.String(), "to", to, "reason", r.Reason)
-		e.hub.publish(api.Event{Time: r.At, Kind: api.KindServer, Name: r.Name, Site: r.Site, Server: r.Server.String(), To: to, Reason: r.Reason})
+		e.log.Info("server check", "name", t.Name, "site", t.Site, "server", t.Server.String(), "to", to, "reason", r.Reason)
+		e.hub.publish(api.Event{Time: r.At, Kind: api.KindServer, Name: t.Name, Site: t.Site, Server: t.Server.String(), To: to, Reason: r.Reason})
 	}
 	// Not only a verdict moves the answers: a failing check of a dark site's other address does.
 	if e.ready && (!maps.Equal(before, e.namesDown()) || !reflect.DeepEqual(beforeSites, e.sitesUp())) {

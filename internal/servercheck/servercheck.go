@@ -27,12 +27,12 @@ type Target struct {
 	Server uplink.Server
 }
 
-// Result is one check's outcome.
+// Result is one check's outcome, for every target it answers (the names that share it).
 type Result struct {
-	Target
-	OK     bool
-	Reason string // "passed in 1.2ms", or why it failed: "connection refused"
-	At     time.Time
+	Targets []Target
+	OK      bool
+	Reason  string // "passed in 1.2ms", or why it failed: "connection refused"
+	At      time.Time
 }
 
 // newProber makes a check's prober (a fake in tests).
@@ -43,8 +43,8 @@ type Pins func() []probe.Pin
 
 // Start checks every target until ctx ends or stop is called, sending each outcome to out
 // (blocking: the run loop takes them promptly). Targets that check the same server the same
-// way (another site's address shared by many names) are checked once per interval, the
-// outcome sent for each. A check whose previous one still runs is skipped, so a server that
+// way (another site's address shared by many names) are checked once per interval, in one
+// outcome for all of them. A check whose previous one still runs is skipped, so a server that
 // never answers costs one goroutine at most, for at most the timeout per live uplink.
 func Start(ctx context.Context, targets []Target, c uplink.ServerCheck, pins Pins, out chan<- Result) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
@@ -92,13 +92,9 @@ func Start(ctx context.Context, targets []Target, c uplink.ServerCheck, pins Pin
 				wg.Go(func() {
 					defer func() { <-j.busy }()
 					ok, reason := check(ctx, j.prober, j.remote, j.server, c.Timeout, pins)
-					at := time.Now()
-					for _, t := range j.targets {
-						select {
-						case out <- Result{Target: t, OK: ok, Reason: reason, At: at}:
-						case <-ctx.Done():
-							return
-						}
+					select {
+					case out <- Result{Targets: j.targets, OK: ok, Reason: reason, At: time.Now()}:
+					case <-ctx.Done():
 					}
 				})
 			}

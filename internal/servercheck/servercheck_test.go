@@ -59,14 +59,14 @@ func TestChecksAreSharedAndAnotherSiteIsCheckedThroughTheLiveUplinks(t *testing.
 		for r := range out {
 			got = append(got, r)
 		}
-		if len(got) != 4 {
-			t.Fatalf("%d results, want one per target: %+v", len(got), got)
+		if len(got) != 2 || len(got[0].Targets) != 2 || len(got[1].Targets) != 2 {
+			t.Fatalf("%+v: want one result per server, each for both names", got)
 		}
 		for _, r := range got {
 			if !r.OK {
 				t.Errorf("%+v: want passed", r)
 			}
-			if r.Site == "lyon" && r.Reason != "passed in 1ms via mark 0x200" {
+			if r.Targets[0].Site == "lyon" && r.Reason != "passed in 1ms via mark 0x200" {
 				t.Errorf("lyon's reason %q: want it passed through isp2 after isp1 failed", r.Reason)
 			}
 		}
