@@ -126,18 +126,10 @@ func gwExec(t *testing.T, lab *netlab.Lab, args ...string) string {
 	return string(out)
 }
 
-// waitUntil polls ok every 20 ms for at most limit and returns how long it took.
+// waitUntil is testkit.WaitUntil: ok, polled, bounded by limit.
 func waitUntil(t *testing.T, limit time.Duration, what string, ok func() bool) time.Duration {
 	t.Helper()
-	start := time.Now()
-	for time.Since(start) < limit {
-		if ok() {
-			return time.Since(start)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("gave up after %s waiting for %s", limit, what)
-	return 0
+	return testkit.WaitUntil(t, limit, what, ok)
 }
 
 // withoutCounts blanks the packet and byte counts of nft's listing: they count traffic, not

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/uplinkd/uplinkd/internal/api"
+	"github.com/uplinkd/uplinkd/internal/testkit"
 	"github.com/uplinkd/uplinkd/uplink"
 )
 
@@ -269,13 +270,7 @@ func TestAHookThatOutlivesItsTimeoutIsKilledWithItsChildren(t *testing.T) {
 		t.Fatal(err)
 	}
 	child, _ := strconv.Atoi(strings.TrimSpace(string(b)))
-	deadline := time.Now().Add(wait)
-	for alive(child) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the hook's child %d survived the kill", child)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testkit.WaitUntil(t, wait, fmt.Sprintf("the hook's child %d to die with the kill", child), func() bool { return !alive(child) })
 	if !strings.Contains(logs.String(), "hook timed out; killed its process group") {
 		t.Errorf("no warning logged:\n%s", logs)
 	}

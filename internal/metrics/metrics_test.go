@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/uplinkd/uplinkd/internal/api"
+	"github.com/uplinkd/uplinkd/internal/testkit"
 	"github.com/uplinkd/uplinkd/uplink"
 )
 
@@ -155,13 +156,9 @@ func TestFollowCountsEventsAndResubscribesWhenAStreamEnds(t *testing.T) {
 	close(first) // the engine ended a stream that fell behind
 	second := <-streams
 	second <- api.Event{Kind: api.KindState, Uplink: "isp1", To: "up"}
-	deadline := time.Now().Add(5 * time.Second)
-	for !strings.Contains(scrape(t, m), `uplinkd_transitions_total{to="up",uplink="isp1"} 1`) {
-		if time.Now().After(deadline) {
-			t.Fatal("the second stream's event was not counted")
-		}
-		time.Sleep(time.Millisecond)
-	}
+	testkit.WaitUntil(t, 5*time.Second, "the second stream's event to be counted", func() bool {
+		return strings.Contains(scrape(t, m), `uplinkd_transitions_total{to="up",uplink="isp1"} 1`)
+	})
 	cancel()
 	close(second)
 	<-done

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/uplinkd/uplinkd/internal/netlab"
 	"github.com/vishvananda/netns"
@@ -128,4 +129,21 @@ func Run(tb testing.TB, args ...string) string {
 		tb.Fatalf("%s: %v: %s", strings.Join(args, " "), err, out)
 	}
 	return string(out)
+}
+
+// WaitUntil polls ok every 20 ms until it holds or limit passes (then the test fails, naming
+// what it waited for), and returns how long it took: the one bounded wait of the tests, so an
+// outcome is asserted, never a timing that load can stretch.
+func WaitUntil(tb testing.TB, limit time.Duration, what string, ok func() bool) time.Duration {
+	tb.Helper()
+	start := time.Now()
+	for {
+		if ok() {
+			return time.Since(start)
+		}
+		if time.Since(start) > limit {
+			tb.Fatalf("gave up after %s waiting for %s", limit, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }

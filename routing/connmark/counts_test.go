@@ -78,17 +78,12 @@ func TestCountsForgetClosedConnections(t *testing.T) {
 
 	// The closes finish on the wire within milliseconds; poll, bounded.
 	var c map[uint32]int
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		c, err = tb.Counts()
-		if err != nil {
+	testkit.WaitUntil(t, 5*time.Second, "the closed connections to leave the count", func() bool {
+		if c, err = tb.Counts(); err != nil {
 			t.Fatalf("Counts: %v", err)
 		}
-		if c[0x100] == 1 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return c[0x100] == 1
+	})
 	if c[0x100] != 1 || c[0x200] != 1 {
 		t.Errorf("Counts = %v, want 1 on 0x100 (the held connection; 50 closed ones not) and 1 on 0x200 (IPv6 UDP)", c)
 	}
