@@ -26,6 +26,8 @@ type DNS struct {
 	Update DNSUpdate
 	// Check is how the names' servers are checked.
 	Check ServerCheck
+	// DNSSEC is the zone's signing key file (config.LoadDNSSECKey); "": answers are unsigned.
+	DNSSEC string
 	// Site is this gateway's site and Sites every site that serves the zone ([[site]]); none:
 	// one site, the zone's name servers are the uplinks'.
 	Site  string

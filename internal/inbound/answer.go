@@ -73,7 +73,9 @@ func answer(z *Zone, req *dns.Msg, client netip.Addr, tcp bool) (*dns.Msg, int) 
 		}
 	}
 	var ecs *dns.EDNS0_SUBNET
+	do := false // the client wants DNSSEC records
 	if opt := req.IsEdns0(); opt != nil {
+		do = opt.Do()
 		resp.SetEdns0(maxUDPSize, opt.Do()) // RFC 3225 3: DO is copied into the response
 		if !tcp {
 			size = min(max(int(opt.UDPSize()), minUDPSize), maxUDPSize)
@@ -112,33 +114,77 @@ func answer(z *Zone, req *dns.Msg, client netip.Addr, tcp bool) (*dns.Msg, int) 
 		return resp, size
 	}
 	resp.Authoritative = true
+	sg := z.signed // the zone's signatures, for a client that wants them (DO)
+	if !do {
+		sg = nil
+	}
+	// sigOf appends to rrs the signature of owner's RRset of type t (variant v), if wanted.
+	sigOf := func(rrs []dns.RR, owner string, t uint16, v *nearestRRs, as string) []dns.RR {
+		if sig := z.sigFor(owner, t, v); sg != nil && sig != nil {
+			return append(rrs, renamed(sig, as))
+		}
+		return rrs
+	}
 	if !z.exists[name] {
-		resp.Rcode = dns.RcodeNameError
-		resp.Ns = []dns.RR{z.negativeSOA()}
+		resp.Ns = sigOf([]dns.RR{z.negativeSOA()}, z.Origin, dns.TypeSOA, nil, z.Origin)
+		if sg == nil {
+			resp.Rcode = dns.RcodeNameError
+			return resp, size
+		}
+		// Compact denial (RFC 9824): NODATA with an NSEC that covers only this name, NXNAME in
+		// its bitmap, signed now (cached): no zone walking, no precomputed chain.
+		nsec, sig := sg.denial(name, z.ttl)
+		resp.Ns = append(resp.Ns, renamed(nsec, q.Name))
+		if sig != nil {
+			resp.Ns = append(resp.Ns, renamed(sig, q.Name))
+		}
 		return resp, size
 	}
 	// Records are owned by the name exactly as asked (0x20: resolvers randomise its case).
 	switch {
 	case q.Qtype == dns.TypeANY: // RFC 8482: one small record instead of everything
-		resp.Answer = []dns.RR{&dns.HINFO{Hdr: named(z.hdr(q.Name, dns.TypeHINFO), q.Name), Cpu: "RFC8482"}}
+		hinfo := dns.RR(&dns.HINFO{Hdr: named(z.hdr(q.Name, dns.TypeHINFO), q.Name), Cpu: "RFC8482"})
+		resp.Answer = []dns.RR{hinfo}
+		if sg != nil {
+			if rr, sig := sg.synthesized(hinfo); sig != nil {
+				resp.Answer = []dns.RR{renamed(rr, q.Name), renamed(sig, q.Name)}
+			}
+		}
 	case name == z.Origin && q.Qtype == dns.TypeSOA:
-		resp.Answer = []dns.RR{renamed(z.soa, q.Name)}
+		resp.Answer = sigOf([]dns.RR{renamed(z.soa, q.Name)}, name, dns.TypeSOA, nil, q.Name)
+	case name == z.Origin && q.Qtype == dns.TypeDNSKEY && z.signed != nil:
+		for _, rr := range z.signed.dnskey {
+			resp.Answer = append(resp.Answer, renamed(rr, q.Name))
+		}
+		resp.Answer = sigOf(resp.Answer, name, dns.TypeDNSKEY, nil, q.Name)
 	case name == z.Origin && q.Qtype == dns.TypeNS:
 		for _, rr := range z.ns {
+			ns := rr.(*dns.NS).Ns
 			resp.Answer = append(resp.Answer, renamed(rr, q.Name))
-			resp.Extra = append(resp.Extra, z.rrs[rr.(*dns.NS).Ns]...)
+			resp.Extra = append(resp.Extra, z.rrs[ns]...)
+			for _, t := range []uint16{dns.TypeA, dns.TypeAAAA} {
+				resp.Extra = sigOf(resp.Extra, ns, t, nil, ns)
+			}
 		}
+		resp.Answer = sigOf(resp.Answer, name, dns.TypeNS, nil, q.Name)
 	default:
-		rrs, bits := z.recordsFor(name, clientPrefix(ecs, client))
+		rrs, variant, bits := z.recordsFor(name, clientPrefix(ecs, client))
 		scope = bits
 		for _, rr := range rrs {
 			if rr.Header().Rrtype == q.Qtype {
 				resp.Answer = append(resp.Answer, renamed(rr, q.Name))
 			}
 		}
+		if len(resp.Answer) > 0 {
+			resp.Answer = sigOf(resp.Answer, name, q.Qtype, variant, q.Name)
+		}
 	}
-	if len(resp.Answer) == 0 {
-		resp.Ns = []dns.RR{z.negativeSOA()} // NODATA (RFC 2308)
+	if len(resp.Answer) == 0 { // NODATA (RFC 2308), with the name's NSEC when signed
+		resp.Ns = sigOf([]dns.RR{z.negativeSOA()}, z.Origin, dns.TypeSOA, nil, z.Origin)
+		if sg != nil && sg.nsec[name] != nil {
+			resp.Ns = append(resp.Ns, renamed(sg.nsec[name], q.Name))
+			resp.Ns = sigOf(resp.Ns, name, dns.TypeNSEC, nil, q.Name)
+		}
 	}
 	if opt := resp.IsEdns0(); opt != nil { // the OPT record goes last
 		resp.Extra = append(onlyOthers(resp.Extra), opt)

@@ -13,6 +13,8 @@ import (
 
 	"github.com/uplinkd/uplinkd/internal/dataplane"
 	"github.com/uplinkd/uplinkd/internal/metrics"
+	"github.com/uplinkd/uplinkd/uplink"
+	"github.com/uplinkd/uplinkd/uplink/config"
 )
 
 // Bounds of the server: what a query flood can cost.
@@ -38,6 +40,10 @@ type Server struct {
 
 	mu        sync.Mutex // guards what follows; held briefly, never across I/O waits
 	closed    bool
+	key       *config.DNSSECKey // the zone's signing key, read when its file is named
+	keyFile   string
+	last      dataplane.State // the last state set, built again to re-sign (resign)
+	resign    *time.Timer
 	listeners map[netip.Addr]*listener
 	bindErr   map[netip.Addr]string // the last bind failure logged per address
 	conns     map[*net.TCPConn]bool // open TCP connections, closed with the server
@@ -74,8 +80,17 @@ var _ dataplane.Part = (*Server)(nil)
 
 // Set publishes s: the new answers are in force when Set returns.
 func (s *Server) Set(st dataplane.State) error {
+	s.mu.Lock()
+	key := s.signingKey(st.DNS)
+	s.last = st
+	if s.resign == nil && !s.closed {
+		s.resign = time.AfterFunc(resignEvery, s.resignNow)
+	} else if s.resign != nil {
+		s.resign.Reset(resignEvery)
+	}
+	s.mu.Unlock()
 	prev := s.zone.Load()
-	z := Build(st, prev, time.Now())
+	z := BuildSigned(st, prev, time.Now(), key)
 	if !st.DNS.Serve {
 		z = nil // the names are published by updates only
 	}
@@ -98,6 +113,38 @@ func (s *Server) Set(st dataplane.State) error {
 	}
 	s.listen(want)
 	return nil
+}
+
+// resignEvery rebuilds an unchanged zone so that its signatures never come near their expiry
+// (they are made again with less than resignBefore left).
+const resignEvery = 6 * time.Hour
+
+func (s *Server) resignNow() {
+	s.mu.Lock()
+	st, closed := s.last, s.closed
+	s.mu.Unlock()
+	if !closed && st.DNS.Enabled() && st.DNS.DNSSEC != "" {
+		s.Set(st)
+	}
+}
+
+// signingKey is the key of [dns] dnssec, read when the file named changes; a file that cannot
+// be read later (the config judged it already) keeps the key in use. Called with s.mu held.
+func (s *Server) signingKey(d uplink.DNS) *config.DNSSECKey {
+	if d.DNSSEC == "" || !d.Enabled() {
+		s.key, s.keyFile = nil, ""
+		return nil
+	}
+	if d.DNSSEC != s.keyFile || s.key == nil || s.key.DNSKEY.Hdr.Name != d.Zone {
+		k, err := config.LoadDNSSECKey(d.DNSSEC, d.Zone)
+		if err != nil {
+			s.log.Error("dns: the signing key cannot be read; answers stay as they were signed", "file", d.DNSSEC, "err", err)
+			return s.key
+		}
+		s.key, s.keyFile = &k, d.DNSSEC
+		s.log.Info("dns: signing the zone", "zone", d.Zone, "key_tag", k.KeyTag(), "ds", k.DS().String())
+	}
+	return s.key
 }
 
 // Zone is the zone in force; nil when nothing is published.
@@ -165,6 +212,9 @@ func (l *listener) close() {
 func (s *Server) Close() {
 	s.mu.Lock()
 	s.closed = true
+	if s.resign != nil {
+		s.resign.Stop()
+	}
 	for a, l := range s.listeners {
 		l.close()
 		delete(s.listeners, a)

@@ -14,6 +14,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/uplinkd/uplinkd/internal/dataplane"
 	"github.com/uplinkd/uplinkd/uplink"
+	"github.com/uplinkd/uplinkd/uplink/config"
 )
 
 // Zone is one immutable view of the published zone. Safe for concurrent readers.
@@ -34,6 +35,8 @@ type Zone struct {
 	// nearest are, per owner of a name under the nearest policy, each site's records and the
 	// client networks it is nearest to; rrs holds the records of a client in none of them.
 	nearest map[string][]nearestRRs
+	// signed holds the zone's signatures when [dns] dnssec names a key; nil: unsigned.
+	signed *signing
 }
 
 // nearestRRs is one site's records for a name, and the client networks nearest to it.
@@ -41,12 +44,17 @@ type nearestRRs struct {
 	site     string
 	networks []netip.Prefix
 	rrs      []dns.RR
+	sigs     map[uint16]*dns.RRSIG // by type, when the zone is signed
 }
 
 // Build returns the zone of s. The serial is prev's when nothing changed, else one more than
 // prev's (and at least now in Unix seconds, so a restarted daemon's serial still grows).
 // Build returns nil when s publishes nothing.
-func Build(s dataplane.State, prev *Zone, now time.Time) *Zone {
+func Build(s dataplane.State, prev *Zone, now time.Time) *Zone { return BuildSigned(s, prev, now, nil) }
+
+// BuildSigned is Build, the zone signed with key when it is not nil (nearest-policy names'
+// per-site records are served unsigned).
+func BuildSigned(s dataplane.State, prev *Zone, now time.Time, key *config.DNSSECKey) *Zone {
 	d := s.DNS
 	if !d.Enabled() {
 		return nil
@@ -103,6 +111,9 @@ func Build(s dataplane.State, prev *Zone, now time.Time) *Zone {
 		}
 	}
 	z.soa.Serial = z.Serial
+	if key != nil {
+		z.sign(*key, prev, now)
+	}
 	return z
 }
 
@@ -163,30 +174,38 @@ func (z *Zone) text() string {
 	return b.String()
 }
 
-// recordsFor are owner's records for a client in the network client (invalid: unknown), and
-// the ECS scope they hold for: the longest of the nearest sites' networks that holds the
-// client, the client's whole prefix when the name is nearest but none does, 0 when the
-// records do not depend on the client.
-func (z *Zone) recordsFor(owner string, client netip.Prefix) ([]dns.RR, int) {
+// recordsFor are owner's records for a client in the network client (invalid: unknown), the
+// site's variant they come from (nil: everyone's), and the ECS scope they hold for: the
+// longest of the nearest sites' networks that holds the client, the client's whole prefix when
+// the name is nearest but none does, 0 when the records do not depend on the client.
+func (z *Zone) recordsFor(owner string, client netip.Prefix) ([]dns.RR, *nearestRRs, int) {
 	variants, ok := z.nearest[owner]
-	if !ok {
-		return z.rrs[owner], 0
+	if !ok || !client.IsValid() {
+		return z.rrs[owner], nil, 0
 	}
-	if !client.IsValid() {
-		return z.rrs[owner], 0
-	}
-	var best []dns.RR
+	var best *nearestRRs
 	bits := -1
-	for _, v := range variants {
+	for i, v := range variants {
 		for _, n := range v.networks {
 			if n.Addr().Is4() == client.Addr().Is4() && n.Contains(client.Addr()) && n.Bits() > bits {
-				best, bits = v.rrs, n.Bits()
+				best, bits = &variants[i], n.Bits()
 			}
 		}
 	}
-	if bits < 0 {
-		return z.rrs[owner], client.Bits()
+	if best == nil {
+		return z.rrs[owner], nil, client.Bits()
 	}
-	// The records of the nearest site, other types (none today) as for everyone.
-	return best, bits
+	return best.rrs, best, bits
+}
+
+// sigFor is the signature of owner's RRset of type t as recordsFor gave it (variant v), nil
+// when the zone is unsigned.
+func (z *Zone) sigFor(owner string, t uint16, v *nearestRRs) *dns.RRSIG {
+	switch {
+	case z.signed == nil:
+		return nil
+	case v != nil:
+		return v.sigs[t]
+	}
+	return z.signed.sigs[rrsetKey{owner, t}]
 }

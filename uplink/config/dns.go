@@ -21,6 +21,7 @@ type rawDNS struct {
 	Update    *rawUpdate   `toml:"update"`
 	Check     *rawCheck    `toml:"check"`
 	Site      *string      `toml:"site"`
+	DNSSEC    *string      `toml:"dnssec"`
 }
 
 // rawCheck is [dns.check]: how the names' servers are checked.
@@ -130,6 +131,11 @@ func parseDNS(r *rawDNS, sites []rawSite, uplinks []uplink.Uplink, fail func(str
 		d.Names = append(d.Names, parseChecked(rn, uplink.DNSName{Name: n, Uplinks: rn.Uplinks}, k, fail))
 	}
 	d.Check = parseCheck(r.Check, fail)
+	if r.DNSSEC != nil {
+		if d.DNSSEC = *r.DNSSEC; !strings.HasPrefix(d.DNSSEC, "/") {
+			fail("dns.dnssec", "%q is not an absolute path (uplinkd --dnssec-keygen FILE makes a key)", d.DNSSEC)
+		}
+	}
 	parseSites(sites, r.Site, &d, r.Names, fail)
 	return d
 }

@@ -84,13 +84,17 @@ const maxSecretSize = 64 << 10
 // checkSecrets judges the files the configuration names (Load, so start, --check,
 // check-config and reload alike); Parse judges only the text.
 func checkSecrets(cfg *uplink.Config, path string, src []byte) error {
-	u := cfg.DNS.Update
-	if !u.Enabled() || u.KeyFile == "" {
-		return nil
+	if u := cfg.DNS.Update; u.Enabled() && u.KeyFile != "" {
+		if _, err := LoadTSIGKey(u.KeyFile); err != nil {
+			const key = "dns.update.key_file"
+			return &Error{File: path, Line: locate(src).line(key), Key: displayKey(key), Msg: "tsig key: " + err.Error()}
+		}
 	}
-	if _, err := LoadTSIGKey(u.KeyFile); err != nil {
-		const key = "dns.update.key_file"
-		return &Error{File: path, Line: locate(src).line(key), Key: displayKey(key), Msg: "tsig key: " + err.Error()}
+	if f := cfg.DNS.DNSSEC; f != "" {
+		if _, err := LoadDNSSECKey(f, cfg.DNS.Zone); err != nil {
+			const key = "dns.dnssec"
+			return &Error{File: path, Line: locate(src).line(key), Key: displayKey(key), Msg: "signing key: " + err.Error()}
+		}
 	}
 	return nil
 }
