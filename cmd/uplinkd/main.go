@@ -48,6 +48,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	probeOnce := fs.Bool("probe", false, "with --check: probe every target once through each uplink and print what answered")
 	cleanup := fs.Bool("cleanup", false, "remove every rule, route and firewall table uplinkd owns, and exit")
 	showVersion := fs.Bool("version", false, "print the version and exit")
+	keygen := fs.String("dnssec-keygen", "", "write a new DNSSEC signing key (ECDSA P-256) to `file` (mode 600, never over an existing one), print its DS for the config's zone and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: uplinkd [--config FILE] [--check [--probe] | --cleanup | --version | --help]\n\n")
 		fs.PrintDefaults()
@@ -77,6 +78,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if *showVersion {
 		fmt.Fprintln(stdout, version.String("uplinkd"))
 		return 0
+	}
+	if *keygen != "" {
+		return dnssecKeygen(*keygen, *configPath, stdout, stderr)
 	}
 	cfg, err := config.Load(*configPath)
 	if err != nil && *cleanup && !*check {
@@ -236,4 +240,26 @@ func cleanupAll(cfg *uplink.Config, log *slog.Logger) error {
 	}
 	_, err = dp.Cleanup() // the router logs each removal
 	return err
+}
+
+// dnssecKeygen is --dnssec-keygen: a new key in path, and its DS for the zone of the config
+// (when it can be read) for the registrar.
+func dnssecKeygen(path, configPath string, stdout, stderr io.Writer) int {
+	zone := "zone.invalid."
+	if src, err := os.ReadFile(configPath); err == nil {
+		if cfg, err := config.Parse(configPath, src); err == nil && cfg.DNS.Enabled() {
+			zone = cfg.DNS.Zone
+		}
+	}
+	k, err := config.GenerateDNSSECKey(path, zone)
+	if err != nil {
+		fmt.Fprintf(stderr, "uplinkd: dnssec-keygen: %v\n", err)
+		return 1
+	}
+	if zone == "zone.invalid." {
+		fmt.Fprintf(stdout, "%s: a new signing key, tag %d; set [dns] dnssec = %q: uplinkd --check then prints the DS for the registrar\n", path, k.KeyTag(), path)
+		return 0
+	}
+	fmt.Fprintf(stdout, "%s: a new signing key, tag %d; set [dns] dnssec = %q, then give the registrar the DS:\n%s\n", path, k.KeyTag(), path, k.DS())
+	return 0
 }

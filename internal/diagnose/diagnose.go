@@ -21,6 +21,7 @@ import (
 	"github.com/uplinkd/uplinkd/probe"
 	"github.com/uplinkd/uplinkd/routing"
 	"github.com/uplinkd/uplinkd/uplink"
+	"github.com/uplinkd/uplinkd/uplink/config"
 	"github.com/vishvananda/netlink"
 )
 
@@ -61,6 +62,11 @@ func Summary(w io.Writer, cfg *uplink.Config) {
 	}
 	if cfg.HA.TrackFile != "" {
 		fmt.Fprintf(w, "  gateway pair: keepalived's priority steered through %s\n", cfg.HA.TrackFile)
+	}
+	if d := cfg.DNS; d.DNSSEC != "" {
+		if k, err := config.LoadDNSSECKey(d.DNSSEC, d.Zone); err == nil { // Load judged it already
+			fmt.Fprintf(w, "  DNSSEC: %s signed with key tag %d; the DS for the registrar:\n  %s\n", d.Zone, k.KeyTag(), k.DS())
+		}
 	}
 	if cfg.IPv6Enabled() {
 		v := cfg.IPv6

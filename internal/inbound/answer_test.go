@@ -326,7 +326,9 @@ func TestSeveralSitesServeOneNSSetAndTheAnswersOfTheSitesThatCanServe(t *testing
 
 // nearest is two sites, paris (this one: 198.51.100.0/24's clients) and lyon (203.0.113.0/24's
 // and 2001:db8:77::/48's), serving www under the nearest policy.
-func nearest() *Zone {
+func nearest() *Zone { return BuildSigned(nearestState(), nil, t0, nil) }
+
+func nearestState() dataplane.State {
 	st := state(uplink.DNSPolicyBest)
 	st.DNS.Site = "paris"
 	st.DNS.Sites = []uplink.Site{
@@ -335,7 +337,7 @@ func nearest() *Zone {
 			Networks: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24"), netip.MustParsePrefix("2001:db8:77::/48")}},
 	}
 	st.DNS.Names[0].Policy = uplink.SitePolicyNearest
-	return Build(st, nil, t0)
+	return st
 }
 
 func withECS(addr string, source uint8, scope uint8) func(*dns.Msg) {

@@ -2,16 +2,22 @@ package inbound
 
 import (
 	"net/netip"
+	"path/filepath"
 	"testing"
 
 	"github.com/miekg/dns"
+	"github.com/uplinkd/uplinkd/uplink/config"
 )
 
 // FuzzHandler feeds arbitrary bytes to the handler, from a resolver inside a site's network or
 // not, over a zone with a nearest-policy name (EDNS Client Subnet): it must never panic, never
 // answer a response, and never send a UDP response larger than the client allowed.
 func FuzzHandler(f *testing.F) {
-	z := nearest()
+	key, err := config.GenerateDNSSECKey(filepath.Join(f.TempDir(), "dnssec.key"), "lb.example.com.")
+	if err != nil {
+		f.Fatal(err)
+	}
+	z := BuildSigned(nearestState(), nil, t0, &key) // signed: DO queries get RRSIGs and compact denial
 	for _, seed := range []func(*dns.Msg){
 		func(m *dns.Msg) { m.SetQuestion("www.lb.example.com.", dns.TypeA) },
 		func(m *dns.Msg) { m.SetQuestion("lb.example.com.", dns.TypeNS); m.SetEdns0(600, true) },
@@ -21,6 +27,9 @@ func FuzzHandler(f *testing.F) {
 			m.IsEdns0().SetVersion(3)
 		},
 		func(m *dns.Msg) { m.SetQuestion("www.lb.example.com.", dns.TypeA); withECS("203.0.113.0", 24, 0)(m) },
+		func(m *dns.Msg) { m.SetQuestion("www.lb.example.com.", dns.TypeA); m.SetEdns0(1232, true) },
+		func(m *dns.Msg) { m.SetQuestion("nope.lb.example.com.", dns.TypeA); m.SetEdns0(1232, true) },
+		func(m *dns.Msg) { m.SetQuestion("lb.example.com.", dns.TypeDNSKEY); m.SetEdns0(512, true) },
 		func(m *dns.Msg) {
 			m.SetQuestion("www.lb.example.com.", dns.TypeAAAA)
 			withECS("2001:db8:77::", 48, 0)(m)

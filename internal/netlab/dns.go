@@ -82,10 +82,21 @@ func (l *Lab) Dig(ctx context.Context, role string, args ...string) (DigAnswer, 
 // zone only through a stub to servers (uplinkd's name servers): what a customer's resolver
 // does once the registrar delegates the zone. It honours the TTLs it gets; no DNSSEC.
 func (l *Lab) StartUnbound(ctx context.Context, role string, listen netip.Addr, zone string, servers []netip.Addr, dir string) (*Proc, error) {
+	return l.StartUnboundValidating(ctx, role, listen, zone, servers, dir, "")
+}
+
+// StartUnboundValidating is StartUnbound validating the zone with DNSSEC against trustAnchor,
+// a DS record's text ("" validates nothing, as StartUnbound).
+func (l *Lab) StartUnboundValidating(ctx context.Context, role string, listen netip.Addr, zone string, servers []netip.Addr, dir, trustAnchor string) (*Proc, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "server:\n\tinterface: %s\n\tport: 53\n\tdo-daemonize: no\n\tchroot: \"\"\n\tusername: \"\"\n", listen)
 	fmt.Fprintf(&b, "\tdirectory: %q\n\tpidfile: \"\"\n\tuse-syslog: no\n\tlogfile: \"\"\n\tverbosity: 1\n", dir)
-	b.WriteString("\taccess-control: 0.0.0.0/0 allow\n\taccess-control: ::/0 allow\n\tmodule-config: \"iterator\"\n")
+	b.WriteString("\taccess-control: 0.0.0.0/0 allow\n\taccess-control: ::/0 allow\n")
+	if trustAnchor != "" {
+		fmt.Fprintf(&b, "\tmodule-config: \"validator iterator\"\n\ttrust-anchor: \"%s\"\n\tval-log-level: 2\n", strings.Join(strings.Fields(trustAnchor), " "))
+	} else {
+		b.WriteString("\tmodule-config: \"iterator\"\n")
+	}
 	b.WriteString("\tqname-minimisation: no\n\tdo-ip6: no\n\tinfra-host-ttl: 60\n")
 	fmt.Fprintf(&b, "stub-zone:\n\tname: %q\n", zone)
 	for _, s := range servers {
