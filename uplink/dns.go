@@ -27,7 +27,9 @@ type DNS struct {
 	// Check is how the names' servers are checked.
 	Check ServerCheck
 	// DNSSEC is the zone's signing key file (config.LoadDNSSECKey); "": answers are unsigned.
-	DNSSEC string
+	// DNSSECNext is a key being rolled in: published beside it, its DNSKEY RRset signed by
+	// both, so the parent's DS can be swapped to it before it signs alone.
+	DNSSEC, DNSSECNext string
 	// Site is this gateway's site and Sites every site that serves the zone ([[site]]); none:
 	// one site, the zone's name servers are the uplinks'.
 	Site  string

@@ -20,7 +20,8 @@ import (
 // TestSignedAnswersValidate: the zone is signed with a key whose DS a real Unbound holds as its
 // trust anchor. Through it, customers get validated answers (AD) for www before and after a
 // failover, over UDP and TCP, and for a missing name and a missing type; delv agrees. The same
-// answers through an Unbound that trusts another key are SERVFAIL: the validation is real.
+// answers through an Unbound that trusts another key are SERVFAIL: the validation is real. A key
+// rollover runs end to end, a resolver validating throughout.
 func TestSignedAnswersValidate(t *testing.T) {
 	needTool(t, "dig", "unbound", "delv")
 	lab := testkit.Lab(t, netlab.Options{})
@@ -75,6 +76,56 @@ func TestSignedAnswersValidate(t *testing.T) {
 	out, err := lab.Exec(ctx, netlab.RoleInet, "delv", "@"+netlab.GWWAN2Addr4.String(), "-a", anchors, "+root="+labZone, "www."+labZone, "A")
 	if text := string(out); err != nil || !strings.Contains(text, "; fully validated") {
 		t.Errorf("delv: %v\n%s", err, text)
+	}
+
+	// A key rollover, the resolver validating throughout: the next key is published and signs
+	// the DNSKEY set (reload); a resolver holding the next key's DS (the parent's DS swapped)
+	// validates too; then the next key signs alone (reload) and that resolver still validates.
+	nextFile := filepath.Join(dir, "next.key")
+	next, err := config.GenerateDNSSECKey(nextFile, labZone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rewrite := func(from, to string) {
+		t.Helper()
+		b, err := os.ReadFile(d.config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), from) {
+			t.Fatalf("the config lacks %q", from)
+		}
+		if err := os.WriteFile(d.config, []byte(strings.Replace(string(b), from, to, 1)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.client.Reload(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	line := fmt.Sprintf("dnssec = %q\n", keyFile)
+	rewrite(line, line+fmt.Sprintf("dnssec_next = %q\n", nextFile))
+	nextDS := next.DS()
+	nextDS.Hdr.Name = dns.Fqdn(labZone)
+	swapped, err := lab.StartUnboundValidating(ctx, netlab.RoleInet, netlab.Targets4[1], labZone, ns, t.TempDir(), nextDS.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer swapped.Stop(2 * time.Second)
+	resolveAt := func(at netip.Addr) netlab.DigAnswer {
+		a, _ := lab.Dig(ctx, netlab.RoleInet, "@"+at.String(), "+dnssec", "www."+labZone, "A")
+		return a
+	}
+	waitUntil(t, 20*time.Second, "both resolvers (the old DS and the new) to validate during the rollover", func() bool {
+		return resolveAt(netlab.Server4).Has("ad") && resolveAt(netlab.Targets4[1]).Has("ad")
+	})
+	rewrite(line+fmt.Sprintf("dnssec_next = %q\n", nextFile), fmt.Sprintf("dnssec = %q\n", nextFile))
+	waitUntil(t, 10*time.Second, "uplinkd to publish the next key alone", func() bool {
+		a := dig(t, lab, "@"+netlab.GWWAN2Addr4.String(), labZone, "DNSKEY")
+		return len(a.Answer) == 1 && strings.Contains(a.Output, next.DNSKEY.PublicKey[:16])
+	})
+	// A name never asked before: its denial is signed by the next key alone now.
+	if a, _ := lab.Dig(ctx, netlab.RoleInet, "@"+netlab.Targets4[1].String(), "+dnssec", "fresh."+labZone, "A"); a.Status != "NOERROR" || !a.Has("ad") {
+		t.Errorf("after the rollover: %s %v, want a validated denial\n%s", a.Status, a.Flags, a.Output)
 	}
 
 	// An Unbound that trusts another key: every answer is bogus, SERVFAIL.

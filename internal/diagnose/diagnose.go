@@ -67,6 +67,10 @@ func Summary(w io.Writer, cfg *uplink.Config) {
 		if k, err := config.LoadDNSSECKey(d.DNSSEC, d.Zone); err == nil { // Load judged it already
 			fmt.Fprintf(w, "  DNSSEC: %s signed with key tag %d; the DS for the registrar:\n  %s\n", d.Zone, k.KeyTag(), k.DS())
 		}
+		if n, err := config.LoadDNSSECKey(d.DNSSECNext, d.Zone); d.DNSSECNext != "" && err == nil {
+			fmt.Fprintf(w, "  DNSSEC rollover: key tag %d published and signing the DNSKEY set. Replace the DS at the registrar with\n  %s\n"+
+				"  then, once the parent's DS TTL has passed, set dnssec = %q and remove dnssec_next\n", n.KeyTag(), n.DS(), d.DNSSECNext)
+		}
 	}
 	if cfg.IPv6Enabled() {
 		v := cfg.IPv6

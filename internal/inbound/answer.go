@@ -156,7 +156,11 @@ func answer(z *Zone, req *dns.Msg, client netip.Addr, tcp bool) (*dns.Msg, int) 
 		for _, rr := range z.signed.dnskey {
 			resp.Answer = append(resp.Answer, renamed(rr, q.Name))
 		}
-		resp.Answer = sigOf(resp.Answer, name, dns.TypeDNSKEY, nil, q.Name)
+		for _, sig := range z.signed.dnskeySigs { // every key's, in a rollover
+			if sg != nil {
+				resp.Answer = append(resp.Answer, renamed(sig, q.Name))
+			}
+		}
 	case name == z.Origin && q.Qtype == dns.TypeNS:
 		for _, rr := range z.ns {
 			ns := rr.(*dns.NS).Ns

@@ -326,7 +326,7 @@ func TestSeveralSitesServeOneNSSetAndTheAnswersOfTheSitesThatCanServe(t *testing
 
 // nearest is two sites, paris (this one: 198.51.100.0/24's clients) and lyon (203.0.113.0/24's
 // and 2001:db8:77::/48's), serving www under the nearest policy.
-func nearest() *Zone { return BuildSigned(nearestState(), nil, t0, nil) }
+func nearest() *Zone { return BuildSigned(nearestState(), nil, t0) }
 
 func nearestState() dataplane.State {
 	st := state(uplink.DNSPolicyBest)

@@ -17,7 +17,7 @@ func FuzzHandler(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	z := BuildSigned(nearestState(), nil, t0, &key) // signed: DO queries get RRSIGs and compact denial
+	z := BuildSigned(nearestState(), nil, t0, key) // signed: DO queries get RRSIGs and compact denial
 	for _, seed := range []func(*dns.Msg){
 		func(m *dns.Msg) { m.SetQuestion("www.lb.example.com.", dns.TypeA) },
 		func(m *dns.Msg) { m.SetQuestion("lb.example.com.", dns.TypeNS); m.SetEdns0(600, true) },

@@ -40,8 +40,8 @@ type Server struct {
 
 	mu        sync.Mutex // guards what follows; held briefly, never across I/O waits
 	closed    bool
-	key       *config.DNSSECKey // the zone's signing key, read when its file is named
-	keyFile   string
+	keys      []config.DNSSECKey // the zone's signing key (and a key rolled in), read when their files are named
+	keyFiles  [2]string
 	last      dataplane.State // the last state set, built again to re-sign (resign)
 	resign    *time.Timer
 	listeners map[netip.Addr]*listener
@@ -81,7 +81,7 @@ var _ dataplane.Part = (*Server)(nil)
 // Set publishes s: the new answers are in force when Set returns.
 func (s *Server) Set(st dataplane.State) error {
 	s.mu.Lock()
-	key := s.signingKey(st.DNS)
+	keys := s.signingKeys(st.DNS)
 	s.last = st
 	if s.resign == nil && !s.closed {
 		s.resign = time.AfterFunc(resignEvery, s.resignNow)
@@ -90,7 +90,7 @@ func (s *Server) Set(st dataplane.State) error {
 	}
 	s.mu.Unlock()
 	prev := s.zone.Load()
-	z := BuildSigned(st, prev, time.Now(), key)
+	z := BuildSigned(st, prev, time.Now(), keys...)
 	if !st.DNS.Serve {
 		z = nil // the names are published by updates only
 	}
@@ -128,23 +128,37 @@ func (s *Server) resignNow() {
 	}
 }
 
-// signingKey is the key of [dns] dnssec, read when the file named changes; a file that cannot
-// be read later (the config judged it already) keeps the key in use. Called with s.mu held.
-func (s *Server) signingKey(d uplink.DNS) *config.DNSSECKey {
+// signingKeys are the keys of [dns] dnssec and dnssec_next, read when the files named change;
+// a file that cannot be read later (the config judged it already) keeps the keys in use.
+// Called with s.mu held.
+func (s *Server) signingKeys(d uplink.DNS) []config.DNSSECKey {
+	files := [2]string{d.DNSSEC, d.DNSSECNext}
 	if d.DNSSEC == "" || !d.Enabled() {
-		s.key, s.keyFile = nil, ""
+		s.keys, s.keyFiles = nil, [2]string{}
 		return nil
 	}
-	if d.DNSSEC != s.keyFile || s.key == nil || s.key.DNSKEY.Hdr.Name != d.Zone {
-		k, err := config.LoadDNSSECKey(d.DNSSEC, d.Zone)
-		if err != nil {
-			s.log.Error("dns: the signing key cannot be read; answers stay as they were signed", "file", d.DNSSEC, "err", err)
-			return s.key
-		}
-		s.key, s.keyFile = &k, d.DNSSEC
-		s.log.Info("dns: signing the zone", "zone", d.Zone, "key_tag", k.KeyTag(), "ds", k.DS().String())
+	if files == s.keyFiles && len(s.keys) > 0 && s.keys[0].DNSKEY.Hdr.Name == d.Zone {
+		return s.keys
 	}
-	return s.key
+	var keys []config.DNSSECKey
+	for _, f := range files {
+		if f == "" {
+			continue
+		}
+		k, err := config.LoadDNSSECKey(f, d.Zone)
+		if err != nil {
+			s.log.Error("dns: a signing key cannot be read; answers stay as they were signed", "file", f, "err", err)
+			return s.keys
+		}
+		keys = append(keys, k)
+	}
+	s.keys, s.keyFiles = keys, files
+	attrs := []any{"zone", d.Zone, "key_tag", keys[0].KeyTag(), "ds", keys[0].DS().String()}
+	if len(keys) > 1 {
+		attrs = append(attrs, "rolling_in", keys[1].KeyTag(), "next_ds", keys[1].DS().String())
+	}
+	s.log.Info("dns: signing the zone", attrs...)
+	return s.keys
 }
 
 // Zone is the zone in force; nil when nothing is published.

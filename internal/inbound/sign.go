@@ -31,8 +31,11 @@ type rrsetKey struct {
 
 // signing is a signed zone's keys and signatures.
 type signing struct {
-	key    config.DNSSECKey
+	key    config.DNSSECKey // signs every RRset
+	next   *config.DNSSECKey // a key rolled in: published, and signs the DNSKEY RRset too
 	dnskey []dns.RR
+	// dnskeySigs are the DNSKEY RRset's signatures: the key's, and the next key's in a rollover.
+	dnskeySigs []*dns.RRSIG
 	sigs   map[rrsetKey]*dns.RRSIG // every RRset of the zone's
 	nsec   map[string]*dns.NSEC    // every existing name's, for NODATA
 	texts  map[rrsetKey]string     // what each signature covers, to keep it while unchanged
@@ -41,13 +44,18 @@ type signing struct {
 	onTheFly map[rrsetKey][2]dns.RR // NSEC or HINFO, and its RRSIG, of names asked
 }
 
-// sign signs z with key, keeping prev's signatures of unchanged RRsets that have long enough left.
-func (z *Zone) sign(key config.DNSSECKey, prev *Zone, now time.Time) {
-	s := &signing{key: key, sigs: map[rrsetKey]*dns.RRSIG{}, nsec: map[string]*dns.NSEC{}, texts: map[rrsetKey]string{},
+// sign signs z with key (and publishes next beside it, when rolling it in), keeping prev's
+// signatures of unchanged RRsets that have long enough left.
+func (z *Zone) sign(key config.DNSSECKey, next *config.DNSSECKey, prev *Zone, now time.Time) {
+	s := &signing{key: key, next: next, sigs: map[rrsetKey]*dns.RRSIG{}, nsec: map[string]*dns.NSEC{}, texts: map[rrsetKey]string{},
 		onTheFly: map[rrsetKey][2]dns.RR{}}
-	dk := *key.DNSKEY
-	dk.Hdr.Name, dk.Hdr.Ttl = z.Origin, z.ttl
-	s.dnskey = []dns.RR{&dk}
+	for _, k := range []*config.DNSSECKey{&key, next} {
+		if k != nil {
+			dk := *k.DNSKEY
+			dk.Hdr.Name, dk.Hdr.Ttl = z.Origin, z.ttl
+			s.dnskey = append(s.dnskey, &dk)
+		}
+	}
 	var old *signing
 	if prev != nil && prev.signed != nil && prev.signed.key.KeyTag() == key.KeyTag() {
 		old = prev.signed
@@ -88,6 +96,16 @@ func (z *Zone) sign(key config.DNSSECKey, prev *Zone, now time.Time) {
 			s.sigs[k], s.texts[k] = sig, text
 		}
 	}
+	// The DNSKEY RRset is signed by every key in it: after the parent's DS is swapped to the
+	// next key, validators trust the set through it, and the key in use through the set.
+	if sig := s.sigs[rrsetKey{z.Origin, dns.TypeDNSKEY}]; sig != nil {
+		s.dnskeySigs = []*dns.RRSIG{sig}
+	}
+	if next != nil {
+		if sig := s.rrsigBy(*next, s.dnskey, now); sig != nil {
+			s.dnskeySigs = append(s.dnskeySigs, sig)
+		}
+	}
 	for _, vs := range z.nearest { // each site's records of a nearest-policy name
 		for i := range vs {
 			v := &vs[i]
@@ -108,13 +126,14 @@ func (z *Zone) sign(key config.DNSSECKey, prev *Zone, now time.Time) {
 
 // rrsig signs rrs now; nil if the key cannot sign (logged by the caller's absence of RRSIGs:
 // a validator then fails the answer, which is what a broken key must do).
-func (s *signing) rrsig(rrs []dns.RR, now time.Time) *dns.RRSIG {
+func (s *signing) rrsig(rrs []dns.RR, now time.Time) *dns.RRSIG { return s.rrsigBy(s.key, rrs, now) }
+
+func (s *signing) rrsigBy(k config.DNSSECKey, rrs []dns.RR, now time.Time) *dns.RRSIG {
 	h := rrs[0].Header()
 	sig := &dns.RRSIG{Hdr: dns.RR_Header{Name: h.Name, Rrtype: dns.TypeRRSIG, Class: dns.ClassINET, Ttl: h.Ttl},
-		Algorithm: dns.ECDSAP256SHA256, KeyTag: s.key.KeyTag(), SignerName: s.key.DNSKEY.Hdr.Name,
+		Algorithm: dns.ECDSAP256SHA256, KeyTag: k.KeyTag(), SignerName: s.dnskey[0].Header().Name,
 		Inception: uint32(now.Add(-sigBackdate).Unix()), Expiration: uint32(now.Add(sigValidity).Unix())}
-	sig.SignerName = s.dnskey[0].Header().Name
-	if err := sig.Sign(s.key.Signer, rrs); err != nil {
+	if err := sig.Sign(k.Signer, rrs); err != nil {
 		return nil
 	}
 	return sig

@@ -18,7 +18,7 @@ func signedZone(t *testing.T) (*Zone, config.DNSSECKey) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return BuildSigned(state(uplink.DNSPolicyBest), nil, t0, &key), key
+	return BuildSigned(state(uplink.DNSPolicyBest), nil, t0, key), key
 }
 
 func withDO(m *dns.Msg) { m.SetEdns0(1232, true) }
@@ -112,15 +112,53 @@ func TestASignedZoneAnswersDOQueriesWithSignaturesThatVerify(t *testing.T) {
 // Signatures of unchanged RRsets are kept across builds; a changed one is signed anew.
 func TestUnchangedRRsetsKeepTheirSignatures(t *testing.T) {
 	z, key := signedZone(t)
-	again := BuildSigned(state(uplink.DNSPolicyBest), z, t0.Add(3600e9), &key)
+	again := BuildSigned(state(uplink.DNSPolicyBest), z, t0.Add(3600e9), key)
 	k := rrsetKey{"www.lb.example.com.", dns.TypeA}
 	if again.signed.sigs[k] != z.signed.sigs[k] {
 		t.Errorf("an unchanged RRset was signed again")
 	}
 	st := state(uplink.DNSPolicyBest)
 	st.Uplinks[0].Active, st.Uplinks[1].Active = false, true
-	moved := BuildSigned(st, z, t0.Add(3600e9), &key)
+	moved := BuildSigned(st, z, t0.Add(3600e9), key)
 	if moved.signed.sigs[k] == z.signed.sigs[k] || moved.signed.sigs[k].Verify(key.DNSKEY, moved.rrs["www.lb.example.com."][:1]) != nil {
 		t.Errorf("a changed RRset kept its old signature")
+	}
+}
+
+// In a rollover both keys are published, the DNSKEY RRset is signed by both, everything else
+// by the key in use.
+func TestARolledInKeyIsPublishedAndSignsTheDNSKEYSet(t *testing.T) {
+	dir := t.TempDir()
+	old, err := config.GenerateDNSSECKey(filepath.Join(dir, "old.key"), "lb.example.com.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	next, err := config.GenerateDNSSECKey(filepath.Join(dir, "next.key"), "lb.example.com.")
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := BuildSigned(state(uplink.DNSPolicyBest), nil, t0, old, next)
+	r := ask(t, z, "lb.example.com.", dns.TypeDNSKEY, withDO, false)
+	var keys []dns.RR
+	var sigs []*dns.RRSIG
+	for _, rr := range r.Answer {
+		switch x := rr.(type) {
+		case *dns.DNSKEY:
+			keys = append(keys, x)
+		case *dns.RRSIG:
+			sigs = append(sigs, x)
+		}
+	}
+	if len(keys) != 2 || len(sigs) != 2 {
+		t.Fatalf("DNSKEY answer %v: want both keys and a signature by each", r.Answer)
+	}
+	for _, k := range []config.DNSSECKey{old, next} {
+		i := slices.IndexFunc(sigs, func(s *dns.RRSIG) bool { return s.KeyTag == k.KeyTag() })
+		if i < 0 || sigs[i].Verify(k.DNSKEY, keys) != nil {
+			t.Errorf("the DNSKEY set is not signed by key %d", k.KeyTag())
+		}
+	}
+	if r := ask(t, z, "www.lb.example.com.", dns.TypeA, withDO, false); verify(t, old, r.Answer) != 1 {
+		t.Errorf("www A is not signed by the key in use: %v", r.Answer)
 	}
 }

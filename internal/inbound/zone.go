@@ -50,11 +50,11 @@ type nearestRRs struct {
 // Build returns the zone of s. The serial is prev's when nothing changed, else one more than
 // prev's (and at least now in Unix seconds, so a restarted daemon's serial still grows).
 // Build returns nil when s publishes nothing.
-func Build(s dataplane.State, prev *Zone, now time.Time) *Zone { return BuildSigned(s, prev, now, nil) }
+func Build(s dataplane.State, prev *Zone, now time.Time) *Zone { return BuildSigned(s, prev, now) }
 
-// BuildSigned is Build, the zone signed with key when it is not nil (nearest-policy names'
-// per-site records are served unsigned).
-func BuildSigned(s dataplane.State, prev *Zone, now time.Time, key *config.DNSSECKey) *Zone {
+// BuildSigned is Build, the zone signed with keys[0] when there is one, keys[1] (a key rolled
+// in) published beside it.
+func BuildSigned(s dataplane.State, prev *Zone, now time.Time, keys ...config.DNSSECKey) *Zone {
 	d := s.DNS
 	if !d.Enabled() {
 		return nil
@@ -111,8 +111,11 @@ func BuildSigned(s dataplane.State, prev *Zone, now time.Time, key *config.DNSSE
 		}
 	}
 	z.soa.Serial = z.Serial
-	if key != nil {
-		z.sign(*key, prev, now)
+	switch len(keys) {
+	case 1:
+		z.sign(keys[0], nil, prev, now)
+	case 2:
+		z.sign(keys[0], &keys[1], prev, now)
 	}
 	return z
 }

@@ -22,6 +22,7 @@ type rawDNS struct {
 	Check     *rawCheck    `toml:"check"`
 	Site      *string      `toml:"site"`
 	DNSSEC    *string      `toml:"dnssec"`
+	DNSSECNxt *string      `toml:"dnssec_next"`
 }
 
 // rawCheck is [dns.check]: how the names' servers are checked.
@@ -134,6 +135,17 @@ func parseDNS(r *rawDNS, sites []rawSite, uplinks []uplink.Uplink, fail func(str
 	if r.DNSSEC != nil {
 		if d.DNSSEC = *r.DNSSEC; !strings.HasPrefix(d.DNSSEC, "/") {
 			fail("dns.dnssec", "%q is not an absolute path (uplinkd --dnssec-keygen FILE makes a key)", d.DNSSEC)
+		}
+	}
+	if r.DNSSECNxt != nil {
+		d.DNSSECNext = *r.DNSSECNxt
+		switch {
+		case d.DNSSEC == "":
+			fail("dns.dnssec_next", "a key is rolled in beside [dns] dnssec, and there is none")
+		case !strings.HasPrefix(d.DNSSECNext, "/"):
+			fail("dns.dnssec_next", "%q is not an absolute path", d.DNSSECNext)
+		case d.DNSSECNext == d.DNSSEC:
+			fail("dns.dnssec_next", "%q is the key in use", d.DNSSECNext)
 		}
 	}
 	parseSites(sites, r.Site, &d, r.Names, fail)

@@ -90,9 +90,11 @@ func checkSecrets(cfg *uplink.Config, path string, src []byte) error {
 			return &Error{File: path, Line: locate(src).line(key), Key: displayKey(key), Msg: "tsig key: " + err.Error()}
 		}
 	}
-	if f := cfg.DNS.DNSSEC; f != "" {
+	for key, f := range map[string]string{"dns.dnssec": cfg.DNS.DNSSEC, "dns.dnssec_next": cfg.DNS.DNSSECNext} {
+		if f == "" {
+			continue
+		}
 		if _, err := LoadDNSSECKey(f, cfg.DNS.Zone); err != nil {
-			const key = "dns.dnssec"
 			return &Error{File: path, Line: locate(src).line(key), Key: displayKey(key), Msg: "signing key: " + err.Error()}
 		}
 	}
