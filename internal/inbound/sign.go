@@ -31,14 +31,14 @@ type rrsetKey struct {
 
 // signing is a signed zone's keys and signatures.
 type signing struct {
-	key    config.DNSSECKey // signs every RRset
+	key    config.DNSSECKey  // signs every RRset
 	next   *config.DNSSECKey // a key rolled in: published, and signs the DNSKEY RRset too
 	dnskey []dns.RR
 	// dnskeySigs are the DNSKEY RRset's signatures: the key's, and the next key's in a rollover.
 	dnskeySigs []*dns.RRSIG
-	sigs   map[rrsetKey]*dns.RRSIG // every RRset of the zone's
-	nsec   map[string]*dns.NSEC    // every existing name's, for NODATA
-	texts  map[rrsetKey]string     // what each signature covers, to keep it while unchanged
+	sigs       map[rrsetKey]*dns.RRSIG // every RRset of the zone's
+	nsec       map[string]*dns.NSEC    // every existing name's, for NODATA
+	texts      map[rrsetKey]string     // what each signature covers, to keep it while unchanged
 
 	mu       sync.Mutex             // guards onTheFly: filled while answering
 	onTheFly map[rrsetKey][2]dns.RR // NSEC or HINFO, and its RRSIG, of names asked
