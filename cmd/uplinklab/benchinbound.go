@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -20,6 +21,7 @@ import (
 	"github.com/uplinkd/uplinkd/internal/api"
 	"github.com/uplinkd/uplinkd/internal/netlab"
 	"github.com/uplinkd/uplinkd/uplink"
+	"github.com/uplinkd/uplinkd/uplink/config"
 )
 
 // The inbound benchmark (`uplinklab bench -inbound`): customers on the Internet side resolve
@@ -50,6 +52,7 @@ type inboundFloodResult struct {
 }
 
 type inboundReport struct {
+	Signed       bool                `json:"dnssec"`
 	TTL          float64             `json:"ttl_s"`
 	Runs         int                 `json:"runs"`
 	OutageMedian float64             `json:"inbound_outage_median_s"`
@@ -73,6 +76,7 @@ func runBenchInboundFlags(ctx context.Context, args []string, stdout, progress i
 	ttl := fs.Duration("ttl", uplink.DefaultDNSTTL, "the zone's TTL ([dns] ttl)")
 	qps := fs.Int("flood-qps", 20000, "queries per second of the flood (0 skips it)")
 	floodFor := fs.Duration("flood-seconds", 10*time.Second, "how long the flood lasts")
+	signed := fs.Bool("dnssec", false, "sign the zone ([dns] dnssec, a fresh key) and send the flood's queries with DO")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -84,10 +88,22 @@ func runBenchInboundFlags(ctx context.Context, args []string, stdout, progress i
 		return err
 	}
 	defer done()
-	rep := inboundReport{TTL: ttl.Seconds(), Runs: *runs, Method: inboundMethod}
+	key := ""
+	if *signed {
+		dir, err := os.MkdirTemp("", "uplinklab-dnssec")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		key = filepath.Join(dir, "dnssec.key")
+		if _, err := config.GenerateDNSSECKey(key, benchZone); err != nil {
+			return err
+		}
+	}
+	rep := inboundReport{Signed: *signed, TTL: ttl.Seconds(), Runs: *runs, Method: inboundMethod}
 	for r := range *runs {
 		fmt.Fprintf(progress, "inbound run %d/%d\n", r+1, *runs)
-		run, err := inboundOnce(ctx, path, *ttl)
+		run, err := inboundOnce(ctx, path, *ttl, key)
 		if err != nil {
 			return fmt.Errorf("inbound run %d: %w", r+1, err)
 		}
@@ -105,7 +121,7 @@ func runBenchInboundFlags(ctx context.Context, args []string, stdout, progress i
 	rep.OutageMedian, rep.OutageWorst, rep.DNSMedian, rep.DNSWorst, rep.BackMedian = o.Median, o.Max, d.Median, d.Max, b.Median
 	if *qps > 0 {
 		fmt.Fprintf(progress, "inbound flood: %d q/s for %s\n", *qps, *floodFor)
-		if rep.Flood, err = inboundFlood(ctx, path, *ttl, *qps, *floodFor); err != nil {
+		if rep.Flood, err = inboundFlood(ctx, path, *ttl, *qps, *floodFor, key); err != nil {
 			return fmt.Errorf("flood: %w", err)
 		}
 	}
@@ -125,13 +141,16 @@ func runBenchInboundFlags(ctx context.Context, args []string, stdout, progress i
 	return err
 }
 
-func inboundLab(ctx context.Context, bin string, ttl time.Duration) (*netlab.Lab, *netlab.Daemon, error) {
+func inboundLab(ctx context.Context, bin string, ttl time.Duration, key string) (*netlab.Lab, *netlab.Daemon, error) {
 	lab, err := netlab.New(netlab.Options{})
 	if err != nil {
 		return nil, nil, err
 	}
 	cfg := shipped()
 	cfg.Extra = fmt.Sprintf("\n[dns]\nzone = %q\nttl = %q\n\n[[dns.name]]\nname = \"www\"\n", benchZone, ttl)
+	if key != "" { // signed: the flood's queries ask for DNSSEC records too
+		cfg.Extra = strings.Replace(cfg.Extra, "\n\n[[dns.name]]", fmt.Sprintf("\ndnssec = %q\n\n[[dns.name]]", key), 1)
+	}
 	d, err := startDaemon(ctx, lab, bin, cfg, 20*time.Second, nil)
 	if err != nil {
 		lab.Close()
@@ -140,8 +159,8 @@ func inboundLab(ctx context.Context, bin string, ttl time.Duration) (*netlab.Lab
 	return lab, d, nil
 }
 
-func inboundOnce(ctx context.Context, bin string, ttl time.Duration) (run inboundRun, err error) {
-	lab, d, err := inboundLab(ctx, bin, ttl)
+func inboundOnce(ctx context.Context, bin string, ttl time.Duration, key string) (run inboundRun, err error) {
+	lab, d, err := inboundLab(ctx, bin, ttl, key)
 	if err != nil {
 		return run, err
 	}
@@ -225,8 +244,8 @@ func dnsAfterRoute(log string) float64 {
 
 // inboundFlood floods isp1's address with random names from one source, cuts isp1 half-way
 // and measures what the flood costs uplinkd and whether detection slows.
-func inboundFlood(ctx context.Context, bin string, ttl time.Duration, qps int, dur time.Duration) (*inboundFloodResult, error) {
-	lab, d, err := inboundLab(ctx, bin, ttl)
+func inboundFlood(ctx context.Context, bin string, ttl time.Duration, qps int, dur time.Duration, key string) (*inboundFloodResult, error) {
+	lab, d, err := inboundLab(ctx, bin, ttl, key)
 	if err != nil {
 		return nil, err
 	}
@@ -262,6 +281,9 @@ func inboundFlood(ctx context.Context, bin string, ttl time.Duration, qps int, d
 	defer tick.Stop()
 	perTick := max(1, qps/1000)
 	q := new(dns.Msg)
+	if key != "" {
+		q.SetEdns0(1232, true) // DO: each new name would want a signed denial
+	}
 	for sent := 0; time.Since(start) < dur; {
 		select {
 		case <-ctx.Done():

@@ -34,7 +34,8 @@ func RespondTo(z *Zone, query []byte, client netip.Addr, tcp, truncate bool) []b
 	if err := req.Unpack(query); err != nil {
 		return formErr(query)
 	}
-	resp, size := answer(z, req, client.Unmap(), tcp)
+	// A slipped answer is sent empty: it must cost no signature (a flood of random names).
+	resp, size := answer(z, req, client.Unmap(), tcp, !truncate)
 	if truncate {
 		resp.Truncated = true
 		resp.Answer, resp.Ns, resp.Extra = nil, nil, onlyOPT(resp.Extra)
@@ -56,8 +57,9 @@ func RespondTo(z *Zone, query []byte, client netip.Addr, tcp, truncate bool) []b
 	return out
 }
 
-// answer builds the response to req from client and the size it must fit in.
-func answer(z *Zone, req *dns.Msg, client netip.Addr, tcp bool) (*dns.Msg, int) {
+// answer builds the response to req from client and the size it must fit in; sign false
+// leaves DNSSEC records out (the response is sent truncated, empty).
+func answer(z *Zone, req *dns.Msg, client netip.Addr, tcp, sign bool) (*dns.Msg, int) {
 	resp := new(dns.Msg)
 	resp.SetReply(req)
 	resp.Compress = true
@@ -115,7 +117,7 @@ func answer(z *Zone, req *dns.Msg, client netip.Addr, tcp bool) (*dns.Msg, int) 
 	}
 	resp.Authoritative = true
 	sg := z.signed // the zone's signatures, for a client that wants them (DO)
-	if !do {
+	if !do || !sign {
 		sg = nil
 	}
 	// sigOf appends to rrs the signature of owner's RRset of type t (variant v), if wanted.
