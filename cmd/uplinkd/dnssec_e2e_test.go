@@ -58,6 +58,11 @@ func TestSignedAnswersValidate(t *testing.T) {
 		t.Errorf("www A: %v", a.Data())
 	}
 	validated(resolve("www."+labZone, "A", "+tcp"), "www A over TCP")
+	a6 := resolve("www."+labZone, "AAAA")
+	validated(a6, "www AAAA")
+	if !slices.Contains(a6.Data(), netlab.GWWAN1Addr6.String()) {
+		t.Errorf("www AAAA: %v", a6.Data())
+	}
 	validated(resolve("nope."+labZone, "A"), "a missing name (compact denial)")
 	validated(resolve("www."+labZone, "MX"), "a missing type")
 

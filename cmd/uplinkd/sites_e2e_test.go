@@ -94,6 +94,23 @@ func TestTwoSites(t *testing.T) {
 	}
 	waitUntil(t, 10*time.Second, "both sites to answer paris after the partition", func() bool { return answers(netlab.SiteA, paris)() && answers(netlab.SiteB, paris)() })
 
+	// paris's isp1 goes silent: paris moves to isp2 (its own answer, in the same Set as the
+	// route), and lyon's checks of paris's isp1 address fail: lyon drops that address only.
+	both := []string{netlab.GWWAN1Addr4.String(), netlab.GWWAN2Addr4.String()}
+	waitUntil(t, 10*time.Second, "lyon to answer both of paris's addresses", func() bool { return slices.Equal(sites.Answers(ctx, lyon), both) })
+	if err := lab.Break(1, netlab.SilentFailure); err != nil {
+		t.Fatal(err)
+	}
+	isp2Only := []string{netlab.GWWAN2Addr4.String()}
+	took = waitUntil(t, 10*time.Second, "both sites to answer paris's isp2 only", func() bool {
+		return slices.Equal(sites.Answers(ctx, paris), isp2Only) && slices.Equal(sites.Answers(ctx, lyon), isp2Only)
+	})
+	t.Logf("paris's isp1 silent: both sites answered its isp2 only %s after the cut", took.Round(10*time.Millisecond))
+	if err := lab.Heal(1); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, 15*time.Second, "both sites to answer paris once isp1 heals", func() bool { return answers(netlab.SiteA, paris)() && answers(netlab.SiteB, paris)() })
+
 	// paris's uplinks both go silent (its gateway lives): lyon leaves it.
 	for isp := 1; isp <= 2; isp++ {
 		if err := lab.Break(isp, netlab.SilentFailure); err != nil {

@@ -216,6 +216,9 @@ func parseCheck(r *rawCheck, fail func(string, string, ...any)) uplink.ServerChe
 			fail(d.key, "%s is outside %s..%s", *d.to, d.min, d.max)
 		}
 	}
+	if c.Timeout >= c.Interval && c.Interval >= 50*time.Millisecond {
+		fail("dns.check.timeout", "%s is not shorter than the interval %s: a check still running skips the next, and a dead server is judged late", c.Timeout, c.Interval)
+	}
 	if c.FallbackTTL%time.Second != 0 {
 		fail("dns.check.fallback_ttl", "%s is not a whole number of seconds", c.FallbackTTL)
 	}
