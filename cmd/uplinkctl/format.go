@@ -59,8 +59,10 @@ func formatStatus(w io.Writer, st api.Status, now time.Time) error {
 			switch {
 			case n.Fallback:
 				note = "  (FALLBACK: its servers fail)"
-			case n.Down:
+			case n.Down && len(n.Sites) == 0:
 				note = "  (its servers fail; no fallback: the uplinks' addresses still)"
+			case len(n.Sites) > 0:
+				note = "  (from " + strings.Join(n.Sites, ", ") + ")"
 			}
 			fmt.Fprintf(&b, "DNS:    %s %s%s\n", n.Name, strings.Join(n.Addrs, " "), note)
 			for _, s := range n.Servers {

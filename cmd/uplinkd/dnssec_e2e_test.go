@@ -20,7 +20,9 @@ import (
 // TestSignedAnswersValidate: the zone is signed with a key whose DS a real Unbound holds as its
 // trust anchor. Through it, customers get validated answers (AD) for www before and after a
 // failover, over UDP and TCP, and for a missing name and a missing type; delv agrees. The same
-// answers through an Unbound that trusts another key are SERVFAIL: the validation is real. A key
+// answers through an Unbound that trusts another key are SERVFAIL, and so are an impostor's
+// (a server that is not uplinkd, unsigned) through one that trusts the right key: the
+// validation is real. A key
 // rollover runs end to end, a resolver validating throughout.
 func TestSignedAnswersValidate(t *testing.T) {
 	needTool(t, "dig", "unbound", "delv")
@@ -151,6 +153,28 @@ func TestSignedAnswersValidate(t *testing.T) {
 		last, _ = lab.Dig(ctx, netlab.RoleInet, "@"+netlab.Targets4[0].String(), "+dnssec", "www."+labZone, "A")
 		if len(last.Data()) > 0 {
 			t.Fatalf("a resolver that trusts another key answered %v", last.Data())
+		}
+		return last.Status == "SERVFAIL"
+	})
+	forged.Stop(2 * time.Second)
+
+	// An impostor: a Knot that is not uplinkd serves the zone unsigned, and a resolver holding
+	// the right DS is pointed at it (an on-path attacker's server): SERVFAIL, never its answers.
+	knotDir := t.TempDir()
+	impostor, err := lab.StartKnot(ctx, netlab.RoleInet, netlab.Targets4[2], labZone, "impostor", "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0", knotDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer impostor.Stop(2 * time.Second)
+	fooled, err := lab.StartUnboundValidating(ctx, netlab.RoleInet, netlab.Targets4[0], labZone, []netip.Addr{netlab.Targets4[2]}, t.TempDir(), ds.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fooled.Stop(2 * time.Second)
+	testkit.WaitUntil(t, 30*time.Second, "SERVFAIL from the resolver pointed at an impostor", func() bool {
+		last, _ = lab.Dig(ctx, netlab.RoleInet, "@"+netlab.Targets4[0].String(), "+dnssec", "ns."+labZone, "A")
+		if len(last.Data()) > 0 {
+			t.Fatalf("the impostor's answer got through: %v", last.Data())
 		}
 		return last.Status == "SERVFAIL"
 	})

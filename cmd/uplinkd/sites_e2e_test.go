@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -55,6 +56,12 @@ func TestTwoSites(t *testing.T) {
 	}
 	paris, lyon := netlab.SiteA, netlab.SiteB
 	waitUntil(t, 10*time.Second, "both sites to answer paris", func() bool { return answers(netlab.SiteA, paris)() && answers(netlab.SiteB, paris)() })
+
+	// uplinkd --check --probe checks lyon's address too, through paris's uplinks.
+	out, _ := lab.Exec(ctx, netlab.RoleGW, uplinkdBinary(t), "--check", "--probe", "--config", sites.A.ConfigPath())
+	if text := string(out); !strings.Contains(text, "lyon  http://"+netlab.SiteBAddr4.String()) || !strings.Contains(text, "via mark 0x100") {
+		t.Errorf("uplinkd --check --probe at paris does not check lyon through its uplinks:\n%s", text)
+	}
 
 	// paris's web server stops; its gateway lives: both sites answer lyon.
 	sites.WebA.Stop()

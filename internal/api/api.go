@@ -122,6 +122,8 @@ type DNSAnswers struct {
 	Servers  []ServerStatus `json:"servers,omitempty"`
 	Down     bool           `json:"down,omitempty"`
 	Fallback bool           `json:"fallback,omitempty"`
+	// Sites are the sites whose addresses the answer carries (several sites only).
+	Sites []string `json:"sites,omitempty"`
 }
 
 // ServerStatus is one checked server behind a published name.

@@ -169,15 +169,7 @@ func Probe(ctx context.Context, w io.Writer, cfg *uplink.Config) bool {
 			continue
 		}
 		o := &out[i]
-		o.linked, o.pin.Mark = true, u.Mark()
-		for _, a := range info.Addrs {
-			if a.Is4() && !o.pin.Source4.IsValid() {
-				o.pin.Source4 = a
-			}
-			if a.Is6() && !o.pin.Source6.IsValid() {
-				o.pin.Source6 = a
-			}
-		}
+		o.linked, o.pin = true, pinOf(u, info.Addrs)
 		o.note = fmt.Sprintf("mark %#x from %s", o.pin.Mark, sources(o.pin))
 		switch routed, err := r.MarkRouted(u.Mark(), u.Table(cfg.Daemon)); {
 		case err != nil:
@@ -295,44 +287,31 @@ func Check(ctx context.Context, w io.Writer, cfg *uplink.Config, probe bool) boo
 }
 
 // Servers checks every published name's servers once, as the daemon does (from the gateway,
-// unpinned), all at once, and prints the outcomes. It returns false when a name has fewer
-// passing servers than its quorum: it would answer its fallback.
+// unpinned), and the other sites' addresses for them through each uplink (pinned with its mark
+// and address, as the daemon checks them), all at once, and prints the outcomes. It returns
+// false when a name has fewer passing servers here than its quorum: it would answer its
+// fallback (another site that fails is reported, not a failure of this box).
 func Servers(ctx context.Context, w io.Writer, cfg *uplink.Config) bool {
-	type check struct {
-		name   uplink.DNSName
-		server uplink.Server
-		res    probe.Result
-	}
-	var checks []*check
-	for _, n := range cfg.DNS.Names {
-		for _, s := range n.Servers {
-			checks = append(checks, &check{name: n, server: s})
-		}
-	}
-	if len(checks) == 0 {
+	targets := servercheck.Targets(cfg.DNS)
+	if len(targets) == 0 {
 		return true
 	}
-	var wg sync.WaitGroup
-	for _, c := range checks {
-		p, err := probe.New(c.server.Method)
-		if err != nil {
-			c.res.Err = err
-			continue
-		}
-		wg.Go(func() { c.res = p.Probe(ctx, probe.Pin{}, c.server.Addr, cfg.DNS.Check.Timeout) })
-	}
-	wg.Wait()
-	fmt.Fprintf(w, "\nchecking every published name's servers once:\n")
+	pins := uplinkPins(cfg)
+	results := servercheck.Once(ctx, targets, cfg.DNS.Check.Timeout, func() []probe.Pin { return pins })
+	fmt.Fprintf(w, "\nchecking every published name's servers once (and the other sites' addresses, through each uplink):\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "NAME\tSERVER\tRESULT\n")
+	fmt.Fprintf(tw, "NAME\tSITE\tSERVER\tRESULT\n")
 	passing := map[string]int{}
-	for _, c := range checks {
-		result := servercheck.Why(c.res.Err)
-		if c.res.OK {
-			passing[c.name.Name]++
-			result = fmt.Sprintf("passed in %.1f ms", float64(c.res.RTT.Microseconds())/1000)
+	for i, r := range results {
+		t := targets[i]
+		if r.OK && t.Site == "" {
+			passing[t.Name]++
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", c.name.Name, c.server, result)
+		site := t.Site
+		if site == "" {
+			site = "here"
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", t.Name, site, t.Server, r.Reason)
 	}
 	tw.Flush()
 	ok := true
@@ -344,4 +323,37 @@ func Servers(ctx context.Context, w io.Writer, cfg *uplink.Config) bool {
 		}
 	}
 	return ok
+}
+
+// uplinkPins are the pins of the uplinks whose interfaces exist: their marks and addresses.
+func uplinkPins(cfg *uplink.Config) []probe.Pin {
+	h, err := netlink.NewHandle()
+	if err != nil {
+		return nil
+	}
+	defer h.Close()
+	r := routing.NewRouter(h, routing.SettingsOf(cfg.Daemon), nil)
+	var pins []probe.Pin
+	for _, u := range cfg.Uplinks {
+		info, err := r.Link(u.Interface)
+		if err != nil {
+			continue
+		}
+		pins = append(pins, pinOf(u, info.Addrs))
+	}
+	return pins
+}
+
+// pinOf is u's pin with its first address of each family.
+func pinOf(u uplink.Uplink, addrs []netip.Addr) probe.Pin {
+	p := probe.Pin{Mark: u.Mark()}
+	for _, a := range addrs {
+		if a.Is4() && !p.Source4.IsValid() {
+			p.Source4 = a
+		}
+		if a.Is6() && !p.Source6.IsValid() {
+			p.Source6 = a
+		}
+	}
+	return p
 }

@@ -26,38 +26,10 @@ type serverChecks struct {
 	check   uplink.ServerCheck
 }
 
-// checkTargets are what the configuration checks: every checked name's servers here, and for
-// each other site that serves it, that site's addresses for it with the name's check.
-func checkTargets(d uplink.DNS) []servercheck.Target {
-	if !d.Enabled() {
-		return nil
-	}
-	var out []servercheck.Target
-	for _, n := range d.Names {
-		for _, s := range n.Servers {
-			out = append(out, servercheck.Target{Name: n.Name, Server: s})
-		}
-		m, checked := n.SiteCheck()
-		if !checked || !d.Multisite() {
-			continue
-		}
-		for _, name := range d.SitesOf(n) {
-			if name == d.Site {
-				continue
-			}
-			site, _ := d.SiteNamed(name)
-			for _, a := range site.AddressesFor(n.Name) {
-				out = append(out, servercheck.Target{Name: n.Name, Site: name, Server: uplink.Server{Addr: a, Method: m}})
-			}
-		}
-	}
-	return out
-}
-
 // startChecks (re)starts the checks for the configuration, keeping the health of every target
 // that is still checked the same way.
 func (e *Engine) startChecks() {
-	targets, c := checkTargets(e.cfg.DNS), e.cfg.DNS.Check
+	targets, c := servercheck.Targets(e.cfg.DNS), e.cfg.DNS.Check
 	sc := &e.servers
 	if sc.stop != nil && reflect.DeepEqual(sc.targets, targets) && sc.check == c {
 		return

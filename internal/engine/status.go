@@ -102,8 +102,9 @@ func (e *Engine) publishStatus() {
 	if d := e.state.DNS; d.Enabled() {
 		st.DNS = &api.DNSStatus{Zone: d.Zone}
 		for _, n := range d.Names {
-			a := api.DNSAnswers{Name: n.Name, Servers: e.serverStatus(n), Down: e.state.NamesDown[n.Name], Fallback: e.state.Fallback(n)}
-			for _, addr := range e.state.Published(n) {
+			ans := e.state.Answer(n)
+			a := api.DNSAnswers{Name: n.Name, Servers: e.serverStatus(n), Down: e.state.NamesDown[n.Name], Fallback: ans.Fallback, Sites: ans.Sites}
+			for _, addr := range ans.Addrs {
 				a.Addrs = append(a.Addrs, addr.String())
 			}
 			st.DNS.Names = append(st.DNS.Names, a)

@@ -302,6 +302,12 @@ func (m *Metrics) writeFast(e *expo, st api.Status) {
 				e.sample(DNSServerUp, bit(s.State != "down"), "name", n.Name, "server", s.Server)
 			}
 		}
+		e.family(DNSAnswerSite, "gauge", "1 for each site whose addresses the published name's answer carries now (several sites).")
+		for _, n := range st.DNS.Names {
+			for _, s := range n.Sites {
+				e.sample(DNSAnswerSite, 1, "name", n.Name, "site", s)
+			}
+		}
 		e.family(DNSFallback, "gauge", "1 if the published name answers its fallback: fewer of its servers pass than its quorum.")
 		for _, n := range st.DNS.Names {
 			if len(n.Servers) > 0 {

@@ -71,6 +71,7 @@ const (
 	ProbeBytesPerDay  = "uplinkd_uplink_probe_bytes_per_day"
 	DNSServerUp       = "uplinkd_dns_server_up"
 	DNSFallback       = "uplinkd_dns_fallback"
+	DNSAnswerSite     = "uplinkd_dns_answer_site"
 )
 
 // Names are the metric families uplinkd exports itself; histograms also have the _bucket,
@@ -80,7 +81,7 @@ var Names = []string{
 	UplinkConnections, UplinkStateSince, TargetLoss, ProbesTotal, TargetRTT, TransitionsTotal,
 	SwitchDuration, ReloadsTotal, ErrorsTotal, HookRunsTotal, HookDroppedTotal, BuildInfo,
 	DNSQueries, DNSResponses, PrefixPreferred, NPTv6Translations, RASent, RASolicited, RAForeign,
-	ProbeBytes, ProbeBytesPerDay, DNSServerUp, DNSFallback,
+	ProbeBytes, ProbeBytesPerDay, DNSServerUp, DNSFallback, DNSAnswerSite,
 }
 
 // States are the values of uplinkd_uplink_state's state label, one-hot per uplink.

@@ -47,7 +47,7 @@ func twoUplinks() *fakeSource {
 		DNS: &api.DNSStatus{Zone: "lb.example.com.", Names: []api.DNSAnswers{
 			{Name: "www.lb.example.com.", Addrs: []string{"203.0.113.80"}, Down: true, Fallback: true,
 				Servers: []api.ServerStatus{{Server: "http://192.0.2.10:80/healthz", State: "down", Reason: "connection refused"}}},
-			{Name: "mail.lb.example.com.", Addrs: []string{"198.51.100.66"}}}},
+			{Name: "mail.lb.example.com.", Addrs: []string{"198.51.100.66"}, Sites: []string{"lyon"}}}},
 	}}
 }
 
@@ -107,6 +107,7 @@ func TestAScrapeShowsTheSnapshotAndTheCounters(t *testing.T) {
 		`uplinkd_nptv6_translations 1`,
 		`uplinkd_dns_server_up{name="www.lb.example.com.",server="http://192.0.2.10:80/healthz"} 0`,
 		`uplinkd_dns_fallback{name="www.lb.example.com."} 1`,
+		`uplinkd_dns_answer_site{name="mail.lb.example.com.",site="lyon"} 1`,
 		`uplinkd_ra_sent_total 0`,
 		`go_goroutines `,
 		`process_cpu_seconds_total `,

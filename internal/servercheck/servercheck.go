@@ -27,6 +27,34 @@ type Target struct {
 	Server uplink.Server
 }
 
+// Targets are what the configuration checks: every checked name's servers here, and for
+// each other site that serves it, that site's addresses for it with the name's check.
+func Targets(d uplink.DNS) []Target {
+	if !d.Enabled() {
+		return nil
+	}
+	var out []Target
+	for _, n := range d.Names {
+		for _, s := range n.Servers {
+			out = append(out, Target{Name: n.Name, Server: s})
+		}
+		m, checked := n.SiteCheck()
+		if !checked || !d.Multisite() {
+			continue
+		}
+		for _, name := range d.SitesOf(n) {
+			if name == d.Site {
+				continue
+			}
+			site, _ := d.SiteNamed(name)
+			for _, a := range site.AddressesFor(n.Name) {
+				out = append(out, Target{Name: n.Name, Site: name, Server: uplink.Server{Addr: a, Method: m}})
+			}
+		}
+	}
+	return out
+}
+
 // Result is one check's outcome, for every target it answers (the names that share it).
 type Result struct {
 	Targets []Target
@@ -167,4 +195,24 @@ func Why(err error) string {
 		s = s[i+2:]
 	}
 	return s
+}
+
+// Once checks every target once, all at once (uplinkd --check --probe), and returns the
+// outcomes in the order of targets.
+func Once(ctx context.Context, targets []Target, timeout time.Duration, pins Pins) []Result {
+	out := make([]Result, len(targets))
+	var wg sync.WaitGroup
+	for i, t := range targets {
+		p, err := newProber(t.Server.Method)
+		if err != nil {
+			out[i] = Result{Targets: []Target{t}, Reason: err.Error()}
+			continue
+		}
+		wg.Go(func() {
+			ok, reason := check(ctx, p, t.Site != "", t.Server, timeout, pins)
+			out[i] = Result{Targets: []Target{t}, OK: ok, Reason: reason, At: time.Now()}
+		})
+	}
+	wg.Wait()
+	return out
 }
