@@ -19,6 +19,10 @@ type Site struct {
 	NameAddresses map[string][]netip.Addr
 	// Networks are the client networks this site is nearest to (the nearest policy).
 	Networks []netip.Prefix
+	// Servers are, per name (fully qualified), the servers behind it at this site, so that one
+	// file serves every site: at this site they are the name's servers, and the other sites
+	// check this site's addresses for the name with their method.
+	Servers map[string][]Server
 }
 
 // AddressesFor are the addresses customers use at s for the name n (fully qualified).
@@ -73,9 +77,13 @@ func (d DNS) SitesOf(n DNSName) []string {
 	return out
 }
 
-// SiteCheck is how n is checked at another site's addresses: its first server's method (the
-// same port, path and expected body), or none when n is not checked.
-func (n DNSName) SiteCheck() (Method, bool) {
+// CheckAt is how n is checked at site's addresses: the method of site's own servers for n
+// when [[site]] lists them, else of n's first server (the same port, path and expected body);
+// none when neither exists.
+func (d DNS) CheckAt(n DNSName, site string) (Method, bool) {
+	if s, ok := d.SiteNamed(site); ok && len(s.Servers[n.Name]) > 0 {
+		return s.Servers[n.Name][0].Method, true
+	}
 	if len(n.Servers) == 0 {
 		return Method{}, false
 	}

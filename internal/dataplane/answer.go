@@ -63,7 +63,7 @@ func (s State) Answer(n uplink.DNSName) Answer {
 			site, _ := d.SiteNamed(name)
 			listed = append(listed, site.AddressesFor(n.Name)...)
 			addrs = site.AddressesFor(n.Name)
-			if n.Checked() {
+			if _, checked := d.CheckAt(n, name); checked {
 				addrs = slices.DeleteFunc(slices.Clone(addrs), func(x netip.Addr) bool { return !s.SitesUp[n.Name][name][x] })
 			}
 		}

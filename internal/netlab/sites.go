@@ -94,12 +94,9 @@ type Sites struct {
 // SiteAddrs are the addresses customers use at each site: paris's two uplinks, lyon's one.
 var SiteAddrs = map[string][]netip.Addr{SiteA: {GWWAN1Addr4, GWWAN2Addr4}, SiteB: {SiteBAddr4}}
 
-// SitesConfig is the [dns] and [[site]] part of site's configuration.
+// SitesConfig is the [dns] and [[site]] part of site's configuration: the same text at both
+// sites but for [dns] site (each [[site]] names its own web server).
 func SitesConfig(site, policy string, ttl time.Duration) string {
-	server := netip.AddrPortFrom(Client4, WebPort)
-	if site == SiteB {
-		server = netip.AddrPortFrom(SiteBAddr4, WebPort)
-	}
 	if ttl == 0 {
 		ttl = 30 * time.Second
 	}
@@ -121,7 +118,6 @@ site = %q
 
 [[dns.name]]
 name = "www"
-servers = ["http://%s/healthz"]
 expect = "ok"
 policy = %q
 fallback = ["203.0.113.80"]
@@ -130,12 +126,17 @@ fallback = ["203.0.113.80"]
 name = %q
 nameservers = [%s]
 addresses = [%s]
+[site.servers]
+www = ["http://%s/healthz"]
 
 [[site]]
 name = %q
 nameservers = [%s]
 addresses = [%s]
-`, SitesZone, ttl, site, server, policy, SiteA, q(SiteAddrs[SiteA]), q(SiteAddrs[SiteA]), SiteB, q(SiteAddrs[SiteB]), q(SiteAddrs[SiteB]))
+[site.servers]
+www = ["http://%s/healthz"]
+`, SitesZone, ttl, site, policy, SiteA, q(SiteAddrs[SiteA]), q(SiteAddrs[SiteA]), netip.AddrPortFrom(Client4, WebPort),
+		SiteB, q(SiteAddrs[SiteB]), q(SiteAddrs[SiteB]), netip.AddrPortFrom(SiteBAddr4, WebPort))
 }
 
 // StartSites builds the second site, publishes paris's web server by DNAT, starts both web

@@ -38,12 +38,12 @@ func Targets(d uplink.DNS) []Target {
 		for _, s := range n.Servers {
 			out = append(out, Target{Name: n.Name, Server: s})
 		}
-		m, checked := n.SiteCheck()
-		if !checked || !d.Multisite() {
+		if !d.Multisite() {
 			continue
 		}
 		for _, name := range d.SitesOf(n) {
-			if name == d.Site {
+			m, checked := d.CheckAt(n, name)
+			if name == d.Site || !checked {
 				continue
 			}
 			site, _ := d.SiteNamed(name)

@@ -347,3 +347,55 @@ vpn = ["203.0.113.30"]
 		t.Errorf("vpn: %+v", vpn)
 	}
 }
+
+// One file serves every site: each [[site]] lists its own servers for a name; at a site they
+// are the name's servers, and the other sites check its addresses with their method.
+func TestOneFileServesEverySite(t *testing.T) {
+	text := `
+[defaults]
+targets = ["192.0.2.1"]
+
+[[uplink]]
+name = "isp1"
+interface = "wan1"
+
+[dns]
+zone = "lb.example.com"
+site = "SITE"
+
+[[dns.name]]
+name = "www"
+expect = "ok"
+fallback = ["203.0.113.80"]
+
+[[site]]
+name = "paris"
+nameservers = ["198.51.100.2"]
+addresses = ["198.51.100.2"]
+[site.servers]
+www = ["http://192.0.2.10/healthz"]
+
+[[site]]
+name = "lyon"
+nameservers = ["203.0.113.2"]
+addresses = ["203.0.113.20"]
+[site.servers]
+www = ["https://203.0.113.20:8443/up"]
+`
+	for site, want := range map[string]string{"paris": "http://192.0.2.10:80/healthz", "lyon": "https://203.0.113.20:8443/up"} {
+		cfg, err := Parse("sites.toml", []byte(strings.Replace(text, "SITE", site, 1)))
+		if err != nil {
+			t.Fatalf("%s: %v", site, err)
+		}
+		www := cfg.DNS.Names[0]
+		if len(www.Servers) != 1 || www.Servers[0].String() != want || www.Servers[0].Method.Expect != "ok" {
+			t.Errorf("at %s www's servers are %+v, want %s expecting ok", site, www.Servers, want)
+		}
+		other := map[string]string{"paris": "lyon", "lyon": "paris"}[site]
+		m, ok := cfg.DNS.CheckAt(www, other)
+		wantM := map[string]string{"paris": "http", "lyon": "https"}[other]
+		if !ok || m.Name != wantM {
+			t.Errorf("at %s, %s is checked with %+v, want its own %s", site, other, m, wantM)
+		}
+	}
+}

@@ -149,6 +149,7 @@ func parseDNS(r *rawDNS, sites []rawSite, uplinks []uplink.Uplink, fail func(str
 		}
 	}
 	parseSites(sites, r.Site, &d, r.Names, fail)
+	checkServed(d, r.Names, fail)
 	return d
 }
 
@@ -166,17 +167,11 @@ func parseChecked(r rawDNSName, n uplink.DNSName, k func(string) string, fail fu
 		n.Servers = append(n.Servers, srv)
 	}
 	if r.Quorum != nil {
-		n.Quorum = *r.Quorum
-		if n.Quorum < 1 || n.Quorum > len(r.Servers) {
-			fail(k("quorum"), "%d is outside 1..%d (the servers listed)", n.Quorum, len(r.Servers))
-		}
+		n.Quorum = *r.Quorum // judged against the servers once [[site]] may have given them
 	}
 	if r.Expect != nil {
-		switch {
-		case *r.Expect == "" || len(*r.Expect) > 256:
+		if *r.Expect == "" || len(*r.Expect) > 256 {
 			fail(k("expect"), "want 1 to 256 characters of the health page's body")
-		case !slices.ContainsFunc(n.Servers, func(s uplink.Server) bool { return s.Method.Name != uplink.MethodTCP }):
-			fail(k("expect"), "only an http or https server has a body to match")
 		}
 		for i := range n.Servers {
 			if n.Servers[i].Method.Name != uplink.MethodTCP {
@@ -187,10 +182,26 @@ func parseChecked(r rawDNSName, n uplink.DNSName, k func(string) string, fail fu
 	for _, a := range r.Fallback {
 		n.Fallback = append(n.Fallback, a.Addr)
 	}
-	if len(n.Fallback) > 0 && len(n.Servers) == 0 {
-		fail(k("fallback"), "a fallback is answered when the name's servers fail: list them in servers")
-	}
 	return n
+}
+
+// checkServed judges what needs a name's servers, once [[site]] may have given them.
+func checkServed(d uplink.DNS, raw []rawDNSName, fail func(string, string, ...any)) {
+	if len(d.Names) != len(raw) {
+		return // a name was refused already: indexes would not match
+	}
+	for i, n := range d.Names {
+		k := func(key string) string { return fmt.Sprintf("dns.name.%d.%s", i, key) }
+		if raw[i].Quorum != nil && (n.Quorum < 1 || n.Quorum > len(n.Servers)) {
+			fail(k("quorum"), "%d is outside 1..%d (the servers listed)", n.Quorum, len(n.Servers))
+		}
+		if len(n.Fallback) > 0 && len(n.Servers) == 0 {
+			fail(k("fallback"), "a fallback is answered when the name's servers fail: list them in servers")
+		}
+		if raw[i].Expect != nil && !slices.ContainsFunc(n.Servers, func(s uplink.Server) bool { return s.Method.Name != uplink.MethodTCP }) {
+			fail(k("expect"), "only an http or https server has a body to match")
+		}
+	}
 }
 
 // parseCheck reads [dns.check] over the defaults.

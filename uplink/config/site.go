@@ -17,6 +17,7 @@ type rawSite struct {
 	Addresses   []address            `toml:"addresses"`
 	Names       map[string][]address `toml:"names"`
 	Networks    []string             `toml:"networks"`
+	Servers     map[string][]string  `toml:"servers"`
 }
 
 // siteName is what a site may be called: one DNS label (its name servers are
@@ -48,7 +49,20 @@ func parseSites(raw []rawSite, this *string, d *uplink.DNS, rawNames []rawDNSNam
 		return
 	}
 	if d.Update.Enabled() {
-		fail("dns.update", "[dns.update] with several sites is not supported yet: two sites would fight over the primary's records; serve the zone from every site instead")
+		fail("dns.update", "[dns.update] with several sites: two sites would overwrite each other's records at the primary (and fight in a partition); delegate the zone to every site's name servers instead")
+	}
+	expects := map[string]string{} // the names' expected bodies, for the sites' servers
+	for _, n := range d.Names {
+		for _, srv := range n.Servers {
+			if srv.Method.Expect != "" {
+				expects[n.Name] = srv.Method.Expect
+			}
+		}
+	}
+	for _, rn := range rawNames {
+		if rn.Expect != nil {
+			expects[qualify(strings.ToLower(rn.Name), d.Zone)] = *rn.Expect
+		}
 	}
 	named := true // every site has a good name: the checks that name sites may follow
 	for i, r := range raw {
@@ -94,6 +108,27 @@ func parseSites(raw []rawSite, this *string, d *uplink.DNS, rawNames []rawDNSNam
 				s.NameAddresses[fq] = append(s.NameAddresses[fq], a.Addr)
 			}
 		}
+		for n, servers := range r.Servers {
+			fq := qualify(strings.ToLower(n), d.Zone)
+			if !slices.ContainsFunc(d.Names, func(x uplink.DNSName) bool { return x.Name == fq }) {
+				fail(k("servers"), "%q is not a published name ([[dns.name]])", n)
+				continue
+			}
+			if s.Servers == nil {
+				s.Servers = map[string][]uplink.Server{}
+			}
+			for _, text := range servers {
+				srv, err := uplink.ParseServer(text)
+				if err != nil {
+					fail(k("servers"), "%s: %v", n, err)
+					continue
+				}
+				if srv.Method.Name != uplink.MethodTCP {
+					srv.Method.Expect = expects[fq]
+				}
+				s.Servers[fq] = append(s.Servers[fq], srv)
+			}
+		}
 		d.Sites = append(d.Sites, s)
 	}
 	switch _, ok := d.SiteNamed(strings.ToLower(deref(this))); {
@@ -107,6 +142,13 @@ func parseSites(raw []rawSite, this *string, d *uplink.DNS, rawNames []rawDNSNam
 		return
 	}
 	d.Site = strings.ToLower(*this)
+	if here, _ := d.SiteNamed(d.Site); len(here.Servers) > 0 { // this site's own servers for its names
+		for i := range d.Names {
+			if servers := here.Servers[d.Names[i].Name]; len(servers) > 0 {
+				d.Names[i].Servers = servers
+			}
+		}
+	}
 	for _, s := range d.Sites {
 		for _, ns := range s.NSNames(d.Zone) {
 			if slices.ContainsFunc(d.Names, func(n uplink.DNSName) bool { return n.Name == ns }) {
