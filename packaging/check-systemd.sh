@@ -5,7 +5,8 @@
 # built with mmdebstrap from this host's Debian sources and cached in $SDC_CACHE, default
 # /var/cache/uplinkd-sd-check), installs DEB and checks: start (Type=notify READY, the socket
 # root:uplinkd 0660), uplinkctl status as root, as a group member and refused for others,
-# systemctl reload with a good and a broken file, journal fields, stop (fail static), the
+# systemctl reload with a good and a broken file, journal fields, a drain that outlives a
+# restart (the state file), stop (fail static), the
 # security score, a start without the group uplinkd (socket 0600, a warning), and purge, which
 # must leave nothing of uplinkd in the file system or the kernel. One PASS/FAIL line per check;
 # exit 1 if any failed. Needs root, systemd-container and mmdebstrap. CI runs it (.ci/run).
@@ -180,6 +181,17 @@ else
     fail journal "no entry with UPLINK=isp1"
 fi
 
+# 4b. state: a drain outlives a restart (StateDirectory=, /var/lib/uplinkd/state.json, root's).
+out=$(ct uplinkctl drain isp2 2>&1); rc=$?
+ct systemctl restart uplinkd; rrc=$?
+st=$(cts 'stat -c "%a %U" /var/lib/uplinkd /var/lib/uplinkd/state.json 2>&1 | tr "\n" " "')
+if [ $rc = 0 ] && [ $rrc = 0 ] && ct uplinkctl status | grep -q 'isp2 .*DRAINED' && [ "$st" = "700 root 600 root " ]; then
+    pass state "drain isp2, systemctl restart: still drained; /var/lib/uplinkd and state.json: $st"
+else
+    fail state "drain rc $rc, restart rc $rrc, state files '$st': $(ct uplinkctl status 2>&1 | head -4 | oneline) $(echo "$out" | oneline)"
+fi
+ct uplinkctl undrain isp2 >/dev/null 2>&1
+
 # 5. stop: quick, and routing stays (fail static).
 before=$(owned)
 t=$(date +%s%N)
@@ -214,7 +226,7 @@ fi
 cts 'groupadd --system uplinkd; systemctl enable --now uplinkd' >>"$LOG" 2>&1
 out=$(ct env DEBIAN_FRONTEND=noninteractive apt-get purge -y -q uplinkd 2>&1); rc=$?
 log_left=$(cts 'for p in /lib/systemd/system/uplinkd.service /etc/systemd/system/multi-user.target.wants/uplinkd.service \
-        /etc/uplinkd /usr/sbin/uplinkd /usr/bin/uplinkctl /run/uplinkd; do [ -e "$p" ] && echo "$p"; done
+        /etc/uplinkd /usr/sbin/uplinkd /usr/bin/uplinkctl /run/uplinkd /var/lib/uplinkd; do [ -e "$p" ] && echo "$p"; done
     pgrep -x uplinkd >/dev/null && echo process; true' | oneline)
 kernel=$(owned | oneline)
 if [ $rc = 0 ] && [ -z "$log_left" ] && [ "$kernel" = "0 0 no-table" ]; then
