@@ -1,7 +1,6 @@
 package inbound
 
 import (
-	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -81,10 +80,7 @@ func (z *Zone) sign(key config.DNSSECKey, next *config.DNSSECKey, prev *Zone, no
 		s.nsec[owner] = n
 		sets[rrsetKey{owner, dns.TypeNSEC}] = []dns.RR{n}
 	}
-	for _, k := range slices.SortedFunc(maps.Keys(sets), func(a, b rrsetKey) int {
-		return strings.Compare(a.owner+string(rune(a.rtype)), b.owner+string(rune(b.rtype)))
-	}) {
-		rrs := sets[k]
+	for k, rrs := range sets {
 		text := rrsetText(rrs)
 		if old != nil && old.texts[k] == text {
 			if sig := old.sigs[k]; sig != nil && time.Unix(int64(sig.Expiration), 0).Sub(now) > resignBefore {
@@ -158,13 +154,13 @@ func (s *signing) synthesized(rr dns.RR) (dns.RR, dns.RR) {
 	})
 }
 
-func (s *signing) cached(k rrsetKey, make func() dns.RR) (dns.RR, dns.RR) {
+func (s *signing) cached(k rrsetKey, build func() dns.RR) (dns.RR, dns.RR) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if v, ok := s.onTheFly[k]; ok {
 		return v[0], v[1]
 	}
-	rr := make()
+	rr := build()
 	sig := s.rrsig([]dns.RR{rr}, time.Now())
 	if sig == nil {
 		return rr, nil
