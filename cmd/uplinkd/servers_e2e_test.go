@@ -3,12 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
-	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,43 +14,18 @@ import (
 	"github.com/uplinkd/uplinkd/internal/testkit"
 )
 
-// shopServer is a web server on the LAN client's address (the DNAT's target on a real site):
-// its health page says "ok", or "maintenance" while sick; Stop closes it (connection refused).
-type shopServer struct {
-	sick atomic.Bool
-	srv  *http.Server
-	ln   net.Listener
-}
-
-func startShopServer(t *testing.T, lab *netlab.Lab, at netip.AddrPort) *shopServer {
+// startShopServer starts the shop's web server (netlab.WebServer: /healthz says "ok", or
+// "maintenance" while Sick) in role's namespace on at: on the LAN client, the DNAT's target on a
+// real site; on the Internet, another site's.
+func startShopServer(t *testing.T, lab *netlab.Lab, role string, at netip.AddrPort) *netlab.WebServer {
 	t.Helper()
-	return startShopServerIn(t, lab, netlab.RoleLAN, at)
-}
-
-// startShopServerIn starts the shop's web server in role's namespace.
-func startShopServerIn(t *testing.T, lab *netlab.Lab, role string, at netip.AddrPort) *shopServer {
-	t.Helper()
-	s := &shopServer{}
-	if err := lab.InNS(role, func() error {
-		var err error
-		s.ln, err = net.Listen("tcp", at.String())
-		return err
-	}); err != nil {
+	w, err := lab.StartWebServer(role, "the shop", at)
+	if err != nil {
 		t.Fatal(err)
 	}
-	s.srv = &http.Server{ReadHeaderTimeout: time.Second, Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if s.sick.Load() {
-			fmt.Fprintln(w, "maintenance")
-			return
-		}
-		fmt.Fprintln(w, "ok")
-	})}
-	go s.srv.Serve(s.ln)
-	t.Cleanup(s.Stop)
-	return s
+	t.Cleanup(w.Stop)
+	return w
 }
-
-func (s *shopServer) Stop() { s.srv.Close() }
 
 // TestANamesAnswerFollowsItsServer: www is published while its LAN web server's health page
 // says "ok"; the server stopped (connection refused) or saying something else makes uplinkd
@@ -63,7 +35,7 @@ func TestANamesAnswerFollowsItsServer(t *testing.T) {
 	needTool(t, "dig")
 	lab := testkit.Lab(t, netlab.Options{})
 	server := netip.AddrPortFrom(netlab.Client4, 8080)
-	shop := startShopServer(t, lab, server)
+	shop := startShopServer(t, lab, netlab.RoleLAN, server)
 	c := fastConfig()
 	c.Extra = fmt.Sprintf(`
 [dns]
@@ -87,7 +59,7 @@ fallback = ["203.0.113.80"]
 	}
 	waitUntil(t, 10*time.Second, "www to answer isp1's address", answers(netlab.GWWAN1Addr4.String()))
 
-	shop.sick.Store(true) // 200, but the page lacks "ok"
+	shop.Sick.Store(true) // 200, but the page lacks "ok"
 	took := waitUntil(t, 10*time.Second, "the fallback once the health page lacks ok", answers("203.0.113.80"))
 	t.Logf("a sick server was withdrawn %s after it turned (checks every 500 ms, down after 3)", took.Round(10*time.Millisecond))
 	if a := answer(netlab.GWWAN1Addr4); !strings.Contains(a.Output, "10\tIN\tA\t203.0.113.80") {
@@ -97,7 +69,7 @@ fallback = ["203.0.113.80"]
 	if n := st.DNS.Names[0]; !n.Fallback || len(n.Servers) != 1 || n.Servers[0].State != "down" || !strings.Contains(n.Servers[0].Reason, `lacks "ok"`) {
 		t.Errorf("status %+v: want the fallback in force and the server down for its body", n)
 	}
-	shop.sick.Store(false)
+	shop.Sick.Store(false)
 	waitUntil(t, 10*time.Second, "isp1's address again once the page says ok", answers(netlab.GWWAN1Addr4.String()))
 
 	shop.Stop() // connection refused
@@ -112,7 +84,7 @@ fallback = ["203.0.113.80"]
 		!strings.Contains(text, "connection refused") || !strings.Contains(text, "it would answer its fallback") {
 		t.Errorf("uplinkd --check --probe with the server stopped (exit %v):\n%s", err, text)
 	}
-	startShopServer(t, lab, server)
+	startShopServer(t, lab, netlab.RoleLAN, server)
 	waitUntil(t, 10*time.Second, "isp1's address once the server is back", answers(netlab.GWWAN1Addr4.String()))
 	out, _ = lab.Exec(context.Background(), netlab.RoleGW, uplinkdBinary(t), "--check", "--probe", "--config", d.config)
 	if text := string(out); !strings.Contains(text, "http://"+server.String()+"/healthz  passed in") {
@@ -130,8 +102,8 @@ func TestAnotherSiteIsCheckedThroughTheLiveUplinksAndFollowed(t *testing.T) {
 	needTool(t, "dig")
 	lab := testkit.Lab(t, netlab.Options{})
 	here, there := netip.AddrPortFrom(netlab.Client4, 8080), netip.AddrPortFrom(netlab.Server4, 8080)
-	shop := startShopServer(t, lab, here)
-	lyon := startShopServerIn(t, lab, netlab.RoleInet, there)
+	shop := startShopServer(t, lab, netlab.RoleLAN, here)
+	lyon := startShopServer(t, lab, netlab.RoleInet, there)
 	c := fastConfig()
 	c.Extra = fmt.Sprintf(`
 [dns]
@@ -201,7 +173,7 @@ addresses = [%q]
 	if n := st.DNS.Names[0]; !n.Fallback || len(n.Servers) != 2 || n.Servers[1].Site != "lyon" || n.Servers[1].State != "down" {
 		t.Errorf("status %+v", n)
 	}
-	startShopServerIn(t, lab, netlab.RoleInet, there)
+	startShopServer(t, lab, netlab.RoleInet, there)
 	waitUntil(t, 10*time.Second, "lyon back, alone", answers(netlab.Server4.String()))
 }
 
