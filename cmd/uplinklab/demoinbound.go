@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -31,11 +30,10 @@ func demoInbound(ctx context.Context, tl *timeline, bin string, cfg netlab.Daemo
 		return err
 	}
 	defer lab.close(&err)
-	stopShop, err := startShop(lab.Lab)
-	if err != nil {
+	// The shop answers on the gateway's every address (the lab removes it with the rest).
+	if _, err := lab.StartWebServer(netlab.RoleGW, "the gateway", netip.AddrPortFrom(netip.IPv4Unspecified(), shopPort)); err != nil {
 		return err
 	}
-	defer stopShop()
 	cfg.Extra = fmt.Sprintf("\n[dns]\nzone = %q\nttl = %q\n\n[[dns.name]]\nname = \"www\"\n", benchZone, demoTTL)
 	tl.say("starting uplinkd (%s) serving www.%s with TTL %s (the shipped TTL is 30 s)", cfgName, benchZone, demoTTL)
 	d, err := startDaemon(ctx, lab.Lab, bin, cfg, 15*time.Second, func(ev api.Event) { tl.say("uplinkd: %s", describeEvent(ev)) })
@@ -67,7 +65,11 @@ func demoInbound(ctx context.Context, tl *timeline, bin string, cfg netlab.Daemo
 		if err != nil {
 			return answer, ""
 		}
-		return answer, greet(ctx, lab.Lab, netip.AddrPortFrom(addr, shopPort))
+		page := lab.Get(ctx, netlab.RoleInet, netip.AddrPortFrom(addr, shopPort))
+		if i := strings.Index(page, "the shop at "); i >= 0 {
+			return answer, strings.TrimSpace(page[i:])
+		}
+		return answer, ""
 	}
 	reached := func(via netip.Addr) func() bool {
 		return func() bool { answer, greeting := visit(); return answer == via.String() && greeting != "" }
@@ -117,51 +119,4 @@ func demoInbound(ctx context.Context, tl *timeline, bin string, cfg netlab.Daemo
 	}
 	tl.say("customer reaches the shop through isp1 again %.2f s after the heal (up_after good rounds, then the TTL)", again)
 	return ctx.Err()
-}
-
-// startShop listens on the gateway's every address and greets a customer with the address it
-// reached.
-func startShop(lab *netlab.Lab) (stop func(), err error) {
-	var ln net.Listener
-	if err := lab.InNS(netlab.RoleGW, func() error {
-		var err error
-		ln, err = net.Listen("tcp4", fmt.Sprintf(":%d", shopPort))
-		return err
-	}); err != nil {
-		return nil, fmt.Errorf("the shop: %w", err)
-	}
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return // closed
-			}
-			c.SetDeadline(time.Now().Add(2 * time.Second))
-			fmt.Fprintf(c, "welcome to the shop, reached at %s\n", c.LocalAddr())
-			c.Close()
-		}
-	}()
-	return func() { ln.Close(); <-done }, nil
-}
-
-// greet connects from the internet to the shop at dst and returns its greeting ("" on failure).
-func greet(ctx context.Context, lab *netlab.Lab, dst netip.AddrPort) string {
-	var line string
-	lab.InNS(netlab.RoleInet, func() error {
-		dctx, cancel := context.WithTimeout(ctx, time.Second)
-		defer cancel()
-		c, err := (&net.Dialer{}).DialContext(dctx, "tcp4", dst.String())
-		if err != nil {
-			return err
-		}
-		defer c.Close()
-		c.SetDeadline(time.Now().Add(time.Second))
-		b := make([]byte, 128)
-		n, _ := c.Read(b)
-		line = strings.TrimSpace(string(b[:n]))
-		return nil
-	})
-	return line
 }

@@ -256,9 +256,21 @@ func (s *Sites) Visit(ctx context.Context) (site string, addr netip.Addr) {
 	if err != nil {
 		return "", netip.Addr{}
 	}
+	page := s.lab.Get(ctx, RoleInet, netip.AddrPortFrom(addr, WebPort))
+	for _, name := range []string{SiteA, SiteB} {
+		if strings.Contains(page, "the shop at "+name) {
+			return name, addr
+		}
+	}
+	return "", addr
+}
+
+// Get fetches / from the web server at from role's namespace (a customer's visit), bounded
+// by a second, and returns the response ("" when it failed).
+func (l *Lab) Get(ctx context.Context, role string, at netip.AddrPort) string {
 	var page string
-	s.lab.InNS(RoleInet, func() error {
-		c, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp4", netip.AddrPortFrom(addr, WebPort).String())
+	l.InNS(role, func() error {
+		c, err := (&net.Dialer{Timeout: time.Second}).DialContext(ctx, "tcp", at.String())
 		if err != nil {
 			return err
 		}
@@ -270,12 +282,7 @@ func (s *Sites) Visit(ctx context.Context) (site string, addr netip.Addr) {
 		page = string(b[:n])
 		return nil
 	})
-	for _, name := range []string{SiteA, SiteB} {
-		if strings.Contains(page, "the shop at "+name) {
-			return name, addr
-		}
-	}
-	return "", addr
+	return page
 }
 
 // WaitVisit visits every 100 ms until ok(site) or limit, and returns the seconds it took.
